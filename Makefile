@@ -1,0 +1,50 @@
+# llm-platform: two commands on a fresh machine, `make plan` and `make test`.
+# Both install what they need first (Python venv from the pinned requirements, and
+# Debian's promtool/amtool for the alert-rule tests).
+
+STACK ?= dev
+STACKS := $(patsubst Pulumi.%.yaml,%,$(wildcard Pulumi.*.yaml))
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup plan plans test lint unit clean
+
+setup: $(STAMP) tools-apt
+
+$(STAMP): requirements.txt requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+# promtool (Debian `prometheus`) and amtool (`prometheus-alertmanager`) check and
+# unit-test the rendered alert rules and Alertmanager config.
+tools-apt:
+	@command -v promtool >/dev/null && command -v amtool >/dev/null || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
+	    prometheus prometheus-alertmanager >/dev/null; }
+
+## Offline plan of one stack (default dev): build/$(STACK)/ and a summary.
+plan: $(STAMP)
+	$(PY) -m tools plan $(STACK)
+
+## Offline plan of every committed stack.
+plans: $(STAMP)
+	@set -e; for s in $(STACKS); do $(PY) -m tools plan $$s; done
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy .
+
+unit: setup
+	$(PY) -m pytest
+
+## Everything CI runs: lint, type check, unit tests, offline plan of every stack.
+test: setup lint unit plans
+
+clean:
+	rm -rf build $(VENV)

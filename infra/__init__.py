@@ -1,0 +1,1 @@
+"""AWS and cluster-level components of the llm-platform program."""

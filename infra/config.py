@@ -1,0 +1,642 @@
+"""Typed stack configuration: everything under the ``llm-platform:`` namespace.
+
+``__main__.py`` collects the raw stack config and calls :func:`load_config` before it
+registers any resource. Every other module receives the typed sections below, never
+``pulumi.Config``. Keys are camelCase in ``Pulumi.<stack>.yaml`` (Pulumi convention) and
+snake_case in Python. Each field documents its default; a stack file only states what
+differs from it.
+
+Validation happens in two passes that both report *all* problems at once:
+
+1. field checks by pydantic (types, ranges, closed sets, unknown keys), and
+2. cross-field checks (zones in the region, pool references, GPU fits, secrets).
+
+Each problem is one line ``<key path> = <value>: <what is allowed>``; the value of a
+secret is never printed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import types
+import typing
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, Union
+
+import pulumi
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+)
+from pydantic.alias_generators import to_camel
+
+from infra.gpu_catalog import GPU_FAMILIES, allowed_instance_types
+
+NAMESPACE = "llm-platform"
+
+# --------------------------------------------------------------------------- errors
+
+
+class ConfigError(pulumi.RunError):
+    """Invalid stack configuration.
+
+    A ``RunError`` is reported by the Pulumi CLI as its message alone, without a Python
+    traceback; the offline plan prints the same message and exits 2.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(
+            f"invalid stack configuration ({len(problems)} problem"
+            f"{'s' if len(problems) != 1 else ''}):\n" + "\n".join(f"  - {p}" for p in problems)
+        )
+
+
+# --------------------------------------------------------------------------- base types
+
+
+class _Section(BaseModel):
+    """Base of every config section: immutable, unknown keys rejected, camelCase keys."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        validate_default=True,
+    )
+
+
+def _dns_label(value: str) -> str:
+    if not re.fullmatch(r"[a-z]([-a-z0-9]{0,38}[a-z0-9])?", value):
+        raise ValueError(
+            "must be a DNS label: lowercase letters, digits and '-', starting with a letter, "
+            "at most 40 characters"
+        )
+    return value
+
+
+def _duration(value: str) -> str:
+    if not re.fullmatch(r"(\d+(s|m|h))+", value):
+        raise ValueError("must be a Go duration such as '30s', '10m', '720h' or '1h30m'")
+    return value
+
+
+DnsLabel = Annotated[str, AfterValidator(_dns_label)]
+Duration = Annotated[str, AfterValidator(_duration)]
+PositiveInt = Annotated[int, Field(ge=1)]
+CapacityType = Literal["spot", "on-demand"]
+
+# CloudWatch Logs accepts only these retention periods (PutRetentionPolicy API).
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
+
+
+# --------------------------------------------------------------------------- sections
+
+
+class NetworkConfig(_Section):
+    """VPC layout. Subnets are carved from ``cidr`` per zone (see ``infra.network``)."""
+
+    cidr: ipaddress.IPv4Network = ipaddress.IPv4Network("10.0.0.0/16")
+    """VPC CIDR block (default ``10.0.0.0/16``)."""
+    nat_gateways: Literal["single", "perZone"] = "perZone"
+    """``perZone`` survives a zone outage; ``single`` saves ~USD 33/month per zone (dev)."""
+    private_subnet_prefix: Annotated[int, Field(ge=16, le=24)] = 19
+    """Prefix length of each private (node/pod) subnet: /19 = 8,190 pod IPs (default 19)."""
+    public_subnet_prefix: Annotated[int, Field(ge=20, le=28)] = 24
+    """Prefix length of each public (load balancer/NAT) subnet (default 24)."""
+
+
+class SystemNodeGroupConfig(_Section):
+    """On-demand managed node group for controllers (Karpenter cannot run on nodes it makes)."""
+
+    instance_types: tuple[str, ...] = ("m7i.large",)
+    min_size: PositiveInt = 2
+    desired_size: PositiveInt = 2
+    max_size: PositiveInt = 4
+
+
+AddonName = Literal[
+    "vpc-cni", "coredns", "kube-proxy", "eks-pod-identity-agent", "aws-ebs-csi-driver"
+]
+LogType = Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]
+
+
+class ClusterConfig(_Section):
+    """EKS control plane and system node group."""
+
+    name: DnsLabel
+    """EKS cluster name; also the Karpenter discovery tag value."""
+    version: Annotated[str, Field(pattern=r"^1\.\d{2}$")] = "1.33"
+    """Kubernetes minor version (default ``1.33``)."""
+    admins: tuple[
+        Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/.+$")], ...
+    ] = ()
+    """IAM principals granted ``AmazonEKSClusterAdminPolicy`` through access entries."""
+    endpoint_public_access: bool = False
+    """Expose the API endpoint publicly (limited to ``public_access_cidrs``)."""
+    public_access_cidrs: tuple[ipaddress.IPv4Network, ...] = ()
+    """CIDRs allowed to reach a public endpoint; required when it is public."""
+    log_types: tuple[LogType, ...] = (
+        "api",
+        "audit",
+        "authenticator",
+        "controllerManager",
+        "scheduler",
+    )
+    """Control-plane log types shipped to CloudWatch (default: all five)."""
+    system_node_group: SystemNodeGroupConfig = SystemNodeGroupConfig()
+    addons: dict[AddonName, Annotated[str, Field(pattern=r"^v\d+\.\d+\.\d+-eksbuild\.\d+$")]] = {}
+    """EKS add-on versions, e.g. ``vpc-cni: v1.20.4-eksbuild.1``. All five are required."""
+
+
+class KarpenterConfig(_Section):
+    """Karpenter controller release."""
+
+    version: Annotated[str, Field(pattern=r"^1\.\d+\.\d+$")] = "1.8.2"
+    """Version of the ``karpenter`` and ``karpenter-crd`` charts (always the same)."""
+
+
+class NodeClassConfig(_Section):
+    """The GPU EC2NodeClass."""
+
+    ami_family: Literal["al2023", "bottlerocket"] = "al2023"
+    """AMI alias family; both ship the NVIDIA driver and container toolkit for GPU types."""
+    ami_version: Annotated[str, Field(pattern=r"^(latest|v\d{8}|v\d+\.\d+\.\d+)$")] = "latest"
+    """AMI alias version: ``latest`` (dev) or a pinned release such as ``v20251108`` (prod)."""
+    root_volume_gib: Annotated[int, Field(ge=50, le=16384, alias="rootVolumeGiB")] = 200
+    """Root (AL2023) or data (Bottlerocket) volume: vLLM images are 10+ GB, weights more."""
+    data_volume_snapshot_id: Annotated[str, Field(pattern=r"^snap-[0-9a-f]{8,17}$")] | None = None
+    """Optional EBS snapshot with pre-pulled images, attached as the data volume."""
+
+
+class GpuPoolConfig(_Section):
+    """One Karpenter GPU NodePool."""
+
+    name: DnsLabel
+    instance_families: Annotated[tuple[str, ...], Field(min_length=1)]
+    """Allowed NVIDIA families, e.g. ``[g6e, g6]``; see ``infra.gpu_catalog``."""
+    instance_sizes: tuple[str, ...] = ()
+    """Optional size allowlist, e.g. ``[xlarge, 2xlarge, 12xlarge]`` (default: all sizes)."""
+    capacity_types: Annotated[tuple[CapacityType, ...], Field(min_length=1)] = ("spot", "on-demand")
+    """Karpenter prefers spot when both are allowed and falls back to on-demand."""
+    gpu_limit: PositiveInt
+    """Maximum GPUs the pool may hold at once (``limits.nvidia.com/gpu``)."""
+    cpu_limit: PositiveInt = 1000
+    memory_limit_gib: Annotated[int, Field(ge=1, alias="memoryLimitGiB")] = 4000
+    weight: Annotated[int, Field(ge=1, le=100)] | None = None
+    consolidate_after: Duration = "30m"
+    """Pool disruption uses ``WhenEmpty``: a node is removed only once empty this long."""
+    expire_after: Duration = "720h"
+    termination_grace_period: Duration = "2h"
+    disruption_budget_nodes: Annotated[str, Field(pattern=r"^(\d+|\d{1,3}%)$")] = "10%"
+
+
+class CpuPoolConfig(_Section):
+    """The general-purpose CPU NodePool."""
+
+    instance_categories: Annotated[tuple[Literal["c", "m", "r"], ...], Field(min_length=1)] = (
+        "c",
+        "m",
+        "r",
+    )
+    capacity_types: Annotated[tuple[CapacityType, ...], Field(min_length=1)] = ("spot", "on-demand")
+    cpu_limit: PositiveInt = 200
+    memory_limit_gib: Annotated[int, Field(ge=1, alias="memoryLimitGiB")] = 800
+
+
+class GpuOperatorConfig(_Section):
+    """NVIDIA GPU operator release."""
+
+    version: Annotated[str, Field(pattern=r"^v\d+\.\d+\.\d+$")] = "v25.10.0"
+    time_slicing_replicas: Annotated[int, Field(ge=2, le=16)] | None = None
+    """Share each GPU between N pods (dev only; no memory isolation). Default off."""
+
+
+class ReplicaRange(_Section):
+    min: PositiveInt = 1
+    max: PositiveInt = 1
+
+
+class ModelConfig(_Section):
+    """One vLLM-served model (``models:`` list)."""
+
+    name: DnsLabel
+    """Kubernetes name and S3 prefix (``models/<name>/``) of the model."""
+    served_model_name: Annotated[str, Field(min_length=1)]
+    """Name clients send in the OpenAI ``model`` field, e.g. ``Qwen/Qwen2.5-3B-Instruct``."""
+    enabled: bool = True
+    gpu_pool: DnsLabel
+    """Name of the GPU pool (``gpuPools[].name``) the model runs on."""
+    parameters_billions: Annotated[float, Field(gt=0, le=2000)]
+    num_layers: PositiveInt
+    num_kv_heads: PositiveInt
+    head_dim: PositiveInt
+    dtype: Literal["bfloat16", "float16"] = "bfloat16"
+    quantization: Literal["awq", "gptq", "fp8"] | None = None
+    tensor_parallel_size: Literal[1, 2, 4, 8] = 1
+    replicas: ReplicaRange = ReplicaRange()
+    max_model_len: Annotated[int, Field(ge=256, le=1_048_576)] = 8192
+    gpu_memory_utilization: Annotated[float, Field(ge=0.5, le=0.95)] = 0.90
+    max_num_seqs: Annotated[int, Field(ge=1, le=4096)] = 64
+    extra_args: tuple[str, ...] = ()
+
+
+class ServingConfig(_Section):
+    """Settings shared by every served model."""
+
+    namespace: DnsLabel = "inference"
+    vllm_image: Annotated[str, Field(pattern=r"^[\w./-]+:v\d+\.\d+\.\d+$")] = (
+        "vllm/vllm-openai:v0.11.2"
+    )
+    """vLLM OpenAI server image, pinned to a release tag."""
+    allowed_client_namespaces: tuple[DnsLabel, ...] = ()
+    """Namespaces whose pods may call the model Services (NetworkPolicy ingress)."""
+    keda_version: Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")] = "2.18.1"
+
+
+class AlertThresholds(_Section):
+    """Alert thresholds (see ``infra.alert_rules``)."""
+
+    p99_latency_seconds: Annotated[float, Field(gt=0)] = 10.0
+    error_ratio: Annotated[float, Field(gt=0, lt=1)] = 0.05
+    gpu_memory_ratio: Annotated[float, Field(gt=0, lt=1)] = 0.95
+    gpu_temperature_celsius: Annotated[int, Field(ge=50, le=100)] = 85
+    gpu_underutilized_percent: Annotated[int, Field(ge=1, le=100)] = 10
+    kv_cache_ratio: Annotated[float, Field(gt=0, lt=1)] = 0.90
+    queue_backlog: PositiveInt = 20
+
+
+class ObservabilityConfig(_Section):
+    """kube-prometheus-stack, Alertmanager routing and dashboards."""
+
+    kube_prometheus_stack_version: Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")] = "79.5.0"
+    prometheus_replicas: Annotated[int, Field(ge=1, le=3)] = 1
+    alertmanager_replicas: Annotated[int, Field(ge=1, le=3)] = 1
+    retention: Annotated[str, Field(pattern=r"^\d+[dh]$")] = "15d"
+    storage_gib: Annotated[int, Field(ge=10, le=4096, alias="storageGiB")] = 50
+    slack_channel: Annotated[str, Field(pattern=r"^#[\w-]+$")] = "#llm-platform-alerts"
+    thresholds: AlertThresholds = AlertThresholds()
+
+
+class LoggingConfig(_Section):
+    """Fluent Bit to CloudWatch Logs."""
+
+    retention_days: int = 30
+    """CloudWatch retention; one of the values CloudWatch accepts (default 30)."""
+    kms_encryption: bool = True
+    """Encrypt log groups with a platform KMS key (default on)."""
+
+
+class BudgetConfig(_Section):
+    """One cost budget (Kubecost alert, AWS Budget and PrometheusRule)."""
+
+    name: DnsLabel
+    scope: Literal["cluster", "namespace", "model"]
+    target: DnsLabel | None = None
+    """Namespace or model name; required unless scope is ``cluster``."""
+    monthly_usd: Annotated[float, Field(gt=0)]
+    thresholds_percent: Annotated[
+        tuple[Annotated[int, Field(ge=1, le=200)], ...], Field(min_length=1)
+    ] = (50, 80, 100)
+    notify_emails: tuple[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")], ...] = ()
+
+
+class CostConfig(_Section):
+    """Kubecost, budgets and the cost estimator."""
+
+    kubecost_version: Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")] = "2.8.5"
+    spot_discount: Annotated[float, Field(ge=0, lt=1)] = 0.6
+    """Expected spot saving vs on-demand, for the *expected* (not worst-case) estimate."""
+    budgets: Annotated[tuple[BudgetConfig, ...], Field(min_length=1)]
+
+
+class PolicyConfig(_Section):
+    """Environment limits enforced by the policy pack (and checked by the offline plan)."""
+
+    max_gpus_per_pool: PositiveInt
+    max_gpus_total: PositiveInt
+    min_zones: Annotated[int, Field(ge=1, le=6)] = 2
+    spot_only: bool = False
+    """Reject GPU pools that allow on-demand capacity (dev cost guard)."""
+
+
+class PlatformConfig(_Section):
+    """The whole ``llm-platform:`` namespace of one stack."""
+
+    stack: DnsLabel
+    """Stack name (from Pulumi, not from the stack file); used in names and tags."""
+    region: Annotated[str, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")]
+    """AWS region (from ``aws:region``, the one place it is set)."""
+    zones: Annotated[tuple[str, ...], Field(min_length=1, max_length=6)]
+    tags: dict[str, str]
+    """Cost-allocation tags on every AWS resource; must include ``cost-center`` and ``owner``."""
+    network: NetworkConfig = NetworkConfig()
+    cluster: ClusterConfig
+    karpenter: KarpenterConfig = KarpenterConfig()
+    node_class: NodeClassConfig = NodeClassConfig()
+    gpu_pools: Annotated[tuple[GpuPoolConfig, ...], Field(min_length=1)]
+    cpu_pool: CpuPoolConfig = CpuPoolConfig()
+    gpu_operator: GpuOperatorConfig = GpuOperatorConfig()
+    serving: ServingConfig = ServingConfig()
+    models: tuple[ModelConfig, ...] = ()
+    observability: ObservabilityConfig = ObservabilityConfig()
+    logging: LoggingConfig = LoggingConfig()
+    cost: CostConfig
+    policy: PolicyConfig
+    slack_webhook_url: SecretStr | None = None
+    """Secret. Alertmanager Slack incoming-webhook URL."""
+    pagerduty_routing_key: SecretStr | None = None
+    """Secret. PagerDuty Events API v2 integration (routing) key."""
+    model_api_key: SecretStr | None = None
+    """Secret. API key vLLM requires on every request (``--api-key``)."""
+    grafana_admin_password: SecretStr | None = None
+    """Secret. Grafana admin password."""
+
+    @property
+    def all_tags(self) -> dict[str, str]:
+        """Tags applied to every taggable AWS resource."""
+        return {"project": NAMESPACE, "environment": self.stack, **self.tags}
+
+    @property
+    def enabled_models(self) -> tuple[ModelConfig, ...]:
+        return tuple(m for m in self.models if m.enabled)
+
+    def gpu_pool(self, name: str) -> GpuPoolConfig:
+        return next(p for p in self.gpu_pools if p.name == name)
+
+
+SECRET_KEYS: tuple[str, ...] = tuple(
+    to_camel(n) for n, f in PlatformConfig.model_fields.items() if "SecretStr" in str(f.annotation)
+)
+REQUIRED_SECRETS: tuple[str, ...] = (
+    "slackWebhookUrl",
+    "pagerdutyRoutingKey",
+    "modelApiKey",
+    "grafanaAdminPassword",
+)
+REQUIRED_TAGS: tuple[str, ...] = ("cost-center", "owner")
+REQUIRED_ADDONS: tuple[str, ...] = typing.get_args(AddonName)
+# Keys that come from Pulumi itself, not from the stack file's llm-platform namespace.
+_INJECTED = ("stack", "region")
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_config(
+    raw: Mapping[str, Any], *, stack: str, region: str, secret_keys: frozenset[str]
+) -> PlatformConfig:
+    """Validate the raw ``llm-platform:`` config of a stack.
+
+    ``raw`` maps keys without the namespace (``gpuPools``) to values as Pulumi passes
+    them: structured values as JSON strings or already decoded. ``secret_keys`` holds
+    the keys (without namespace) that were set with ``--secret``. Raises
+    :class:`ConfigError` listing every problem.
+    """
+    data: dict[str, Any] = {}
+    problems: list[str] = []
+    for key, value in raw.items():
+        if key in _INJECTED:
+            source = "the stack name" if key == "stack" else "aws:region"
+            problems.append(f"{NAMESPACE}:{key}: not a stack-file key; it comes from {source}")
+            continue
+        data[key] = _decode(value)
+    for key in SECRET_KEYS:
+        if key in data and key not in secret_keys:
+            problems.append(
+                f"{NAMESPACE}:{key} is set in clear text: it must be a secret "
+                f"(pulumi config set --secret {NAMESPACE}:{key} <value>)"
+            )
+    if problems:
+        raise ConfigError(problems)
+    try:
+        cfg = PlatformConfig.model_validate({**data, "stack": stack, "region": region})
+    except ValidationError as exc:
+        errors = exc.errors()
+        # A list that failed because an item failed adds no information: drop it.
+        locs = [tuple(e["loc"]) for e in errors]
+        raise ConfigError(
+            [
+                _describe(err)
+                for err, loc in zip(errors, locs, strict=True)
+                if not any(len(o) > len(loc) and o[: len(loc)] == loc for o in locs)
+            ]
+        ) from None
+    problems = _cross_checks(cfg)
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def _decode(value: Any) -> Any:
+    """Pulumi hands structured config to Python as JSON text; scalars stay strings."""
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = f"{NAMESPACE}:{loc[0]}" if loc else NAMESPACE
+    for part in loc[1:]:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def _describe(err: Mapping[str, Any]) -> str:
+    loc = tuple(err["loc"])
+    path = _path(loc)
+    if err["type"] == "extra_forbidden":
+        allowed = ", ".join(_allowed_keys(loc[:-1]))
+        return f"{path}: unknown key; allowed keys here: {allowed}"
+    if err["type"] == "missing":
+        return f"{path}: required key is missing"
+    value = err.get("input")
+    shown = "<secret>" if loc and loc[0] in SECRET_KEYS else json.dumps(value, default=str)
+    # Config lists are tuples inside the model; users wrote YAML lists.
+    message = str(err["msg"]).removeprefix("Value error, ").replace("Tuple ", "List ")
+    return f"{path} = {shown}: {message[:1].lower()}{message[1:]}"
+
+
+def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
+    """camelCase keys of the section at ``loc`` (for 'unknown key' messages)."""
+    model: Any = PlatformConfig
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = next((f for f in model.model_fields.values() if f.alias == part), None)
+        if field is None:
+            return []
+        model = _model_in(field.annotation)
+        if model is None:
+            return []
+    return sorted(str(f.alias) for n, f in model.model_fields.items() if n not in _INJECTED)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside ``X``, ``X | None`` or ``tuple[X, ...]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin = typing.get_origin(annotation)
+    if origin in (Union, types.UnionType, tuple, Annotated):
+        for arg in typing.get_args(annotation):
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def _snake(camel: str) -> str:
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", camel).lower()
+
+
+def _cross_checks(cfg: PlatformConfig) -> list[str]:
+    """Checks that span fields; each message names the offending key path."""
+    problems: list[str] = []
+    ns = NAMESPACE
+
+    for i, zone in enumerate(cfg.zones):
+        if not re.fullmatch(re.escape(cfg.region) + r"[a-z]", zone):
+            problems.append(
+                f"{ns}:zones[{i}] = {json.dumps(zone)}: not a zone of region {cfg.region} "
+                f"(expected {cfg.region}a, {cfg.region}b, ...)"
+            )
+    if len(set(cfg.zones)) != len(cfg.zones):
+        problems.append(f"{ns}:zones = {json.dumps(list(cfg.zones))}: zones must be unique")
+
+    missing_tags = [t for t in REQUIRED_TAGS if not cfg.tags.get(t)]
+    if missing_tags:
+        problems.append(
+            f"{ns}:tags = {json.dumps(cfg.tags)}: cost tags {', '.join(missing_tags)} are required"
+        )
+
+    c = cfg.cluster
+    if c.endpoint_public_access and not c.public_access_cidrs:
+        problems.append(
+            f"{ns}:cluster.publicAccessCidrs = []: a public endpoint needs at least one CIDR "
+            "(never 0.0.0.0/0 implicitly)"
+        )
+    missing_addons = [a for a in REQUIRED_ADDONS if a not in c.addons]
+    if missing_addons:
+        problems.append(
+            f"{ns}:cluster.addons = {json.dumps(dict(c.addons))}: versions required for "
+            f"{', '.join(missing_addons)}"
+        )
+    sng = c.system_node_group
+    if not sng.min_size <= sng.desired_size <= sng.max_size:
+        problems.append(
+            f"{ns}:cluster.systemNodeGroup = {json.dumps(sng.model_dump(by_alias=True))}: "
+            "must satisfy minSize <= desiredSize <= maxSize"
+        )
+
+    if cfg.logging.retention_days not in LOG_RETENTION_DAYS:
+        problems.append(
+            f"{ns}:logging.retentionDays = {cfg.logging.retention_days}: CloudWatch allows "
+            f"{', '.join(map(str, LOG_RETENTION_DAYS))}"
+        )
+
+    problems += _duplicates("gpuPools", [p.name for p in cfg.gpu_pools])
+    problems += _duplicates("models", [m.name for m in cfg.models])
+    problems += _duplicates("cost.budgets", [b.name for b in cfg.cost.budgets])
+
+    for i, pool in enumerate(cfg.gpu_pools):
+        at = f"{ns}:gpuPools[{i}]"
+        for j, family in enumerate(pool.instance_families):
+            if family not in GPU_FAMILIES:
+                problems.append(
+                    f"{at}.instanceFamilies[{j}] = {json.dumps(family)}: not an NVIDIA GPU "
+                    f"family; allowed: {', '.join(GPU_FAMILIES)}"
+                )
+        if all(f in GPU_FAMILIES for f in pool.instance_families) and not allowed_instance_types(
+            pool.instance_families, pool.instance_sizes
+        ):
+            problems.append(
+                f"{at}.instanceSizes = {json.dumps(list(pool.instance_sizes))}: no instance "
+                f"type of {', '.join(pool.instance_families)} has these sizes"
+            )
+        if len(set(pool.capacity_types)) != len(pool.capacity_types):
+            problems.append(f"{at}.capacityTypes: capacity types must be unique")
+
+    pools = {p.name: p for p in cfg.gpu_pools}
+    for i, model in enumerate(cfg.models):
+        at = f"{ns}:models[{i}]"
+        if model.replicas.min > model.replicas.max:
+            problems.append(
+                f"{at}.replicas = {json.dumps(model.replicas.model_dump())}: min must be <= max"
+            )
+        target_pool = pools.get(model.gpu_pool)
+        if target_pool is None:
+            problems.append(
+                f"{at}.gpuPool = {json.dumps(model.gpu_pool)}: no such GPU pool; "
+                f"defined: {', '.join(pools)}"
+            )
+            continue
+        types_ = allowed_instance_types(target_pool.instance_families, target_pool.instance_sizes)
+        most = max((t.gpus for t in types_), default=0)
+        if types_ and model.tensor_parallel_size > most:
+            problems.append(
+                f"{at}.tensorParallelSize = {model.tensor_parallel_size}: pool "
+                f"{target_pool.name} offers at most {most} GPUs per instance"
+            )
+
+    for i, budget in enumerate(cfg.cost.budgets):
+        at = f"{ns}:cost.budgets[{i}]"
+        if budget.scope == "cluster" and budget.target is not None:
+            problems.append(
+                f"{at}.target = {json.dumps(budget.target)}: a cluster budget has no target"
+            )
+        if budget.scope != "cluster" and budget.target is None:
+            problems.append(f"{at}.target: required for scope {budget.scope}")
+        if budget.scope == "model" and budget.target not in {m.name for m in cfg.models}:
+            problems.append(
+                f"{at}.target = {json.dumps(budget.target)}: no such model; "
+                f"defined: {', '.join(m.name for m in cfg.models)}"
+            )
+    if not any(b.scope == "cluster" for b in cfg.cost.budgets):
+        problems.append(f"{ns}:cost.budgets: a budget with scope cluster is required")
+
+    for key in REQUIRED_SECRETS:
+        if getattr(cfg, _snake(key)) is None:
+            problems.append(
+                f"{ns}:{key}: required secret is not set "
+                f"(pulumi config set --secret {ns}:{key} <value>)"
+            )
+
+    return problems
+
+
+def _duplicates(key: str, names: list[str]) -> list[str]:
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    return [f"{NAMESPACE}:{key}: duplicate name {json.dumps(n)}" for n in dupes]

@@ -1,0 +1,100 @@
+"""Helpers shared by the tests: run the program under mocks, find and resolve things.
+
+The mocks themselves live in ``tools.mock_runtime`` (the offline plan uses the very
+same ones); ``tests/conftest.py`` exposes these helpers as fixtures.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pulumi
+from pulumi.runtime.sync_await import _sync_await
+
+from tools.mock_runtime import Recorded, Run, run_program
+from tools.plan import StackFile, load_stack_file
+
+T = TypeVar("T")
+Mutation = Callable[[dict[str, Any]], object]
+
+
+def stack_config(stack: str) -> dict[str, Any]:
+    """The decoded config of a committed stack file (keys fully qualified)."""
+    stack_file = load_stack_file(stack)
+    return {k: _decode(v) for k, v in stack_file.config.items()}
+
+
+def _decode(value: str) -> Any:
+    return json.loads(value) if value[:1] in "[{" else value
+
+
+def run_stack(
+    stack: str, mutate: Mutation | None = None, *, clear_text: frozenset[str] = frozenset()
+) -> Run:
+    """Run ``__main__.py`` with the stack's config, optionally mutated first.
+
+    ``mutate`` gets the decoded config (``{"llm-platform:gpuPools": [...], ...}``) and
+    changes it in place, so a test states only the one field it changes. Keys in
+    ``clear_text`` are passed as plain (not secret) config.
+    """
+    stack_file: StackFile = load_stack_file(stack)
+    config = copy.deepcopy(stack_config(stack))
+    if mutate is not None:
+        mutate(config)
+    encoded = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
+    return run_program(encoded, stack=stack, secret_keys=stack_file.secret_keys - clear_text)
+
+
+@functools.cache
+def planned(stack: str) -> tuple[Recorded, ...]:
+    """Resources of the committed stack (cached: the program is deterministic)."""
+    run = run_stack(stack)
+    if run.error is not None:
+        raise run.error
+    return tuple(run.resources)
+
+
+def find_all(resources: tuple[Recorded, ...] | list[Recorded], type_: str) -> list[Recorded]:
+    return sorted((r for r in resources if r.type == type_), key=lambda r: r.name)
+
+
+def find(resources: tuple[Recorded, ...] | list[Recorded], type_: str, name: str) -> Recorded:
+    """The one resource of ``type_`` named ``name``; fails listing what exists."""
+    matches = [r for r in resources if r.type == type_ and r.name == name]
+    if len(matches) != 1:
+        names = sorted(r.name for r in resources if r.type == type_)
+        raise AssertionError(f"expected one {type_} named {name!r}; found {names}")
+    return matches[0]
+
+
+def kubernetes_objects(resources: tuple[Recorded, ...] | list[Recorded]) -> list[dict[str, Any]]:
+    """Every native Kubernetes object the program renders (built-in kinds and CRs)."""
+    from tools.plan import is_kubernetes_object
+
+    return [r.inputs for r in resources if is_kubernetes_object(r)]
+
+
+def resolve(output: pulumi.Output[T]) -> T:
+    """Value of an Output; fails if it is unknown, so an assertion cannot silently skip.
+
+    Call it inside a program run (``run_component``), where the mock engine is live.
+    """
+    if not _sync_await(output.is_known()):
+        raise AssertionError("Output is unknown: the assertion would not have run")
+    return _sync_await(output.future())  # type: ignore[return-value]
+
+
+def run_component(build: Callable[[], T], stack: str = "test") -> tuple[list[Recorded], T]:
+    """Run ``build`` (which creates components) under mocks; return resources and result.
+
+    Resolve Outputs with :func:`resolve` inside ``build`` and return plain values.
+    """
+    box: list[T] = []
+    run = run_program({}, stack=stack, program=lambda: box.append(build()))
+    if run.error is not None:
+        raise run.error
+    return run.resources, box[0]

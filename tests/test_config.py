@@ -1,0 +1,299 @@
+"""Stack config validation: every bad config is rejected before any resource exists."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from infra.config import ConfigError, load_config
+from tests.harness import run_stack, stack_config
+
+NS = "llm-platform"
+Config = dict[str, Any]
+
+
+def _pool(c: Config) -> dict[str, Any]:
+    return c[f"{NS}:gpuPools"][0]
+
+
+def _model(c: Config, i: int = 0) -> dict[str, Any]:
+    return c[f"{NS}:models"][i]
+
+
+ROOT_KEYS = (
+    "cluster, cost, cpuPool, gpuOperator, gpuPools, grafanaAdminPassword, karpenter, logging, "
+    "modelApiKey, models, network, nodeClass, observability, pagerdutyRoutingKey, policy, "
+    "serving, slackWebhookUrl, tags, zones"
+)
+
+# (case id, mutation of the committed dev config, the exact problem line)
+INVALID: list[tuple[str, Callable[[Config], object], str]] = [
+    (
+        "unknown top-level key (typo)",
+        lambda c: c.update({f"{NS}:gpuPool": c[f"{NS}:gpuPools"]}),
+        f"{NS}:gpuPool: unknown key; allowed keys here: {ROOT_KEYS}",
+    ),
+    (
+        "unknown nested key (typo)",
+        lambda c: c[f"{NS}:cluster"].update(endpointPublic=True),
+        f"{NS}:cluster.endpointPublic: unknown key; allowed keys here: addons, admins, "
+        "endpointPublicAccess, logTypes, name, publicAccessCidrs, systemNodeGroup, version",
+    ),
+    (
+        "GPU limit of the wrong type",
+        lambda c: _pool(c).update(gpuLimit="four"),
+        f'{NS}:gpuPools[0].gpuLimit = "four": input should be a valid integer, unable to parse '
+        "string as an integer",
+    ),
+    (
+        "zero GPU limit",
+        lambda c: _pool(c).update(gpuLimit=0),
+        f"{NS}:gpuPools[0].gpuLimit = 0: input should be greater than or equal to 1",
+    ),
+    (
+        "negative GPU limit",
+        lambda c: _pool(c).update(gpuLimit=-2),
+        f"{NS}:gpuPools[0].gpuLimit = -2: input should be greater than or equal to 1",
+    ),
+    (
+        "instance family without GPUs",
+        lambda c: _pool(c).update(instanceFamilies=["m7i"]),
+        f'{NS}:gpuPools[0].instanceFamilies[0] = "m7i": not an NVIDIA GPU family; allowed: '
+        "g4dn, g5, g6, g6e, p4d, p4de, p5, p5e, p5en",
+    ),
+    (
+        "zone outside the region",
+        lambda c: c.update({f"{NS}:zones": ["us-west-2a", "eu-west-1a"]}),
+        f'{NS}:zones[1] = "eu-west-1a": not a zone of region us-west-2 '
+        "(expected us-west-2a, us-west-2b, ...)",
+    ),
+    (
+        "duplicate zones",
+        lambda c: c.update({f"{NS}:zones": ["us-west-2a", "us-west-2a"]}),
+        f'{NS}:zones = ["us-west-2a", "us-west-2a"]: zones must be unique',
+    ),
+    (
+        "duplicate model names",
+        lambda c: _model(c, 1).update(name="chat"),
+        f'{NS}:models: duplicate name "chat"',
+    ),
+    (
+        "duplicate pool names",
+        lambda c: c[f"{NS}:gpuPools"].append(dict(_pool(c))),
+        f'{NS}:gpuPools: duplicate name "gpu-dev"',
+    ),
+    (
+        "tensor parallelism above the pool's largest instance",
+        lambda c: _model(c).update(tensorParallelSize=8),
+        f"{NS}:models[0].tensorParallelSize = 8: pool gpu-dev offers at most 4 GPUs per instance",
+    ),
+    (
+        "tensor parallelism not a power of two",
+        lambda c: _model(c).update(tensorParallelSize=3),
+        f"{NS}:models[0].tensorParallelSize = 3: input should be 1, 2, 4 or 8",
+    ),
+    (
+        "budget of zero",
+        lambda c: c[f"{NS}:cost"]["budgets"][0].update(monthlyUsd=0),
+        f"{NS}:cost.budgets[0].monthlyUsd = 0: input should be greater than 0",
+    ),
+    (
+        "no cluster budget",
+        lambda c: c[f"{NS}:cost"]["budgets"][0].update(scope="namespace", target="inference"),
+        f"{NS}:cost.budgets: a budget with scope cluster is required",
+    ),
+    (
+        "model on an undefined pool",
+        lambda c: _model(c).update(gpuPool="gpu-big"),
+        f'{NS}:models[0].gpuPool = "gpu-big": no such GPU pool; defined: gpu-dev',
+    ),
+    (
+        "unknown capacity type",
+        lambda c: _pool(c).update(capacityTypes=["reserved"]),
+        f"{NS}:gpuPools[0].capacityTypes[0] = \"reserved\": input should be 'spot' or 'on-demand'",
+    ),
+    (
+        "unknown NAT mode",
+        lambda c: c[f"{NS}:network"].update(natGateways="two"),
+        f"{NS}:network.natGateways = \"two\": input should be 'single' or 'perZone'",
+    ),
+    (
+        "invalid VPC CIDR",
+        lambda c: c[f"{NS}:network"].update(cidr="10.0.0.0/33"),
+        f'{NS}:network.cidr = "10.0.0.0/33": input is not a valid IPv4 network',
+    ),
+    (
+        "cluster name not a DNS label",
+        lambda c: c[f"{NS}:cluster"].update(name="LLM_Dev"),
+        f'{NS}:cluster.name = "LLM_Dev": must be a DNS label: lowercase letters, digits and '
+        "'-', starting with a letter, at most 40 characters",
+    ),
+    (
+        "public endpoint without CIDRs",
+        lambda c: c[f"{NS}:cluster"].update(publicAccessCidrs=[]),
+        f"{NS}:cluster.publicAccessCidrs = []: a public endpoint needs at least one CIDR "
+        "(never 0.0.0.0/0 implicitly)",
+    ),
+    (
+        "missing add-on version",
+        lambda c: c[f"{NS}:cluster"]["addons"].pop("coredns"),
+        f'{NS}:cluster.addons = {{"vpc-cni": "v1.20.4-eksbuild.1", "kube-proxy": '
+        '"v1.33.3-eksbuild.10", "eks-pod-identity-agent": "v1.3.9-eksbuild.3", '
+        '"aws-ebs-csi-driver": "v1.51.1-eksbuild.1"}: versions required for coredns',
+    ),
+    (
+        "log retention CloudWatch does not accept",
+        lambda c: c[f"{NS}:logging"].update(retentionDays=10),
+        f"{NS}:logging.retentionDays = 10: CloudWatch allows 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, "
+        "180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653",
+    ),
+    (
+        "replica minimum above maximum",
+        lambda c: _model(c).update(replicas={"min": 3, "max": 2}),
+        f'{NS}:models[0].replicas = {{"min": 3, "max": 2}}: min must be <= max',
+    ),
+    (
+        "GPU memory utilisation too high",
+        lambda c: _model(c).update(gpuMemoryUtilization=0.99),
+        f"{NS}:models[0].gpuMemoryUtilization = 0.99: input should be less than or equal to 0.95",
+    ),
+    (
+        "duration that is not a duration",
+        lambda c: _pool(c).update(consolidateAfter="soon"),
+        f"{NS}:gpuPools[0].consolidateAfter = \"soon\": must be a Go duration such as '30s', "
+        "'10m', '720h' or '1h30m'",
+    ),
+    (
+        "missing cost tag",
+        lambda c: c[f"{NS}:tags"].pop("cost-center"),
+        f'{NS}:tags = {{"owner": "platform-team@example.com"}}: cost tags cost-center are required',
+    ),
+    (
+        "region set in the namespace",
+        lambda c: c.update({f"{NS}:region": "us-east-1"}),
+        f"{NS}:region: not a stack-file key; it comes from aws:region",
+    ),
+    (
+        "required key missing",
+        lambda c: c[f"{NS}:cluster"].pop("name"),
+        f"{NS}:cluster.name: required key is missing",
+    ),
+    (
+        "unknown AMI family",
+        lambda c: c[f"{NS}:nodeClass"].update(amiFamily="ubuntu"),
+        f"{NS}:nodeClass.amiFamily = \"ubuntu\": input should be 'al2023' or 'bottlerocket'",
+    ),
+    (
+        "model budget for an undefined model",
+        lambda c: c[f"{NS}:cost"]["budgets"].append(
+            {"name": "m", "scope": "model", "target": "nope", "monthlyUsd": 10}
+        ),
+        f'{NS}:cost.budgets[1].target = "nope": no such model; defined: chat, code',
+    ),
+    (
+        "size allowlist that matches nothing",
+        lambda c: _pool(c).update(instanceSizes=["metal"]),
+        f'{NS}:gpuPools[0].instanceSizes = ["metal"]: no instance type of g6, g5 has these sizes',
+    ),
+    (
+        "no GPU pool",
+        lambda c: c.update({f"{NS}:gpuPools": []}),
+        f"{NS}:gpuPools = []: list should have at least 1 item after validation, not 0",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "problem"), [(m, p) for _, m, p in INVALID], ids=[i for i, _, _ in INVALID]
+)
+def test_invalid_config_is_rejected_before_any_resource(
+    mutate: Callable[[Config], object], problem: str
+) -> None:
+    run = run_stack("dev", mutate)
+    assert isinstance(run.error, ConfigError)
+    assert run.error.problems == [problem]
+    assert run.resources == []
+
+
+def test_there_are_at_least_25_invalid_cases() -> None:
+    assert len(INVALID) >= 25
+
+
+def test_secret_in_clear_text_is_rejected_without_printing_it() -> None:
+    key = f"{NS}:slackWebhookUrl"
+    run = run_stack(
+        "dev",
+        lambda c: c.update({key: "https://hooks.example/T0/B0/abc"}),
+        clear_text=frozenset({key}),
+    )
+    assert isinstance(run.error, ConfigError)
+    assert run.error.problems == [
+        f"{key} is set in clear text: it must be a secret "
+        f"(pulumi config set --secret {key} <value>)"
+    ]
+    assert "hooks.example" not in str(run.error)
+    assert run.resources == []
+
+
+def test_all_problems_are_reported_at_once() -> None:
+    def two_errors(c: Config) -> None:
+        _pool(c).update(gpuLimit=0)
+        c[f"{NS}:network"].update(natGateways="two")
+
+    run = run_stack("dev", two_errors)
+    assert isinstance(run.error, ConfigError)
+    assert len(run.error.problems) == 2
+    assert str(run.error).startswith("invalid stack configuration (2 problems):\n  - ")
+
+
+def test_missing_secret_names_the_command_to_set_it() -> None:
+    raw = {
+        k.removeprefix(f"{NS}:"): v
+        for k, v in stack_config("dev").items()
+        if k.startswith(f"{NS}:") and "Password" not in k
+    }
+    with pytest.raises(ConfigError) as exc:
+        load_config(raw, stack="dev", region="us-west-2", secret_keys=frozenset(raw))
+    assert exc.value.problems == [
+        f"{NS}:grafanaAdminPassword: required secret is not set "
+        f"(pulumi config set --secret {NS}:grafanaAdminPassword <value>)"
+    ]
+
+
+def test_committed_stacks_load_with_documented_defaults(stack: str) -> None:
+    raw = {
+        k.removeprefix(f"{NS}:"): v
+        for k, v in stack_config(stack).items()
+        if k.startswith(f"{NS}:")
+    }
+    region = stack_config(stack)["aws:region"]
+    cfg = load_config(raw, stack=stack, region=region, secret_keys=frozenset(raw))
+    assert cfg.all_tags["environment"] == stack
+    assert cfg.all_tags["project"] == "llm-platform"
+    assert cfg.karpenter.version == "1.8.2"  # a default the stack files do not repeat
+    assert cfg.slack_webhook_url is not None
+    assert "offline-placeholder" not in repr(cfg)  # secrets never show in repr
+
+
+def test_dev_and_prod_differ_where_environments_should() -> None:
+    def load(stack: str) -> Any:
+        raw = {
+            k.removeprefix(f"{NS}:"): v
+            for k, v in stack_config(stack).items()
+            if k.startswith(f"{NS}:")
+        }
+        return load_config(
+            raw, stack=stack, region=stack_config(stack)["aws:region"], secret_keys=frozenset(raw)
+        )
+
+    dev, prod = load("dev"), load("prod")
+    assert (len(dev.zones), len(prod.zones)) == (2, 3)
+    assert (dev.network.nat_gateways, prod.network.nat_gateways) == ("single", "perZone")
+    assert (dev.cluster.endpoint_public_access, prod.cluster.endpoint_public_access) == (
+        True,
+        False,
+    )
+    assert dev.policy.max_gpus_total < prod.policy.max_gpus_total
+    assert prod.node_class.ami_version != "latest"

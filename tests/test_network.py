@@ -1,0 +1,115 @@
+"""Network: subnet plan (pure) and the VPC component as both stacks render it."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from infra.config import NetworkConfig
+from infra.network import NetworkArgs, plan_subnets
+from tests.harness import find, find_all
+from tools.mock_runtime import Recorded
+
+ZONES = {"dev": ["us-west-2a", "us-west-2b"], "prod": ["us-east-1a", "us-east-1b", "us-east-1c"]}
+NAT_COUNT = {"dev": 1, "prod": 3}
+
+
+def test_plan_subnets_gives_each_zone_disjoint_private_and_public_blocks() -> None:
+    plans = plan_subnets(ipaddress.IPv4Network("10.40.0.0/16"), ("a1", "b1", "c1"), 19, 24)
+    assert [(p.zone, p.private_cidr, p.public_cidr) for p in plans] == [
+        ("a1", "10.40.0.0/19", "10.40.96.0/24"),
+        ("b1", "10.40.32.0/19", "10.40.97.0/24"),
+        ("c1", "10.40.64.0/19", "10.40.98.0/24"),
+    ]
+    blocks = [ipaddress.IPv4Network(c) for p in plans for c in (p.private_cidr, p.public_cidr)]
+    assert not any(a.overlaps(b) for i, a in enumerate(blocks) for b in blocks[i + 1 :])
+
+
+def test_adding_a_zone_never_renumbers_existing_private_subnets() -> None:
+    cidr = ipaddress.IPv4Network("10.0.0.0/16")
+    two = plan_subnets(cidr, ("a", "b"), 19, 24)
+    three = plan_subnets(cidr, ("a", "b", "c"), 19, 24)
+    assert [p.private_cidr for p in three[:2]] == [p.private_cidr for p in two]
+
+
+def test_plan_subnets_rejects_a_vpc_too_small_for_the_zones() -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"^10\.0\.0\.0/18 has room for 1 zones with /19 "
+        r"private subnets plus the public block, not 2$",
+    ):
+        plan_subnets(ipaddress.IPv4Network("10.0.0.0/18"), ("a", "b"), 19, 24)
+
+
+def test_network_args_fail_before_any_resource() -> None:
+    with pytest.raises(
+        ValueError, match=r"^zones \(\(\)\) must name at least one availability zone$"
+    ):
+        NetworkArgs(config=NetworkConfig(), region="us-west-2", zones=(), cluster_name="c")
+
+
+def _subnets(resources: tuple[Recorded, ...], kind: str) -> list[Recorded]:
+    return [r for r in find_all(resources, "aws:ec2/subnet:Subnet") if f"-{kind}-" in r.name]
+
+
+def test_one_private_and_one_public_subnet_per_zone(
+    stack: str, resources: tuple[Recorded, ...]
+) -> None:
+    for kind in ("private", "public"):
+        assert (
+            sorted(s.inputs["availabilityZone"] for s in _subnets(resources, kind)) == ZONES[stack]
+        )
+
+
+def test_subnet_tags_for_karpenter_and_load_balancers(
+    stack: str, resources: tuple[Recorded, ...]
+) -> None:
+    cluster = f"llm-{stack}"
+    for subnet in _subnets(resources, "private"):
+        assert subnet.inputs["tags"]["karpenter.sh/discovery"] == cluster
+        assert subnet.inputs["tags"]["kubernetes.io/role/internal-elb"] == "1"
+        assert "kubernetes.io/role/elb" not in subnet.inputs["tags"]
+    for subnet in _subnets(resources, "public"):
+        assert subnet.inputs["tags"]["kubernetes.io/role/elb"] == "1"
+        assert "karpenter.sh/discovery" not in subnet.inputs["tags"]
+        assert subnet.inputs["mapPublicIpOnLaunch"] is False
+
+
+def test_nat_gateways_follow_config(stack: str, resources: tuple[Recorded, ...]) -> None:
+    nats = find_all(resources, "aws:ec2/natGateway:NatGateway")
+    assert len(nats) == NAT_COUNT[stack]
+    # Each private route table sends default traffic to a NAT; per zone in prod.
+    private_rts = [
+        r for r in find_all(resources, "aws:ec2/routeTable:RouteTable") if "-private-" in r.name
+    ]
+    targets = {rt.name[-1]: rt.inputs["routes"][0]["natGatewayId"] for rt in private_rts}
+    if stack == "prod":
+        assert targets == {z: f"llm-nat-{z}-id" for z in "abc"}
+    else:
+        assert set(targets.values()) == {"llm-nat-a-id"}
+
+
+def test_s3_gateway_endpoint_serves_private_route_tables(
+    stack: str, resources: tuple[Recorded, ...]
+) -> None:
+    endpoint = find(resources, "aws:ec2/vpcEndpoint:VpcEndpoint", "llm-s3")
+    region = ZONES[stack][0][:-1]
+    assert endpoint.inputs["serviceName"] == f"com.amazonaws.{region}.s3"
+    assert endpoint.inputs["vpcEndpointType"] == "Gateway"
+    assert sorted(endpoint.inputs["routeTableIds"]) == sorted(
+        f"llm-private-{z[-1]}-id" for z in ZONES[stack]
+    )
+
+
+def test_every_network_resource_carries_cost_tags(
+    stack: str, resources: tuple[Recorded, ...]
+) -> None:
+    network = [r for r in resources if r.parent == "llm" and r.type.startswith("aws:ec2/")]
+    tagged = [r for r in network if "Association" not in r.type]
+    assert tagged
+    for r in tagged:
+        tags = r.inputs["tags"]
+        assert tags["environment"] == stack, r.name
+        assert tags["cost-center"] == f"ml-platform-{stack}", r.name
+        assert tags["owner"] and tags["project"] == "llm-platform", r.name

@@ -1,0 +1,102 @@
+"""Offline plan: outputs, determinism, secret masking and exit codes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tools import plan as plan_tool
+from tools.__main__ import main as cli
+
+ROOT = plan_tool.ROOT
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def test_plan_writes_resources_manifests_helm_and_summary(stack: str, tmp_path: Path) -> None:
+    result = plan_tool.plan(stack, out_root=tmp_path, log=lambda _: None)
+    assert result.exit_code == 0
+    out = tmp_path / stack
+    resources = json.loads((out / "resources.json").read_text())
+    assert resources == sorted(resources, key=lambda r: (r["type"], r["name"]))
+    assert {"type", "name", "parent", "dependsOn", "inputs"} == set(resources[0])
+    assert len(resources) == len(result.resources)
+    assert (out / "manifests").is_dir() and (out / "helm").is_dir()
+    assert (out / "summary.txt").read_text().startswith("Resources by kind:\n")
+
+
+def test_plan_is_byte_for_byte_deterministic(tmp_path: Path) -> None:
+    plan_tool.plan("dev", out_root=tmp_path / "one", log=lambda _: None)
+    plan_tool.plan("dev", out_root=tmp_path / "two", log=lambda _: None)
+    assert _tree(tmp_path / "one" / "dev") == _tree(tmp_path / "two" / "dev")
+
+
+def test_secure_values_and_absent_secrets_become_masked_placeholders(tmp_path: Path) -> None:
+    document = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+    document["config"]["llm-platform:modelApiKey"] = {"secure": "v1:AAAABBBBCCCC"}
+    (tmp_path / "Pulumi.dev.yaml").write_text(yaml.safe_dump(document))
+    stack_file = plan_tool.load_stack_file("dev", tmp_path)
+    assert stack_file.placeholders["llm-platform:modelApiKey"] == (
+        "offline-placeholder-llm-platform-modelApiKey"
+    )
+    assert (
+        set(stack_file.placeholders)
+        == set(stack_file.secret_keys)
+        == {
+            "llm-platform:slackWebhookUrl",
+            "llm-platform:pagerdutyRoutingKey",
+            "llm-platform:modelApiKey",
+            "llm-platform:grafanaAdminPassword",
+        }
+    )
+    result = plan_tool.plan(
+        "dev", stack_dir=tmp_path, out_root=tmp_path / "out", log=lambda _: None
+    )
+    assert result.leaks == []
+    written = "".join(p.read_text() for p in (tmp_path / "out").rglob("*") if p.is_file())
+    assert "offline-placeholder" not in written
+    assert "v1:AAAABBBBCCCC" not in written
+
+
+def test_masked_replaces_every_secret() -> None:
+    from tools.mock_runtime import Secret
+
+    assert plan_tool.masked({"a": [Secret("x"), {"b": Secret(1)}], "c": "y"}) == {
+        "a": ["[secret]", {"b": "[secret]"}],
+        "c": "y",
+    }
+
+
+def test_bad_config_exits_2_with_the_message_and_no_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    document = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+    document["config"]["llm-platform:gpuPools"][0]["gpuLimit"] = 0
+    (tmp_path / "Pulumi.dev.yaml").write_text(yaml.safe_dump(document))
+    code = cli(["plan", "dev", "--stack-dir", str(tmp_path), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == (
+        "error: invalid stack configuration (1 problem):\n"
+        "  - llm-platform:gpuPools[0].gpuLimit = 0: input should be greater than or equal to 1\n"
+    )
+    assert "Traceback" not in err
+    assert not (tmp_path / "out" / "dev").exists()
+
+
+def test_unknown_stack_exits_2_listing_stacks(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(["plan", "staging"]) == 2
+    assert "no stack file Pulumi.staging.yaml; stacks: dev, prod" in capsys.readouterr().err
+
+
+def test_committed_build_dir_is_not_required(tmp_path: Path) -> None:
+    shutil.rmtree(tmp_path, ignore_errors=True)
+    assert plan_tool.plan("prod", out_root=tmp_path, log=lambda _: None).exit_code == 0

@@ -1,0 +1,1 @@
+"""Command-line tools of llm-platform: offline plan, preflight, model sync."""

@@ -1,0 +1,49 @@
+"""``python -m tools <command>``: the project's command-line tools."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    plan = commands.add_parser("plan", help="offline plan of a stack (no cloud, no Pulumi CLI)")
+    plan.add_argument("stack", help="stack name: reads Pulumi.<stack>.yaml")
+    plan.add_argument(
+        "--stack-dir",
+        type=Path,
+        default=None,
+        help="directory holding Pulumi.<stack>.yaml (default: the project root)",
+    )
+    plan.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output root (default: build/; writes <out>/<stack>/)",
+    )
+    args = parser.parse_args(argv)
+
+    if args.command == "plan":
+        from tools import plan as plan_tool
+
+        return plan_tool.main(args.stack, args.stack_dir or plan_tool.ROOT, args.out)
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+def _close_event_loop() -> None:
+    """Close the loop importing the Pulumi SDK made, so exit prints no GC noise."""
+    import asyncio
+    import contextlib
+
+    with contextlib.suppress(RuntimeError):
+        asyncio.get_event_loop().close()
+
+
+if __name__ == "__main__":
+    code = main()
+    _close_event_loop()
+    sys.exit(code)

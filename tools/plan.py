@@ -1,0 +1,252 @@
+"""Offline plan: what ``pulumi up`` would create for a stack, without cloud or CLI.
+
+Runs the real ``__main__.py`` under Pulumi's mock runtime with the config of
+``Pulumi.<stack>.yaml`` and writes, under ``build/<stack>/``:
+
+- ``resources.json``: every resource (type, name, parent, dependencies, inputs), sorted,
+  secrets masked as ``"[secret]"``;
+- ``manifests/``: one YAML file per native Kubernetes object;
+- ``helm/``: chart, repository, version, namespace and values of every Helm release;
+- ``summary.txt``: the summary printed at the end.
+
+Exit status: 0 clean, 1 on mandatory policy violations or a secret written in clear,
+2 on configuration errors. Same input, same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from infra.config import NAMESPACE, REQUIRED_SECRETS, ConfigError
+from tools.mock_runtime import Recorded, Secret, run_program
+
+ROOT = Path(__file__).resolve().parent.parent
+MASK = "[secret]"
+HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
+
+
+@dataclass(frozen=True)
+class StackFile:
+    """Config of one stack file, in the form the Pulumi CLI hands it to the program."""
+
+    config: dict[str, str]
+    secret_keys: frozenset[str]
+    placeholders: dict[str, str]
+    """Secret key -> the placeholder value the plan used in its place."""
+
+
+def load_stack_file(stack: str, root: Path = ROOT) -> StackFile:
+    """Read ``Pulumi.<stack>.yaml``.
+
+    Encrypted values (``secure: v1:...``) cannot be decrypted offline, and required
+    secrets are normally set with ``pulumi config set --secret`` rather than committed:
+    both become unique placeholder values, marked secret, so the plan can prove that
+    no secret reaches its output in clear.
+    """
+    path = root / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        stacks = sorted(p.name.split(".")[1] for p in root.glob("Pulumi.*.yaml"))
+        raise ConfigError([f"no stack file {path.name}; stacks: {', '.join(stacks)}"])
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{path.name} is not valid YAML: {exc}"]) from None
+    raw = document.get("config") or {}
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{path.name}: 'config' must be a mapping of keys to values"])
+    config: dict[str, str] = {}
+    secret_keys: set[str] = set()
+    placeholders: dict[str, str] = {}
+    for key, value in raw.items():
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            placeholders[key] = config[key] = f"offline-placeholder-{key.replace(':', '-')}"
+            secret_keys.add(key)
+        elif isinstance(value, str):
+            config[key] = value
+        else:
+            config[key] = json.dumps(value)
+    for name in REQUIRED_SECRETS:
+        key = f"{NAMESPACE}:{name}"
+        if key not in config:
+            placeholders[key] = config[key] = f"offline-placeholder-{NAMESPACE}-{name}"
+            secret_keys.add(key)
+    return StackFile(config, frozenset(secret_keys), placeholders)
+
+
+def masked(value: Any) -> Any:
+    """Inputs with every secret replaced by ``"[secret]"``."""
+    if isinstance(value, Secret):
+        return MASK
+    if isinstance(value, dict):
+        return {k: masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [masked(v) for v in value]
+    return value
+
+
+def is_kubernetes_object(r: Recorded) -> bool:
+    """Native Kubernetes objects (built-in kinds and our custom resources)."""
+    return (
+        r.type.startswith("kubernetes:")
+        and r.type != HELM_RELEASE
+        and "kind" in r.inputs
+        and "apiVersion" in r.inputs
+    )
+
+
+def manifest_filename(obj: dict[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    namespace = meta.get("namespace") or "_cluster"
+    return f"{obj['kind'].lower()}-{namespace}-{meta.get('name', 'unnamed')}.yaml"
+
+
+def helm_release(r: Recorded) -> dict[str, Any]:
+    """The part of a Helm release that decides what gets installed."""
+    return {
+        "name": r.inputs.get("name", r.name),
+        "chart": r.inputs.get("chart"),
+        "version": r.inputs.get("version"),
+        "repository": (r.inputs.get("repositoryOpts") or {}).get("repo"),
+        "namespace": r.inputs.get("namespace"),
+        "values": r.inputs.get("values") or {},
+    }
+
+
+def _dump_yaml(data: Any) -> str:
+    return yaml.safe_dump(data, sort_keys=True, default_flow_style=False, width=100)
+
+
+# A summary section takes the run's resources and returns its lines. Later layers add
+# sections here (GPU capacity, cost, alerts, policy verdicts).
+SummarySection = Callable[[list[Recorded]], list[str]]
+
+
+def _resources_by_kind(resources: list[Recorded]) -> list[str]:
+    counts = Counter(r.type for r in resources)
+    width = max((len(t) for t in counts), default=0)
+    return (
+        ["Resources by kind:"]
+        + [f"  {t.ljust(width)}  {n:>3}" for t, n in sorted(counts.items())]
+        + [f"  {'total'.ljust(width)}  {sum(counts.values()):>3}"]
+    )
+
+
+def _helm_releases(resources: list[Recorded]) -> list[str]:
+    rows = [helm_release(r) for r in resources if r.type == HELM_RELEASE]
+    if not rows:
+        return []
+    return ["Helm releases:"] + [
+        f"  {h['name']}: {h['chart']} {h['version']} ({h['repository']}) -> ns {h['namespace']}"
+        for h in sorted(rows, key=lambda h: str(h["name"]))
+    ]
+
+
+SUMMARY_SECTIONS: list[SummarySection] = [_resources_by_kind, _helm_releases]
+
+
+@dataclass
+class PlanResult:
+    """What one offline plan produced."""
+
+    stack: str
+    resources: list[Recorded] = field(default_factory=list)
+    summary: list[str] = field(default_factory=list)
+    leaks: list[str] = field(default_factory=list)
+    mandatory_violations: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.leaks or self.mandatory_violations else 0
+
+
+def _find_leaks(text: str, placeholders: Iterable[str]) -> list[str]:
+    return sorted(p for p in placeholders if p in text)
+
+
+def plan(
+    stack: str,
+    *,
+    stack_dir: Path = ROOT,
+    out_root: Path | None = None,
+    log: Callable[[str], None] = print,
+) -> PlanResult:
+    """Run the offline plan of ``stack``; raises :class:`ConfigError` on bad config."""
+    out = (out_root or ROOT / "build") / stack
+    log(f"[1/4] reading Pulumi.{stack}.yaml")
+    stack_file = load_stack_file(stack, stack_dir)
+    log(f"[2/4] running __main__.py under the mock runtime (stack {stack})")
+    run = run_program(stack_file.config, stack=stack, secret_keys=stack_file.secret_keys)
+    if run.error is not None:
+        raise run.error
+    resources = sorted(run.resources, key=lambda r: (r.type, r.name))
+    result = PlanResult(stack=stack, resources=resources)
+
+    log(f"[3/4] writing {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}/")
+    if out.exists():
+        shutil.rmtree(out)
+    (out / "manifests").mkdir(parents=True)
+    (out / "helm").mkdir()
+    files: dict[Path, str] = {}
+    files[out / "resources.json"] = (
+        json.dumps(
+            [
+                {
+                    "type": r.type,
+                    "name": r.name,
+                    "parent": r.parent,
+                    "dependsOn": list(r.depends_on),
+                    "inputs": masked(r.inputs),
+                }
+                for r in resources
+            ],
+            indent=2,
+            sort_keys=True,
+        )
+        + "\n"
+    )
+    for r in resources:
+        if is_kubernetes_object(r):
+            files[out / "manifests" / manifest_filename(r.inputs)] = _dump_yaml(masked(r.inputs))
+        elif r.type == HELM_RELEASE:
+            files[out / "helm" / f"{r.name}.yaml"] = _dump_yaml(masked(helm_release(r)))
+
+    log("[4/4] summarising")
+    for section in SUMMARY_SECTIONS:
+        lines = section(resources)
+        if lines:
+            result.summary += [*lines, ""]
+    for warning in sorted(set(run.warnings)):
+        result.summary.append(f"warning: {warning}")
+    files[out / "summary.txt"] = "\n".join(result.summary) + "\n"
+
+    for path, text in sorted(files.items()):
+        leaks = _find_leaks(text, stack_file.placeholders.values())
+        result.leaks += [f"{path.name}: secret written in clear ({leak})" for leak in leaks]
+        path.write_text(text)
+    return result
+
+
+def main(stack: str, stack_dir: Path = ROOT, out_root: Path | None = None) -> int:
+    """CLI entry: print progress and summary, return the exit status."""
+    try:
+        result = plan(stack, stack_dir=stack_dir, out_root=out_root)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print()
+    print("\n".join(result.summary))
+    for leak in result.leaks:
+        print(f"error: {leak}", file=sys.stderr)
+    for violation in result.mandatory_violations:
+        print(f"error: mandatory policy violation: {violation}", file=sys.stderr)
+    print(f"offline plan of stack {stack}: " + ("clean" if result.exit_code == 0 else "FAILED"))
+    return result.exit_code
