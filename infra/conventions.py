@@ -1,0 +1,42 @@
+"""Names several components must agree on: namespaces, release names, labels, taints.
+
+Each is defined once here so that, say, the Prometheus rule selector, the DCGM
+ServiceMonitor label and the model ServiceMonitors can never drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Namespaces
+KARPENTER_NAMESPACE: Final = "karpenter"
+GPU_OPERATOR_NAMESPACE: Final = "gpu-operator"
+MONITORING_NAMESPACE: Final = "monitoring"
+LOGGING_NAMESPACE: Final = "logging"
+KEDA_NAMESPACE: Final = "keda"
+KUBECOST_NAMESPACE: Final = "kubecost"
+
+# kube-prometheus-stack selects PrometheusRules and ServiceMonitors by this label
+# (``release: <release name>`` while ``*SelectorNilUsesHelmValues`` stays true).
+PROMETHEUS_RELEASE: Final = "kube-prometheus-stack"
+PROMETHEUS_SELECTOR_LABELS: Final = {"release": PROMETHEUS_RELEASE}
+# Service "<fullname>-prometheus"; fullname is the release name when it contains the chart name.
+PROMETHEUS_URL: Final = f"http://{PROMETHEUS_RELEASE}-prometheus.{MONITORING_NAMESPACE}.svc:9090"
+
+# System node group: on-demand nodes for controllers (Karpenter cannot run on nodes it
+# launches). Tainted so that only workloads that opt in land there.
+SYSTEM_NODE_LABELS: Final = {"llm-platform.io/node-role": "system"}
+SYSTEM_TAINT: Final = {"key": "CriticalAddonsOnly", "value": "true", "effect": "NoSchedule"}
+SYSTEM_TOLERATION: Final = {
+    "key": "CriticalAddonsOnly",
+    "operator": "Exists",
+    "effect": "NoSchedule",
+}
+
+# GPU nodes (Karpenter GPU NodePools): only pods that tolerate the taint land there.
+GPU_RESOURCE: Final = "nvidia.com/gpu"
+GPU_NODE_LABELS: Final = {"llm-platform.io/accelerator": "nvidia"}
+GPU_TAINT: Final = {"key": GPU_RESOURCE, "value": "true", "effect": "NoSchedule"}
+GPU_TOLERATION: Final = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
+NODEPOOL_LABEL: Final = "karpenter.sh/nodepool"
+ZONE_LABEL: Final = "topology.kubernetes.io/zone"
