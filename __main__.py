@@ -11,6 +11,7 @@ import pulumi
 import pulumi.runtime
 from pulumi.runtime import config as runtime_config
 
+from infra.cluster import Cluster, ClusterArgs
 from infra.config import NAMESPACE, PlatformConfig, load_config
 from infra.network import Network, NetworkArgs
 
@@ -48,5 +49,18 @@ network = Network(
     ),
 )
 
+cluster = Cluster(
+    "llm",
+    ClusterArgs(
+        config=cfg.cluster,
+        region=cfg.region,
+        vpc_id=network.vpc_id,
+        private_subnet_ids=network.private_subnet_ids,
+        tags=tags,
+    ),
+)
+
 pulumi.export("vpcId", network.vpc_id)
 pulumi.export("privateSubnetIds", network.private_subnet_ids)
+pulumi.export("clusterName", cluster.name)
+pulumi.export("clusterEndpoint", cluster.endpoint)

@@ -105,7 +105,11 @@ def test_s3_gateway_endpoint_serves_private_route_tables(
 def test_every_network_resource_carries_cost_tags(
     stack: str, resources: tuple[Recorded, ...]
 ) -> None:
-    network = [r for r in resources if r.parent == "llm" and r.type.startswith("aws:ec2/")]
+    network = [
+        r
+        for r in resources
+        if r.parent_type == "llm-platform:network:Network" and r.type.startswith("aws:ec2/")
+    ]
     tagged = [r for r in network if "Association" not in r.type]
     assert tagged
     for r in tagged:

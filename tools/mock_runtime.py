@@ -52,6 +52,7 @@ class Recorded:
     urn: str
     parent: str | None
     """Name of the parent resource (``None`` for children of the stack)."""
+    parent_type: str | None
     inputs: dict[str, Any]
     """Inputs after every Output resolved; secret values wrapped in :class:`Secret`."""
     depends_on: tuple[str, ...] = ()
@@ -111,6 +112,13 @@ FAKE_OUTPUTS: dict[str, Callable[[pulumi_mocks.MockResourceArgs], dict[str, Any]
         ),
     },
     "aws:sns/topic:Topic": lambda a: {"arn": _arn("sns", "topic", a.name).replace("topic/", "")},
+    "aws:ec2/launchTemplate:LaunchTemplate": lambda a: {"latestVersion": 1},
+    # pulumi-eks is a remote (multi-language) component: the engine, not Python,
+    # computes its outputs, so the mock supplies the ones the program reads.
+    "eks:index:Cluster": lambda a: {
+        "clusterSecurityGroupId": f"sg-{a.inputs.get('name', a.name)}-cluster",
+        "kubeconfigJson": "{}",
+    },
 }
 
 # Data sources the program may call, by token.
@@ -119,6 +127,12 @@ INVOKES: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
         "accountId": ACCOUNT_ID,
         "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/offline-plan",
         "userId": "AIDAOFFLINEPLAN",
+    },
+    "aws:eks/getCluster:getCluster": lambda args: {
+        "name": args["name"],
+        "endpoint": f"https://{args['name'].upper()}0MOCK.gr7.us-west-2.eks.amazonaws.com",
+        "certificateAuthorities": [{"data": "TU9DSy1DTFVTVEVSLUNB"}],
+        "vpcConfig": {"clusterSecurityGroupId": f"sg-{args['name']}-cluster"},
     },
     "aws:index/getPartition:getPartition": lambda _: {
         "partition": "aws",
@@ -134,11 +148,13 @@ class PlatformMocks(pulumi.runtime.Mocks):
         extra = FAKE_OUTPUTS.get(args.typ, lambda _a: {})(args)
         return f"{args.name}-id", {**args.inputs, **extra}
 
-    def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], None]:
+    def call(
+        self, args: pulumi_mocks.MockCallArgs
+    ) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         handler = INVOKES.get(args.token)
         if handler is None:
             raise KeyError(f"the offline mocks have no answer for data source {args.token}")
-        return handler(args.args), None
+        return handler(args.args), []
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
@@ -151,15 +167,16 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
-            parent = None
+            parent = parent_type = None
             if request.parent and _type_of(request.parent) != "pulumi:pulumi:Stack":
-                parent = _name_of(request.parent)
+                parent, parent_type = _name_of(request.parent), _type_of(request.parent)
             self.recorded.append(
                 Recorded(
                     type=request.type,
                     name=request.name,
                     urn=response.urn,
                     parent=parent,
+                    parent_type=parent_type,
                     inputs=_unwrap(rpc.deserialize_properties(request.object)),
                     depends_on=tuple(sorted({_name_of(u) for u in request.dependencies})),
                     custom=request.custom,

@@ -202,7 +202,7 @@ def plan(
                 {
                     "type": r.type,
                     "name": r.name,
-                    "parent": r.parent,
+                    "parent": f"{r.parent_type}::{r.parent}" if r.parent else None,
                     "dependsOn": list(r.depends_on),
                     "inputs": masked(r.inputs),
                 }

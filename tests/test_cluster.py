@@ -1,0 +1,226 @@
+"""Cluster: EKS access, encryption, logging, add-ons, system nodes, provider."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from infra.cluster import (
+    CLUSTER_ADMIN_POLICY,
+    Cluster,
+    ClusterArgs,
+    render_kubeconfig,
+)
+from infra.config import ClusterConfig
+from tests.harness import find, find_all, resolve, run_component, stack_config
+from tools.mock_runtime import Recorded
+
+ADMINS = {
+    "dev": ["arn:aws:iam::111122223333:role/PlatformAdmin"],
+    "prod": [
+        "arn:aws:iam::444455556666:role/PlatformAdmin",
+        "arn:aws:iam::444455556666:role/GitHubActionsDeploy",
+    ],
+}
+
+
+def _eks(resources: tuple[Recorded, ...]) -> dict[str, Any]:
+    return find(resources, "eks:index:Cluster", "llm-eks").inputs
+
+
+def test_kubeconfig_depends_only_on_cluster_identity() -> None:
+    config = render_kubeconfig("c1", "https://x.eks", "Q0E=", "eu-west-1")
+    assert config["clusters"] == [
+        {"name": "c1", "cluster": {"server": "https://x.eks", "certificate-authority-data": "Q0E="}}
+    ]
+    user = config["users"][0]["user"]["exec"]
+    assert user["command"] == "aws"
+    assert user["args"] == [
+        "eks",
+        "get-token",
+        "--cluster-name",
+        "c1",
+        "--region",
+        "eu-west-1",
+        "--output",
+        "json",
+    ]
+    assert "env" not in user  # no AWS_PROFILE baked in: who deploys never changes it
+    assert render_kubeconfig("c1", "https://x.eks", "Q0E=", "eu-west-1") == config
+
+
+def test_api_authentication_with_admin_access_entries(
+    stack: str, resources: tuple[Recorded, ...]
+) -> None:
+    eks = _eks(resources)
+    assert eks["authenticationMode"] == "API"
+    assert eks["name"] == f"llm-{stack}"
+    assert eks["accessEntries"] == {
+        f"admin-{i}": {
+            "principalArn": arn,
+            "accessPolicies": {
+                "cluster-admin": {
+                    "policyArn": CLUSTER_ADMIN_POLICY,
+                    "accessScope": {"type": "cluster"},
+                }
+            },
+        }
+        for i, arn in enumerate(ADMINS[stack])
+    }
+
+
+def test_secrets_encrypted_with_a_rotating_key_and_all_logs_on(
+    resources: tuple[Recorded, ...],
+) -> None:
+    eks = _eks(resources)
+    key = find(resources, "aws:kms/key:Key", "llm-secrets")
+    assert key.inputs["enableKeyRotation"] is True
+    assert eks["encryptionConfigKeyArn"].endswith(":key/llm-secrets")
+    assert eks["enabledClusterLogTypes"] == [
+        "api",
+        "audit",
+        "authenticator",
+        "controllerManager",
+        "scheduler",
+    ]
+
+
+def test_endpoint_access_follows_config(stack: str, resources: tuple[Recorded, ...]) -> None:
+    eks = _eks(resources)
+    assert eks["endpointPrivateAccess"] is True
+    if stack == "prod":
+        assert eks["endpointPublicAccess"] is False
+        assert "publicAccessCidrs" not in eks
+    else:
+        assert eks["endpointPublicAccess"] is True
+        assert eks["publicAccessCidrs"] == ["203.0.113.0/24"]
+
+
+def test_no_default_node_group_oidc_or_self_managed_addons(resources: tuple[Recorded, ...]) -> None:
+    eks = _eks(resources)
+    assert eks["skipDefaultNodeGroup"] is True
+    assert eks["createOidcProvider"] is False
+    assert eks["bootstrapSelfManagedAddons"] is False
+    assert eks["corednsAddonOptions"]["enabled"] is False
+    assert eks["kubeProxyAddonOptions"]["enabled"] is False
+
+
+def test_managed_addons_at_config_versions_in_dependency_order(
+    stack: str, resources: tuple[Recorded, ...]
+) -> None:
+    versions = stack_config(stack)["llm-platform:cluster"]["addons"]
+    addons = {a.inputs["addonName"]: a for a in find_all(resources, "aws:eks/addon:Addon")}
+    assert {n: a.inputs["addonVersion"] for n, a in addons.items()} == versions
+    for before in ("vpc-cni", "kube-proxy", "eks-pod-identity-agent"):
+        assert "llm-system" not in addons[before].depends_on
+        assert (
+            f"llm-{before}"
+            in find(resources, "aws:eks/nodeGroup:NodeGroup", "llm-system").depends_on
+        )
+    for after in ("coredns", "aws-ebs-csi-driver"):
+        assert "llm-system" in addons[after].depends_on
+    assert addons["aws-ebs-csi-driver"].inputs["podIdentityAssociations"] == [
+        {
+            "roleArn": "arn:aws:iam::123456789012:role/llm-ebs-csi",
+            "serviceAccount": "ebs-csi-controller-sa",
+        }
+    ]
+    ebs_trust = json.loads(
+        find(resources, "aws:iam/role:Role", "llm-ebs-csi").inputs["assumeRolePolicy"]
+    )
+    assert ebs_trust["Statement"][0]["Principal"] == {"Service": "pods.eks.amazonaws.com"}
+    assert ebs_trust["Statement"][0]["Action"] == ["sts:AssumeRole", "sts:TagSession"]
+
+
+def test_system_node_group_is_on_demand_tainted_and_imdsv2(
+    stack: str, resources: tuple[Recorded, ...]
+) -> None:
+    group = find(resources, "aws:eks/nodeGroup:NodeGroup", "llm-system").inputs
+    sng = stack_config(stack)["llm-platform:cluster"]["systemNodeGroup"]
+    assert group["capacityType"] == "ON_DEMAND"
+    assert group["instanceTypes"] == sng["instanceTypes"]
+    assert group["scalingConfig"] == {
+        "minSize": sng["minSize"],
+        "desiredSize": sng["desiredSize"],
+        "maxSize": sng["maxSize"],
+    }
+    assert group["labels"] == {"llm-platform.io/node-role": "system"}
+    assert group["taints"] == [
+        {"key": "CriticalAddonsOnly", "value": "true", "effect": "NO_SCHEDULE"}
+    ]
+    template = find(resources, "aws:ec2/launchTemplate:LaunchTemplate", "llm-system").inputs
+    assert template["metadataOptions"] == {
+        "httpEndpoint": "enabled",
+        "httpTokens": "required",
+        "httpPutResponseHopLimit": 1,
+    }
+    assert template["blockDeviceMappings"][0]["ebs"]["encrypted"] == "true"
+    attached = {
+        a.inputs["policyArn"].rsplit("/", 1)[-1]
+        for a in find_all(resources, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+        if a.name.startswith("llm-system-node-")
+    }
+    assert attached == {
+        "AmazonEKSWorkerNodePolicy",
+        "AmazonEKS_CNI_Policy",
+        "AmazonEC2ContainerRegistryPullOnly",
+        "AmazonSSMManagedInstanceCore",
+    }
+
+
+def test_cluster_security_group_tagged_for_karpenter(
+    stack: str, resources: tuple[Recorded, ...]
+) -> None:
+    tag = find(resources, "aws:ec2/tag:Tag", "llm-sg-discovery").inputs
+    assert tag == {
+        "resourceId": f"sg-llm-{stack}-cluster",
+        "key": "karpenter.sh/discovery",
+        "value": f"llm-{stack}",
+    }
+
+
+def test_one_kubernetes_provider_from_the_deterministic_kubeconfig(
+    stack: str, resources: tuple[Recorded, ...]
+) -> None:
+    providers = find_all(resources, "pulumi:providers:kubernetes")
+    assert [p.name for p in providers] == ["llm-k8s"]
+    kubeconfig = json.loads(providers[0].inputs["kubeconfig"])
+    region = stack_config(stack)["aws:region"]
+    assert kubeconfig == render_kubeconfig(
+        f"llm-{stack}",
+        f"https://LLM-{stack.upper()}0MOCK.gr7.us-west-2.eks.amazonaws.com",
+        "TU9DSy1DTFVTVEVSLUNB",
+        region,
+    )
+
+
+def test_component_outputs_resolve() -> None:
+    config = ClusterConfig.model_validate(
+        {"name": "unit", "addons": stack_config("dev")["llm-platform:cluster"]["addons"]}
+    )
+
+    def build() -> tuple[str, str]:
+        cluster = Cluster(
+            "c",
+            ClusterArgs(
+                config=config, region="us-west-2", vpc_id="vpc-1", private_subnet_ids=["s-1"]
+            ),
+        )
+        return resolve(cluster.endpoint), resolve(cluster.security_group_id)
+
+    _, (endpoint, sg) = run_component(build)
+    assert endpoint == "https://UNIT0MOCK.gr7.us-west-2.eks.amazonaws.com"
+    assert sg == "sg-unit-cluster"
+
+
+def test_public_endpoint_without_cidrs_is_rejected_before_any_resource() -> None:
+    config = ClusterConfig.model_construct(
+        name="c", endpoint_public_access=True, public_access_cidrs=()
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"^config\.public_access_cidrs \(\(\)\) must list CIDRs for a public endpoint$",
+    ):
+        ClusterArgs(config=config, region="us-west-2", vpc_id="v", private_subnet_ids=[])
