@@ -11,8 +11,10 @@ import pulumi
 import pulumi.runtime
 from pulumi.runtime import config as runtime_config
 
+from infra.budgets import AwsBudgets, AwsBudgetsArgs, Budget
 from infra.cluster import Cluster, ClusterArgs
 from infra.config import NAMESPACE, PlatformConfig, load_config
+from infra.kubecost import Kubecost, KubecostArgs
 from infra.network import Network, NetworkArgs
 
 
@@ -64,3 +66,21 @@ pulumi.export("vpcId", network.vpc_id)
 pulumi.export("privateSubnetIds", network.private_subnet_ids)
 pulumi.export("clusterName", cluster.name)
 pulumi.export("clusterEndpoint", cluster.endpoint)
+
+budgets = AwsBudgets(
+    "cost",
+    AwsBudgetsArgs(
+        budgets=tuple(Budget.from_config(b) for b in cfg.cost.budgets),
+        stack=cfg.stack,
+        tags=tags,
+        activate_cost_allocation_tag=cfg.cost.activate_cost_allocation_tag,
+    ),
+)
+
+kubecost = Kubecost(
+    "kubecost",
+    KubecostArgs(config=cfg.cost, cluster_name=cfg.cluster.name, region=cfg.region),
+    opts=pulumi.ResourceOptions(provider=cluster.provider),
+)
+
+pulumi.export("budgetAlertTopicArn", budgets.topic_arn)

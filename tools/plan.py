@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from infra.config import NAMESPACE, REQUIRED_SECRETS, ConfigError
+from tools.cost_summary import gpu_spend_section
 from tools.mock_runtime import Recorded, Secret, run_program
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -150,7 +151,7 @@ def _helm_releases(resources: list[Recorded]) -> list[str]:
     ]
 
 
-SUMMARY_SECTIONS: list[SummarySection] = [_resources_by_kind, _helm_releases]
+SUMMARY_SECTIONS: list[SummarySection] = [_resources_by_kind, _helm_releases, gpu_spend_section]
 
 
 @dataclass
