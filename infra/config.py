@@ -22,7 +22,7 @@ import json
 import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Annotated, Any, Literal, Union
 
 import pulumi
@@ -480,6 +480,27 @@ def load_config(
     if problems:
         raise ConfigError(problems)
     return cfg
+
+
+def load_stack_config(
+    values: Mapping[str, Any], *, stack: str, secret_keys: Collection[str]
+) -> PlatformConfig:
+    """:func:`load_config` from a stack's config as Pulumi passes it to a program.
+
+    ``values`` has fully qualified keys (``llm-platform:gpuPools``, ``aws:region``);
+    ``secret_keys`` likewise. Used by ``__main__.py`` (with the runtime config) and by
+    the offline plan (with the stack file), so both read config the same way.
+    """
+    prefix = f"{NAMESPACE}:"
+    region = values.get("aws:region")
+    if not region:
+        raise ConfigError(["aws:region: required (pulumi config set aws:region <region>)"])
+    return load_config(
+        {k.removeprefix(prefix): v for k, v in values.items() if k.startswith(prefix)},
+        stack=stack,
+        region=str(region),
+        secret_keys=frozenset(k.removeprefix(prefix) for k in secret_keys if k.startswith(prefix)),
+    )
 
 
 def _decode(value: Any) -> Any:

@@ -15,7 +15,7 @@ from infra.cost_estimator import (
 from infra.gpu_catalog import GPU_INSTANCE_TYPES
 from tests.harness import stack_config
 from tools.cost_summary import gpu_spend_lines
-from tools.cost_summary import stack_config as typed_stack_config
+from tools.plan import typed_stack_config
 
 
 @pytest.mark.parametrize("region", ["us-west-2", "us-east-1"])

@@ -9,8 +9,8 @@ import pytest
 from infra.conventions import KUBECOST_NAMESPACE, PROMETHEUS_SELECTOR_LABELS, PROMETHEUS_URL
 from infra.kubecost import RECORDING_RULES, KubecostArgs, cost_model_service_monitor_spec
 from tests.harness import find, find_all
-from tools.cost_summary import stack_config as typed_stack_config
 from tools.mock_runtime import Recorded
+from tools.plan import typed_stack_config
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 MONITOR = "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"

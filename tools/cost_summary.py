@@ -2,29 +2,9 @@
 
 from __future__ import annotations
 
-from infra.config import NAMESPACE, PlatformConfig, load_config
+from infra.config import PlatformConfig
 from infra.cost_estimator import HOURS_PER_MONTH, MissingPriceError, check_budget, environment_spend
 from tools.mock_runtime import Recorded
-
-
-def stack_of(resources: list[Recorded]) -> str | None:
-    """The stack the resources belong to (``urn:pulumi:<stack>::<project>::...``)."""
-    return resources[0].urn.split("::", 1)[0].removeprefix("urn:pulumi:") if resources else None
-
-
-def stack_config(stack: str) -> PlatformConfig:
-    """Typed config of the committed ``Pulumi.<stack>.yaml``, as the plan loaded it."""
-    # Imported here: tools.plan imports this module to list the section.
-    from tools.plan import load_stack_file
-
-    stack_file = load_stack_file(stack)
-    prefix = f"{NAMESPACE}:"
-    return load_config(
-        {k.removeprefix(prefix): v for k, v in stack_file.config.items() if k.startswith(prefix)},
-        stack=stack,
-        region=stack_file.config["aws:region"],
-        secret_keys=frozenset(k.removeprefix(prefix) for k in stack_file.secret_keys),
-    )
 
 
 def gpu_spend_lines(cfg: PlatformConfig) -> list[str]:
@@ -52,7 +32,6 @@ def gpu_spend_lines(cfg: PlatformConfig) -> list[str]:
     return lines + [f"  OVER BUDGET: {problem}" for problem in check_budget(cfg)]
 
 
-def gpu_spend_section(resources: list[Recorded]) -> list[str]:
+def gpu_spend_section(resources: list[Recorded], cfg: PlatformConfig) -> list[str]:
     """Summary section of the offline plan (``tools.plan.SUMMARY_SECTIONS``)."""
-    stack = stack_of(resources)
-    return gpu_spend_lines(stack_config(stack)) if stack else []
+    return gpu_spend_lines(cfg)
