@@ -13,6 +13,7 @@ from pulumi.runtime import config as runtime_config
 
 from infra.cluster import Cluster, ClusterArgs
 from infra.config import NAMESPACE, PlatformConfig, load_config
+from infra.logging import Logging, LoggingArgs
 from infra.network import Network, NetworkArgs
 
 
@@ -60,7 +61,21 @@ cluster = Cluster(
     ),
 )
 
+logs = Logging(
+    "llm",
+    LoggingArgs(
+        config=cfg.logging,
+        cluster_name=cluster.name,
+        region=cfg.region,
+        serving_namespace=cfg.serving.namespace,
+        tags=tags,
+        cluster_dependencies=[cluster.eks],
+    ),
+    opts=pulumi.ResourceOptions(provider=cluster.provider),
+)
+
 pulumi.export("vpcId", network.vpc_id)
 pulumi.export("privateSubnetIds", network.private_subnet_ids)
 pulumi.export("clusterName", cluster.name)
 pulumi.export("clusterEndpoint", cluster.endpoint)
+pulumi.export("logGroups", logs.log_group_names)
