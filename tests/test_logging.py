@@ -35,6 +35,7 @@ from infra.logging import (
     saved_queries,
 )
 from tests.harness import find, find_all, resolve, run_component, run_stack, stack_config
+from tools.logging_summary import logging_summary
 from tools.mock_runtime import ACCOUNT_ID, Recorded
 
 ROUTES = default_routes("inference")
@@ -592,4 +593,16 @@ def test_component_routes_the_given_serving_namespace_and_region() -> None:
     ] == [
         f"arn:aws:logs:eu-west-1:{ACCOUNT_ID}:log-group:/eks/c1/inference",
         f"arn:aws:logs:eu-west-1:{ACCOUNT_ID}:log-group:/eks/c1/platform",
+    ]
+
+
+def test_plan_summary_lists_groups_and_queries(stack: str, resources: tuple[Recorded, ...]) -> None:
+    cluster = f"llm-{stack}"
+    assert logging_summary(list(resources)) == [
+        "Logs (CloudWatch):",
+        f"  /eks/{cluster}/inference: {RETENTION[stack]} days, KMS",
+        f"  /eks/{cluster}/platform: {RETENTION[stack]} days, KMS",
+        f"  saved query {cluster}/recent-errors",
+        f"  saved query {cluster}/slow-requests-by-model",
+        f"  saved query {cluster}/token-usage-per-hour-by-model",
     ]

@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from infra.config import NAMESPACE, REQUIRED_SECRETS, ConfigError
+from tools.logging_summary import logging_summary
 from tools.mock_runtime import Recorded, Secret, run_program
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -151,6 +152,7 @@ def _helm_releases(resources: list[Recorded]) -> list[str]:
 
 
 SUMMARY_SECTIONS: list[SummarySection] = [_resources_by_kind, _helm_releases]
+SUMMARY_SECTIONS.append(logging_summary)
 
 
 @dataclass
