@@ -6,7 +6,10 @@ Pipeline (rendered by :func:`render_pipeline`, one DaemonSet pod per node):
    rejoins lines containerd split (``P``/``F`` partial flags) and yields the fields
    ``time``, ``stream`` (``stdout``/``stderr``), ``_p`` and ``log``.
 2. ``multiline`` (first filter, as upstream requires) joins Python tracebacks in ``log``
-   with the built-in ``python`` parser.
+   with the built-in ``python`` parser: uncaught exceptions the interpreter prints (a
+   server crashing at start-up, a dying worker). vLLM's own logger repeats its
+   ``LEVEL date [file:line]`` prefix on every line of a logged traceback (its
+   ``NewLineFormatter``), so those lines stay separate events that each carry the level.
 3. ``kubernetes`` adds ``kubernetes.{namespace_name,pod_name,container_name,host,
    labels,...}`` and merges a JSON ``log`` into the record's top level (``Merge_Log``),
    dropping the raw string when it parsed (``Keep_Log Off``): a structured line
@@ -195,6 +198,9 @@ def render_pipeline(cluster_name: str, region: str, routes: Sequence[LogRoute]) 
             ("multiline.parser", "cri"),
             ("DB", f"{STATE_DIR}/flb_kube.db"),
             ("DB.locking", "true"),
+            # JSON lines longer than the 32k default (long prompts) are read, not skipped;
+            # a line past 256k is skipped rather than stalling the file.
+            ("Buffer_Max_Size", "256k"),
             ("Skip_Long_Lines", "On"),
             ("Refresh_Interval", 10),
             ("storage.type", "filesystem"),

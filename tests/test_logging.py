@@ -211,6 +211,7 @@ def test_tail_input_reads_cri_logs_into_a_filesystem_buffer() -> None:
         "multiline.parser": "cri",
         "db": f"{STATE_DIR}/flb_kube.db",
         "db.locking": "true",
+        "buffer_max_size": "256k",
         "skip_long_lines": "On",
         "refresh_interval": "10",
         "storage.type": "filesystem",
