@@ -15,6 +15,7 @@ from infra.budgets import AwsBudgets, AwsBudgetsArgs, Budget
 from infra.cluster import Cluster, ClusterArgs
 from infra.config import PlatformConfig, load_stack_config
 from infra.kubecost import Kubecost, KubecostArgs
+from infra.logging import Logging, LoggingArgs
 from infra.network import Network, NetworkArgs
 
 
@@ -51,6 +52,19 @@ cluster = Cluster(
     ),
 )
 
+logs = Logging(
+    "llm",
+    LoggingArgs(
+        config=cfg.logging,
+        cluster_name=cluster.name,
+        region=cfg.region,
+        serving_namespace=cfg.serving.namespace,
+        tags=tags,
+        cluster_dependencies=[cluster.eks],
+    ),
+    opts=pulumi.ResourceOptions(provider=cluster.provider),
+)
+
 pulumi.export("vpcId", network.vpc_id)
 pulumi.export("privateSubnetIds", network.private_subnet_ids)
 pulumi.export("clusterName", cluster.name)
@@ -73,3 +87,4 @@ kubecost = Kubecost(
 )
 
 pulumi.export("budgetAlertTopicArn", budgets.topic_arn)
+pulumi.export("logGroups", logs.log_group_names)

@@ -84,7 +84,11 @@ def test_budget_alerts_come_from_the_stack_budgets(
 def test_our_prometheus_scrapes_cost_model_and_gets_recording_rules(
     resources: tuple[Recorded, ...],
 ) -> None:
-    (monitor,) = find_all(resources, MONITOR)
+    (monitor,) = [
+        m
+        for m in find_all(resources, MONITOR)
+        if m.inputs["metadata"]["namespace"] == KUBECOST_NAMESPACE
+    ]
     assert monitor.inputs["metadata"] == {
         "name": "kubecost-cost-model",
         "namespace": KUBECOST_NAMESPACE,

@@ -28,6 +28,7 @@ import yaml
 
 from infra.config import NAMESPACE, REQUIRED_SECRETS, ConfigError, PlatformConfig, load_stack_config
 from tools.cost_summary import gpu_spend_section
+from tools.logging_summary import logging_summary
 from tools.mock_runtime import Recorded, Secret, run_program
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -161,7 +162,12 @@ def _helm_releases(resources: list[Recorded], _cfg: PlatformConfig) -> list[str]
     ]
 
 
-SUMMARY_SECTIONS: list[SummarySection] = [_resources_by_kind, _helm_releases, gpu_spend_section]
+SUMMARY_SECTIONS: list[SummarySection] = [
+    _resources_by_kind,
+    _helm_releases,
+    gpu_spend_section,
+    logging_summary,
+]
 
 
 @dataclass
