@@ -9,7 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
-from infra.config import CpuPoolConfig, GpuPoolConfig, NodeClassConfig, load_stack_config
+from infra.config import CpuPoolConfig, GpuPoolConfig, NodeClassConfig
 from infra.gpu_node_pools import (
     GpuNodePools,
     GpuNodePoolsArgs,
@@ -32,7 +32,7 @@ from infra.nodepool_model import (
 from tests.harness import find, find_all, resolve, run_component, stack_config
 from tools.gpu_capacity import gpu_capacity_section
 from tools.mock_runtime import Recorded
-from tools.plan import load_stack_file
+from tools.plan import typed_stack_config
 
 NODEPOOL = "kubernetes:karpenter.sh/v1:NodePool"
 NODECLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
@@ -502,6 +502,4 @@ def test_plan_summary_shows_gpu_capacity_per_pool_and_zone(
             "  total GPU limit: 16",
         ],
     }
-    stack_file = load_stack_file(stack)
-    cfg = load_stack_config(stack_file.config, stack=stack, secret_keys=stack_file.secret_keys)
-    assert gpu_capacity_section(list(resources), cfg) == expected[stack]
+    assert gpu_capacity_section(list(resources), typed_stack_config(stack)) == expected[stack]
