@@ -128,7 +128,11 @@ def helm_release(r: Recorded) -> dict[str, Any]:
         "name": r.inputs.get("name", r.name),
         "chart": r.inputs.get("chart"),
         "version": r.inputs.get("version"),
-        "repository": (r.inputs.get("repositoryOpts") or {}).get("repo"),
+        # OCI charts carry their registry in the chart reference itself; Pulumi rejects
+        # an oci:// URL in repositoryOpts.
+        "repository": (r.inputs.get("repositoryOpts") or {}).get("repo")
+        or str(r.inputs.get("chart", "")).rpartition("/")[0]
+        or None,
         "namespace": r.inputs.get("namespace"),
         "values": r.inputs.get("values") or {},
     }
