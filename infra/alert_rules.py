@@ -5,7 +5,9 @@
 ``spec`` of a ``PrometheusRule`` and a file ``promtool check rules`` / ``promtool test
 rules`` read, so what the tests prove is exactly what the cluster runs.
 
-Metric names are checked against ``infra.metric_names`` by the tests. Labels that only
+Cost alerts (daily spend against each budget, GPU cost spike) are budget-derived and live
+with the budgets in ``infra.budgets``. Metric names are checked against
+``infra.metric_names`` by the tests. Labels that only
 exist after scraping (``namespace``, ``pod``, ``service``) come from the ServiceMonitor
 target; vLLM and HTTP series are therefore selected by the serving namespace.
 """
@@ -112,33 +114,7 @@ class AlertInputs:
     thresholds: AlertThresholds
     serving_namespace: str
     """Namespace of the vLLM Deployments (``serving.namespace``)."""
-    cluster_monthly_budget_usd: float
-    """Monthly USD of the budget with scope ``cluster`` (``cost.budgets``)."""
     runbook_base_url: str
-
-    def __post_init__(self) -> None:
-        if self.cluster_monthly_budget_usd <= 0:
-            raise ValueError(
-                f"cluster_monthly_budget_usd ({self.cluster_monthly_budget_usd}) must be > 0"
-            )
-
-    @property
-    def daily_budget_usd(self) -> float:
-        """The monthly budget spread over an average month (365 / 12 days)."""
-        return round(self.cluster_monthly_budget_usd * 12 / 365, 2)
-
-
-def gpu_hourly_cost(offset: str = "") -> str:
-    """PromQL: the cluster's GPU spend per hour (USD) from Kubecost's node metrics.
-
-    ``node_gpu_hourly_cost`` is per GPU. ``max by (node)`` first, so a second cost-model
-    replica or an extra label on one of the two series cannot break the match.
-    """
-    off = f" offset {offset}" if offset else ""
-    return (
-        f"sum(max by (node) (node_gpu_hourly_cost{off})"
-        f" * on (node) max by (node) (node_gpu_count{off}))"
-    )
 
 
 def platform_rule_groups(inputs: AlertInputs) -> tuple[RuleGroup, ...]:
@@ -362,44 +338,13 @@ def platform_rule_groups(inputs: AlertInputs) -> tuple[RuleGroup, ...]:
             ),
         ),
     )
-    cost = RuleGroup(
-        "llm-platform.cost",
-        (
-            rule(
-                "DailyCostOverBudget",
-                "warning",
-                "1h",
-                "avg_over_time(sum(node_total_hourly_cost)[24h:5m]) * 24"
-                f" > {inputs.daily_budget_usd}",
-                "Cluster spending above its daily budget",
-                "Nodes cost USD {{ $value | humanize }} over the last 24 hours, above the "
-                f"daily share (USD {inputs.daily_budget_usd}) of the cluster budget "
-                f"(USD {inputs.cluster_monthly_budget_usd:g}/month).",
-            ),
-            rule(
-                "GpuCostSpike",
-                "warning",
-                "1h",
-                f"{gpu_hourly_cost()} > {t.gpu_cost_spike_ratio} * {gpu_hourly_cost('1d')}",
-                "GPU spend jumped",
-                "GPU nodes cost USD {{ $value | humanize }} per hour, over "
-                f"{t.gpu_cost_spike_ratio}x the rate 24 hours ago.",
-            ),
-        ),
-    )
-    return (gpu, inference, platform, cost)
+    return (gpu, inference, platform)
 
 
 def alert_inputs(cfg: PlatformConfig) -> AlertInputs:
-    """The :class:`AlertInputs` of a stack: thresholds, serving namespace, cluster budget."""
-    # load_config requires at least one cluster-scoped budget; the smallest is the one
-    # the daily alert must hold the cluster to.
-    cluster_budget = min(
-        (b for b in cfg.cost.budgets if b.scope == "cluster"), key=lambda b: b.monthly_usd
-    )
+    """The :class:`AlertInputs` of a stack."""
     return AlertInputs(
         thresholds=cfg.observability.thresholds,
         serving_namespace=cfg.serving.namespace,
-        cluster_monthly_budget_usd=cluster_budget.monthly_usd,
         runbook_base_url=cfg.observability.runbook_base_url,
     )

@@ -315,9 +315,6 @@ class AlertThresholds(_Section):
     pending_gpu_pod_for: Duration = "15m"
     """Warn when a pod requesting GPUs stays Pending this long (default 15m: a GPU node
     launch plus a multi-GB image pull takes up to ~10 minutes)."""
-    gpu_cost_spike_ratio: Annotated[float, Field(gt=1, le=10)] = 1.5
-    """Warn when the GPU hourly spend is this many times the spend 24 hours earlier
-    (default 1.5)."""
 
 
 class ComputeResources(_Section):

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from infra.budgets import gpu_hourly_cost_expr
+
 DATASOURCE: Final = {"type": "prometheus", "uid": "prometheus"}
 """kube-prometheus-stack ``grafana.sidecar.datasources.uid`` default."""
 SCHEMA_VERSION: Final = 39
@@ -241,9 +243,7 @@ def gpu_dashboard() -> dict[str, Any]:
 
 def cost_dashboard(daily_budget_usd: float) -> dict[str, Any]:
     """Node and GPU spend rates (Kubecost) against the cluster's daily budget."""
-    gpu_per_hour = (
-        "sum(max by (node) (node_gpu_hourly_cost) * on (node) max by (node) (node_gpu_count))"
-    )
+    gpu_per_hour = gpu_hourly_cost_expr()
     return dashboard(
         "llm-cost",
         "LLM platform cost",

@@ -57,6 +57,8 @@ class MonitoringArgs:
     """Added to every alert as the ``cluster`` label (Prometheus external label)."""
     environment: str
     alerts: AlertInputs
+    daily_budget_usd: float
+    """Daily share of the cluster budget, drawn on the cost dashboard."""
     grafana_admin_password: pulumi.Input[str]
     slack_webhook_url: pulumi.Input[str]
     pagerduty_routing_key: pulumi.Input[str]
@@ -270,7 +272,7 @@ class Monitoring(pulumi.ComponentResource):
 
         dashboards = platform_dashboards(
             serving_namespace=args.alerts.serving_namespace,
-            daily_budget_usd=args.alerts.daily_budget_usd,
+            daily_budget_usd=args.daily_budget_usd,
         )
         for key, model in dashboards.items():
             k8s.core.v1.ConfigMap(

@@ -231,7 +231,7 @@ INVALID: list[tuple[str, Callable[[Config], object], str]] = [
         "unknown alert threshold (typo)",
         lambda c: c[f"{NS}:observability"].update(thresholds={"p99LatencySecond": 5}),
         f"{NS}:observability.thresholds.p99LatencySecond: unknown key; allowed keys here: "
-        "errorRatio, errorRatioCritical, gpuCostSpikeRatio, gpuMemoryRatio, "
+        "errorRatio, errorRatioCritical, gpuMemoryRatio, "
         "gpuTemperatureCelsius, gpuTemperatureCriticalCelsius, gpuUnderutilizedPercent, "
         "kvCacheRatio, p99LatencySeconds, pendingGpuPodFor, podRestartsPerHour, queueBacklog, "
         "replicasUnavailableFor",

@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from infra.config import NAMESPACE, REQUIRED_SECRETS, ConfigError, PlatformConfig, load_stack_config
+from tools.alerts_summary import alerts_summary
 from tools.cost_summary import gpu_spend_section
 from tools.logging_summary import logging_summary
 from tools.mock_runtime import Recorded, Secret, run_program
@@ -167,6 +168,7 @@ SUMMARY_SECTIONS: list[SummarySection] = [
     _helm_releases,
     gpu_spend_section,
     logging_summary,
+    alerts_summary,
 ]
 
 
