@@ -10,7 +10,9 @@ from __future__ import annotations
 import pulumi
 import pulumi.runtime
 from pulumi.runtime import config as runtime_config
+from pydantic import SecretStr
 
+from infra.alert_rules import alert_inputs
 from infra.budgets import AwsBudgets, AwsBudgetsArgs, Budget
 from infra.cluster import Cluster, ClusterArgs
 from infra.config import PlatformConfig, load_stack_config
@@ -18,6 +20,7 @@ from infra.gpu_node_pools import GpuNodePools, GpuNodePoolsArgs
 from infra.karpenter import Karpenter, KarpenterArgs
 from infra.kubecost import Kubecost, KubecostArgs
 from infra.logging import Logging, LoggingArgs
+from infra.monitoring import Monitoring, MonitoringArgs
 from infra.network import Network, NetworkArgs
 
 
@@ -27,6 +30,13 @@ def read_stack_config() -> PlatformConfig:
     secret_keys = set(pulumi.runtime.get_config_secret_keys_env())
     secret_keys |= {k for k in values if pulumi.runtime.is_config_secret(k)}
     return load_stack_config(values, stack=pulumi.get_stack(), secret_keys=secret_keys)
+
+
+def secret(value: SecretStr | None) -> pulumi.Output[str]:
+    """A required secret of the config as a Pulumi secret (never a plain string)."""
+    if value is None:  # load_config rejects a stack without its required secrets
+        raise pulumi.RunError("a required secret is missing from the stack config")
+    return pulumi.Output.secret(value.get_secret_value())
 
 
 cfg = read_stack_config()
@@ -54,6 +64,24 @@ cluster = Cluster(
     ),
 )
 
+cluster_budget = min(
+    (b for b in cfg.cost.budgets if b.scope == "cluster"), key=lambda b: b.monthly_usd
+)
+monitoring = Monitoring(
+    "monitoring",
+    MonitoringArgs(
+        config=cfg.observability,
+        cluster_name=cluster.name,
+        environment=cfg.stack,
+        alerts=alert_inputs(cfg),
+        daily_budget_usd=Budget.from_config(cluster_budget).daily_share_usd,
+        grafana_admin_password=secret(cfg.grafana_admin_password),
+        slack_webhook_url=secret(cfg.slack_webhook_url),
+        pagerduty_routing_key=secret(cfg.pagerduty_routing_key),
+    ),
+    opts=pulumi.ResourceOptions(provider=cluster.provider),
+)
+
 logs = Logging(
     "llm",
     LoggingArgs(
@@ -63,6 +91,7 @@ logs = Logging(
         serving_namespace=cfg.serving.namespace,
         tags=tags,
         cluster_dependencies=[cluster.eks],
+        monitoring_crds=[monitoring.crd_release],
     ),
     opts=pulumi.ResourceOptions(provider=cluster.provider),
 )
@@ -111,7 +140,12 @@ budgets = AwsBudgets(
 
 kubecost = Kubecost(
     "kubecost",
-    KubecostArgs(config=cfg.cost, cluster_name=cfg.cluster.name, region=cfg.region),
+    KubecostArgs(
+        config=cfg.cost,
+        cluster_name=cfg.cluster.name,
+        region=cfg.region,
+        crds=[monitoring.crd_release],
+    ),
     opts=pulumi.ResourceOptions(provider=cluster.provider),
 )
 

@@ -229,6 +229,40 @@ INVALID: list[tuple[str, Callable[[Config], object], str]] = [
         f'{NS}:gpuPools[0].name = "general": reserved for the CPU NodePool',
     ),
     (
+        "critical error ratio not above the warning ratio",
+        lambda c: c[f"{NS}:observability"].update(thresholds={"errorRatioCritical": 0.05}),
+        f"{NS}:observability.thresholds.errorRatioCritical = 0.05: must be above errorRatio (0.05)",
+    ),
+    (
+        "critical GPU temperature not above the warning level",
+        lambda c: c[f"{NS}:observability"].update(
+            thresholds={"gpuTemperatureCelsius": 90, "gpuTemperatureCriticalCelsius": 88}
+        ),
+        f"{NS}:observability.thresholds.gpuTemperatureCriticalCelsius = 88: must be above "
+        "gpuTemperatureCelsius (90)",
+    ),
+    (
+        "GPU memory alert below what vLLM reserves",
+        lambda c: c[f"{NS}:observability"].update(thresholds={"gpuMemoryRatio": 0.9}),
+        f"{NS}:observability.thresholds.gpuMemoryRatio = 0.9: must be above the "
+        "gpuMemoryUtilization vLLM reserves (chat: 0.9, code: 0.9)",
+    ),
+    (
+        "unknown alert threshold (typo)",
+        lambda c: c[f"{NS}:observability"].update(thresholds={"p99LatencySecond": 5}),
+        f"{NS}:observability.thresholds.p99LatencySecond: unknown key; allowed keys here: "
+        "errorRatio, errorRatioCritical, gpuMemoryRatio, "
+        "gpuTemperatureCelsius, gpuTemperatureCriticalCelsius, gpuUnderutilizedPercent, "
+        "kvCacheRatio, p99LatencySeconds, pendingGpuPodFor, podRestartsPerHour, queueBacklog, "
+        "replicasUnavailableFor",
+    ),
+    (
+        "memory request in a unit Kubernetes would misread",
+        lambda c: c[f"{NS}:observability"].update(prometheusResources={"cpu": "1", "memory": "2G"}),
+        f'{NS}:observability.prometheusResources.memory = "2G": string should match pattern '
+        "'^\\d+(Mi|Gi)$'",
+    ),
+    (
         "no GPU pool",
         lambda c: c.update({f"{NS}:gpuPools": []}),
         f"{NS}:gpuPools = []: list should have at least 1 item after validation, not 0",

@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from infra.config import NAMESPACE, REQUIRED_SECRETS, ConfigError, PlatformConfig, load_stack_config
+from tools.alerts_summary import alerts_summary
 from tools.cost_summary import gpu_spend_section
 from tools.gpu_capacity import gpu_capacity_section
 from tools.logging_summary import logging_summary
@@ -173,6 +174,7 @@ SUMMARY_SECTIONS: list[SummarySection] = [
     gpu_capacity_section,
     gpu_spend_section,
     logging_summary,
+    alerts_summary,
 ]
 
 

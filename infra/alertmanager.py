@@ -1,0 +1,104 @@
+"""Alertmanager configuration: routing by severity, grouping, inhibition.
+
+The configuration holds no secret. Receivers read the Slack webhook URL and the PagerDuty
+routing key from files (``api_url_file``, ``routing_key_file``) that the Prometheus
+operator mounts from a Kubernetes Secret listed in ``alertmanagerSpec.secrets``, at
+``/etc/alertmanager/secrets/<secret name>/<key>``. The secrets therefore never enter the
+Helm values (which Helm stores in clear in its release Secret); Pulumi creates that
+Secret from the stack's secret config, so they stay secret in Pulumi state too.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+SLACK_KEY: Final = "slack-webhook-url"
+PAGERDUTY_KEY: Final = "pagerduty-routing-key"
+SECRETS_ROOT: Final = "/etc/alertmanager/secrets"
+"""Where the operator mounts each Secret of ``alertmanagerSpec.secrets``."""
+
+NULL: Final = "null"
+SLACK: Final = "slack"
+PAGERDUTY: Final = "pagerduty"
+
+GROUP_BY: Final = ("alertname", "namespace", "model_name")
+
+
+def alertmanager_config(*, slack_channel: str, secrets_dir: str) -> dict[str, Any]:
+    """The full Alertmanager configuration.
+
+    ``secrets_dir`` is the directory holding the files ``slack-webhook-url`` and
+    ``pagerduty-routing-key`` (``/etc/alertmanager/secrets/<secret>`` in the cluster).
+
+    Every top-level key and every key of ``route`` that kube-prometheus-stack's default
+    ``alertmanager.config`` has is set here: Helm merges maps with the chart defaults, so
+    a key left out would silently keep the chart's value.
+    """
+    return {
+        "global": {"resolve_timeout": "5m"},
+        "templates": ["/etc/alertmanager/config/*.tmpl"],
+        "route": {
+            # Anything without a known severity still reaches people.
+            "receiver": SLACK,
+            "group_by": list(GROUP_BY),
+            "group_wait": "30s",
+            "group_interval": "5m",
+            "repeat_interval": "4h",
+            "routes": [
+                # kube-prometheus-stack's always-firing heartbeat and info-inhibitor helper.
+                {"receiver": NULL, "matchers": ['alertname =~ "Watchdog|InfoInhibitor"']},
+                {"receiver": PAGERDUTY, "matchers": ['severity = "critical"'], "continue": True},
+                {"receiver": SLACK, "matchers": ['severity =~ "critical|warning"']},
+                {"receiver": NULL, "matchers": ['severity = "info"']},
+            ],
+        },
+        "inhibit_rules": [
+            {
+                # A critical tier silences the warning tier of the same alert and model.
+                "source_matchers": ['severity = "critical"'],
+                "target_matchers": ['severity = "warning"'],
+                "equal": ["alertname", "namespace", "model_name"],
+            },
+            {
+                "source_matchers": ['severity =~ "critical|warning"'],
+                "target_matchers": ['severity = "info"'],
+                "equal": ["alertname", "namespace", "model_name"],
+            },
+        ],
+        "receivers": [
+            {"name": NULL},
+            {
+                "name": SLACK,
+                "slack_configs": [
+                    {
+                        "api_url_file": f"{secrets_dir}/{SLACK_KEY}",
+                        "channel": slack_channel,
+                        "send_resolved": True,
+                        "title": (
+                            "[{{ .Status | toUpper }}] {{ .CommonLabels.alertname }} "
+                            "({{ .CommonLabels.severity }}, {{ .CommonLabels.cluster }})"
+                        ),
+                        "text": (
+                            "{{ range .Alerts }}*{{ .Annotations.summary }}*\n"
+                            "{{ .Annotations.description }}\n"
+                            "<{{ .Annotations.runbook_url }}|runbook>\n{{ end }}"
+                        ),
+                    }
+                ],
+            },
+            {
+                "name": PAGERDUTY,
+                "pagerduty_configs": [
+                    {
+                        "routing_key_file": f"{secrets_dir}/{PAGERDUTY_KEY}",
+                        "send_resolved": True,
+                        "severity": "critical",
+                        "description": (
+                            "{{ .CommonLabels.alertname }}: {{ .CommonAnnotations.summary }} "
+                            "({{ .CommonLabels.cluster }})"
+                        ),
+                    }
+                ],
+            },
+        ],
+    }

@@ -1,0 +1,95 @@
+"""The metric names our alert rules and dashboards may use, with where each comes from.
+
+A Prometheus query over a misspelt or renamed metric is not an error: it returns nothing,
+so the alert never fires and the panel stays empty. ``tests/test_metric_names.py`` parses
+every PromQL expression we render and fails on any metric outside this allowlist. Add a
+name here only after finding it in the exporter's source for the version we run.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# vLLM V1 engine, vllm/v1/metrics/loggers.py (checked in v0.11.2 and v0.33.0). Counters are
+# declared without ``_total``; prometheus_client appends it. Labels: model_name, engine.
+# Histograms expose _bucket/_sum/_count.
+VLLM: Final = frozenset(
+    {
+        "vllm:num_requests_running",
+        "vllm:num_requests_waiting",
+        "vllm:kv_cache_usage_perc",
+        "vllm:num_preemptions_total",
+        "vllm:prompt_tokens_total",
+        "vllm:generation_tokens_total",
+        "vllm:request_success_total",
+        "vllm:time_to_first_token_seconds_bucket",
+        "vllm:e2e_request_latency_seconds_bucket",
+        "vllm:inter_token_latency_seconds_bucket",
+        "vllm:request_queue_time_seconds_bucket",
+        # vllm/entrypoints/.../instrumentator/metrics.py: prometheus-fastapi-instrumentator
+        # defaults, status grouped as "2xx"/"4xx"/"5xx"; labels handler, method, status.
+        "http_requests_total",
+    }
+)
+
+# dcgm-exporter, etc/dcp-metrics-included.csv (the collector file the GPU operator
+# v25.10/v26.x configures; image 4.x). Labels: gpu, UUID, modelName, device, pci_bus_id.
+DCGM: Final = frozenset(
+    {
+        "DCGM_FI_DEV_GPU_UTIL",
+        "DCGM_FI_DEV_FB_USED",
+        "DCGM_FI_DEV_FB_FREE",
+        "DCGM_FI_DEV_GPU_TEMP",
+        "DCGM_FI_DEV_POWER_USAGE",
+        "DCGM_FI_DEV_XID_ERRORS",  # gauge: the last XID seen, not a count
+    }
+)
+
+# kube-state-metrics v2.20.0 (kube-prometheus-stack 88.5.3), docs/metrics/workload/*.md.
+KUBE_STATE_METRICS: Final = frozenset(
+    {
+        "kube_pod_container_status_restarts_total",
+        "kube_pod_status_phase",
+        "kube_pod_container_resource_requests",
+        "kube_deployment_status_replicas_unavailable",
+        "kube_deployment_status_replicas_available",
+        "kube_deployment_spec_replicas",
+    }
+)
+
+# Karpenter 1.8, kubernetes-sigs/karpenter v1.8.3: pkg/cloudprovider/metrics/cloudprovider.go
+# (labels controller, method, provider, error) and pkg/controllers/metrics/nodepool/
+# controller.go (labels nodepool, resource_type = the resource name, e.g. nvidia.com/gpu).
+KARPENTER: Final = frozenset(
+    {
+        "karpenter_cloudprovider_errors_total",
+        "karpenter_nodepools_usage",
+        "karpenter_nodepools_limit",
+    }
+)
+
+# Fluent Bit 4.x/5.x, administration/monitoring.md (/api/v2/metrics/prometheus). Label
+# ``name`` is the output's plugin name or alias.
+FLUENT_BIT: Final = frozenset(
+    {
+        "fluentbit_output_errors_total",
+        "fluentbit_output_retries_failed_total",
+        "fluentbit_output_proc_records_total",
+        "fluentbit_output_dropped_records_total",
+    }
+)
+
+# Kubecost 2.x cost-model (opencost pkg/costmodel/metrics.go). Node metrics are labelled
+# instance, node, instance_type, region, provider_id; node_gpu_hourly_cost is per GPU.
+KUBECOST: Final = frozenset(
+    {
+        "node_total_hourly_cost",
+        "node_gpu_hourly_cost",
+        "node_gpu_count",
+        "kubecost_node_is_spot",
+        "container_gpu_allocation",
+    }
+)
+
+KNOWN_METRICS: Final = VLLM | DCGM | KUBE_STATE_METRICS | KARPENTER | FLUENT_BIT | KUBECOST
+"""Every metric name a rule or dashboard may reference."""

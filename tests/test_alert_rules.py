@@ -1,0 +1,722 @@
+"""Alert rules: typed objects, and Prometheus itself proving each one fires and stays quiet.
+
+Every alert has typed cases below: a scenario (input series) where it fires, with the
+exact labels and description Prometheus must produce, and one where it stays quiet.
+Series values derive from the stack's thresholds, so ``promtool test rules`` runs for the
+rule set of each committed stack. promtool missing is a failure, not a skip.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from infra.alert_rules import (
+    AlertInputs,
+    AlertRule,
+    RuleGroup,
+    Severity,
+    alert_inputs,
+    platform_rule_groups,
+    rule_file,
+)
+from infra.config import AlertThresholds, PlatformConfig, load_config
+from tests.harness import stack_config
+
+NS = "llm-platform"
+
+
+def load_stack(stack: str) -> PlatformConfig:
+    """The validated config of a committed stack (its secrets are offline placeholders)."""
+    config = stack_config(stack)
+    raw = {k.removeprefix(f"{NS}:"): v for k, v in config.items() if k.startswith(f"{NS}:")}
+    return load_config(raw, stack=stack, region=config["aws:region"], secret_keys=frozenset(raw))
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed: run `make setup` (Debian package prometheus)")
+    return path
+
+
+# --------------------------------------------------------------------- Go template helpers
+# Prometheus renders annotations with Go templates; these mirror the three functions our
+# descriptions use (prometheus/template/template.go) for the value ranges in the cases.
+
+
+def go_value(v: float) -> str:
+    """``{{ $value }}``: Go's shortest float formatting."""
+    return str(int(v)) if float(v).is_integer() else repr(v)
+
+
+def humanize(v: float) -> str:
+    prefix = ""
+    for p in ("k", "M", "G", "T"):
+        if abs(v) < 1000:
+            break
+        prefix, v = p, v / 1000
+    return f"{v:.4g}{prefix}"
+
+
+def humanize_percentage(v: float) -> str:
+    return f"{v * 100:.4g}%"
+
+
+def humanize_duration(v: float) -> str:
+    seconds, minutes = int(v) % 60, int(v) // 60 % 60
+    if int(v) // 3600:
+        raise AssertionError("cases keep durations below an hour")
+    return f"{minutes}m {seconds}s" if minutes else f"{v:.4g}s"
+
+
+def minutes(duration: str) -> int:
+    units = {"s": 1 / 60, "m": 1, "h": 60, "d": 1440}
+    return math.ceil(sum(int(n) * units[u] for n, u in re.findall(r"(\d+)([smhd])", duration)))
+
+
+# --------------------------------------------------------------------- typed cases
+
+
+@dataclass(frozen=True)
+class Expected:
+    """One alert Prometheus must produce: its severity, labels and rendered description."""
+
+    severity: Severity
+    labels: dict[str, str]
+    description: str
+
+
+@dataclass(frozen=True)
+class Scenario:
+    series: dict[str, str]
+    """Series selector -> promtool value notation (``'1x30'``, ``'0+5x60'``), 1m apart."""
+    eval_minutes: int
+    alerts: tuple[Expected, ...] = ()
+    """Empty: the alert stays quiet."""
+
+
+@dataclass(frozen=True)
+class Cases:
+    fires: tuple[Scenario, ...]
+    quiet: tuple[Scenario, ...]
+
+
+GPU = {"gpu": "0", "UUID": "GPU-5d3c", "modelName": "NVIDIA L4", "instance": "10.0.1.5:9400"}
+GPU_SEL = ",".join(f'{k}="{v}"' for k, v in GPU.items())
+GPU_AT = "GPU 0 (NVIDIA L4) on 10.0.1.5:9400"
+MODEL = 'namespace="inference",model_name="chat",pod="chat-7d9f",engine="0"'
+FLUENT_OUTPUT = "cw-inference"
+
+
+def _gpu_memory(used_mib: int) -> dict[str, str]:
+    """A 24,000 MiB GPU with ``used_mib`` in use."""
+    return {
+        f"DCGM_FI_DEV_FB_USED{{{GPU_SEL}}}": f"{used_mib}x20",
+        f"DCGM_FI_DEV_FB_FREE{{{GPU_SEL}}}": f"{24000 - used_mib}x20",
+    }
+
+
+def _latency(bound: float) -> dict[str, str]:
+    """All requests finish between ``bound`` and ``2 * bound`` seconds."""
+    base = 'vllm:e2e_request_latency_seconds_bucket{namespace="inference",model_name="chat",'
+    return {
+        f'{base}le="{bound:g}"}}': "0x30",
+        f'{base}le="{2 * bound:g}"}}': "0+60x30",
+        f'{base}le="+Inf"}}': "0+60x30",
+    }
+
+
+def _http(ratio: float) -> dict[str, str]:
+    base = 'http_requests_total{namespace="inference",service="chat",handler="/v1/completions",'
+    return {
+        f'{base}method="POST",status="5xx"}}': f"0+{100 * ratio:g}x30",
+        f'{base}method="POST",status="2xx"}}': f"0+{100 * (1 - ratio):g}x30",
+    }
+
+
+def _error(severity: Severity, ratio: float, threshold: float) -> Expected:
+    return Expected(
+        severity,
+        {"namespace": "inference", "service": "chat"},
+        f"{humanize_percentage(ratio)} of /v1 requests to inference/chat failed with 5xx "
+        f"(threshold {threshold:.0%}).",
+    )
+
+
+def _temperature(celsius: int) -> dict[str, str]:
+    return {f"DCGM_FI_DEV_GPU_TEMP{{{GPU_SEL}}}": f"{celsius}x20"}
+
+
+def _deployment(available: int, spec: int) -> dict[str, str]:
+    sel = 'namespace="inference",deployment="chat"'
+    return {
+        f"kube_deployment_status_replicas_available{{{sel}}}": f"{available}x20",
+        f"kube_deployment_spec_replicas{{{sel}}}": f"{spec}x20",
+    }
+
+
+def _pods(pending_gpu: bool) -> dict[str, str]:
+    def pod(name: str, phase: str, resource: str) -> dict[str, str]:
+        sel = f'namespace="inference",pod="{name}"'
+        return {
+            f'kube_pod_status_phase{{{sel},phase="Pending"}}': f"{int(phase == 'Pending')}x30",
+            f'kube_pod_status_phase{{{sel},phase="Running"}}': f"{int(phase == 'Running')}x30",
+            f'kube_pod_container_resource_requests{{{sel},container="vllm",'
+            f'resource="{resource}",unit="integer"}}': "1x30",
+        }
+
+    return {
+        **pod("chat-running", "Running", "nvidia_com_gpu"),
+        **pod("tool-pending", "Pending", "cpu"),
+        **(pod("chat-pending", "Pending", "nvidia_com_gpu") if pending_gpu else {}),
+    }
+
+
+def alert_cases(i: AlertInputs) -> dict[str, Cases]:
+    """The promtool cases of every alert, keyed by alert name."""
+    t = i.thresholds
+    mid_error = (t.error_ratio + t.error_ratio_critical) / 2
+    high_error = (t.error_ratio_critical + 1) / 2
+    kv = (t.kv_cache_ratio + 1) / 2
+    queue = 2 * t.queue_backlog + 2
+    restarts = 2 * t.pod_restarts_per_hour + 2
+    unavailable_for = minutes(t.replicas_unavailable_for)
+    pending_for = minutes(t.pending_gpu_pod_for)
+    idle = t.gpu_underutilized_percent // 2
+    used = round(24000 * (t.gpu_memory_ratio + 1) / 2)
+    restart_sel = (
+        'kube_pod_container_status_restarts_total{namespace="inference",pod="chat-7d9f",'
+        'container="vllm"}'
+    )
+    fluent = f'namespace="logging",pod="fluent-bit-x2k4",name="{FLUENT_OUTPUT}"'
+    fluent_labels = {"namespace": "logging", "pod": "fluent-bit-x2k4", "name": FLUENT_OUTPUT}
+    karpenter = (
+        'karpenter_cloudprovider_errors_total{controller="nodeclaim.lifecycle",'
+        'method="Create",provider="aws",error="InsufficientCapacityError"}'
+    )
+    pool = 'nodepool="gpu-dev",resource_type="nvidia.com/gpu"'
+    return {
+        "GpuMemoryHigh": Cases(
+            fires=(
+                Scenario(
+                    _gpu_memory(used),
+                    15,
+                    (
+                        Expected(
+                            "warning",
+                            GPU,
+                            f"{GPU_AT} uses {humanize_percentage(used / 24000)} of its memory "
+                            f"(threshold {t.gpu_memory_ratio:.0%}).",
+                        ),
+                    ),
+                ),
+            ),
+            quiet=(Scenario(_gpu_memory(round(24000 * (t.gpu_memory_ratio - 0.05))), 15),),
+        ),
+        "GpuTemperatureHigh": Cases(
+            fires=(
+                Scenario(
+                    _temperature(t.gpu_temperature_celsius + 1),
+                    10,
+                    (
+                        Expected(
+                            "warning",
+                            GPU,
+                            f"{GPU_AT} is at {t.gpu_temperature_celsius + 1} C "
+                            f"(warning above {t.gpu_temperature_celsius} C).",
+                        ),
+                    ),
+                ),
+                Scenario(
+                    _temperature(t.gpu_temperature_critical_celsius + 1),
+                    10,
+                    (
+                        Expected(
+                            "warning",
+                            GPU,
+                            f"{GPU_AT} is at {t.gpu_temperature_critical_celsius + 1} C "
+                            f"(warning above {t.gpu_temperature_celsius} C).",
+                        ),
+                        Expected(
+                            "critical",
+                            GPU,
+                            f"{GPU_AT} is at {t.gpu_temperature_critical_celsius + 1} C "
+                            f"(critical above {t.gpu_temperature_critical_celsius} C); it will "
+                            "throttle.",
+                        ),
+                    ),
+                ),
+            ),
+            quiet=(Scenario(_temperature(t.gpu_temperature_celsius - 5), 10),),
+        ),
+        "GpuXidError": Cases(
+            fires=(
+                Scenario(
+                    {f"DCGM_FI_DEV_XID_ERRORS{{{GPU_SEL}}}": "0x5 79x10"},
+                    10,
+                    (
+                        Expected(
+                            "warning",
+                            GPU,
+                            f"{GPU_AT} reported XID 79; 48, 63, 64, 74, 79, 94 and 95 mean the "
+                            "node should be drained and replaced.",
+                        ),
+                    ),
+                ),
+            ),
+            # An XID from long ago stays in the gauge: it must not alert again.
+            quiet=(Scenario({f"DCGM_FI_DEV_XID_ERRORS{{{GPU_SEL}}}": "79x40"}, 30),),
+        ),
+        "GpuUnderutilized": Cases(
+            fires=(
+                Scenario(
+                    {f"DCGM_FI_DEV_GPU_UTIL{{{GPU_SEL}}}": f"{idle}x150"},
+                    130,
+                    (
+                        Expected(
+                            "info",
+                            GPU,
+                            f"{GPU_AT} averaged {humanize(idle)}% utilisation for 2 hours "
+                            f"(below {t.gpu_underutilized_percent}%): fewer replicas or a "
+                            "smaller GPU would do.",
+                        ),
+                    ),
+                ),
+            ),
+            quiet=(Scenario({f"DCGM_FI_DEV_GPU_UTIL{{{GPU_SEL}}}": "60x150"}, 130),),
+        ),
+        "InferenceLatencyP99High": Cases(
+            fires=(
+                Scenario(
+                    _latency(t.p99_latency_seconds),
+                    20,
+                    (
+                        Expected(
+                            "warning",
+                            {"namespace": "inference", "model_name": "chat"},
+                            "P99 end-to-end latency of model chat is "
+                            f"{humanize_duration(1.99 * t.p99_latency_seconds)} "
+                            f"(threshold {t.p99_latency_seconds}s).",
+                        ),
+                    ),
+                ),
+            ),
+            quiet=(Scenario(_latency(t.p99_latency_seconds / 2), 20),),
+        ),
+        "InferenceErrorRatioHigh": Cases(
+            fires=(
+                Scenario(_http(mid_error), 15, (_error("warning", mid_error, t.error_ratio),)),
+                Scenario(
+                    _http(high_error),
+                    15,
+                    (
+                        _error("warning", high_error, t.error_ratio),
+                        _error("critical", high_error, t.error_ratio_critical),
+                    ),
+                ),
+            ),
+            quiet=(Scenario(_http(t.error_ratio / 2), 15),),
+        ),
+        "VllmKvCacheSaturated": Cases(
+            fires=(
+                Scenario(
+                    {f"vllm:kv_cache_usage_perc{{{MODEL}}}": f"{kv}x30"},
+                    20,
+                    (
+                        Expected(
+                            "warning",
+                            {"namespace": "inference", "model_name": "chat", "pod": "chat-7d9f"},
+                            f"KV cache of chat in chat-7d9f is {humanize_percentage(kv)} full: "
+                            "requests get preempted; add replicas or lower max sequences.",
+                        ),
+                    ),
+                ),
+            ),
+            quiet=(Scenario({f"vllm:kv_cache_usage_perc{{{MODEL}}}": "0.3x30"}, 20),),
+        ),
+        "VllmRequestQueueBacklog": Cases(
+            fires=(
+                Scenario(
+                    {f"vllm:num_requests_waiting{{{MODEL}}}": f"{queue}x20"},
+                    15,
+                    (
+                        Expected(
+                            "warning",
+                            {"namespace": "inference", "model_name": "chat"},
+                            f"{go_value(queue)} requests wait for model chat (threshold "
+                            f"{t.queue_backlog}); the autoscaler is at its maximum or cannot "
+                            "get GPUs.",
+                        ),
+                    ),
+                ),
+            ),
+            quiet=(
+                Scenario({f"vllm:num_requests_waiting{{{MODEL}}}": f"{t.queue_backlog}x20"}, 15),
+            ),
+        ),
+        "ModelPodRestarting": Cases(
+            fires=(
+                Scenario(
+                    {restart_sel: f"0+{restarts / 60}x80"},
+                    70,
+                    (
+                        Expected(
+                            "warning",
+                            {"namespace": "inference", "pod": "chat-7d9f", "container": "vllm"},
+                            f"Container vllm of inference/chat-7d9f restarted "
+                            f"{humanize(restarts)} times in an hour.",
+                        ),
+                    ),
+                ),
+            ),
+            quiet=(Scenario({restart_sel: "0x20 1x60"}, 70),),
+        ),
+        "ModelReplicasUnavailable": Cases(
+            fires=(
+                Scenario(
+                    {
+                        'kube_deployment_status_replicas_unavailable{namespace="inference",'
+                        'deployment="chat"}': f"1x{unavailable_for + 10}"
+                    },
+                    unavailable_for + 5,
+                    (
+                        Expected(
+                            "warning",
+                            {"namespace": "inference", "deployment": "chat"},
+                            "1 replicas of inference/chat have not been ready for "
+                            f"{t.replicas_unavailable_for}.",
+                        ),
+                    ),
+                ),
+            ),
+            # A replica loading for less than the threshold (a scale-up) stays quiet.
+            quiet=(
+                Scenario(
+                    {
+                        'kube_deployment_status_replicas_unavailable{namespace="inference",'
+                        'deployment="chat"}': f"0x5 1x{unavailable_for - 2}"
+                    },
+                    unavailable_for,
+                ),
+            ),
+        ),
+        "ModelServingDown": Cases(
+            fires=(
+                Scenario(
+                    _deployment(0, 2),
+                    10,
+                    (
+                        Expected(
+                            "critical",
+                            {"namespace": "inference", "deployment": "chat"},
+                            "inference/chat has no available replica: the model is not serving.",
+                        ),
+                    ),
+                ),
+            ),
+            quiet=(Scenario(_deployment(2, 2), 10), Scenario(_deployment(0, 0), 10)),
+        ),
+        "GpuPodPending": Cases(
+            fires=(
+                Scenario(
+                    _pods(pending_gpu=True),
+                    pending_for + 5,
+                    (
+                        Expected(
+                            "warning",
+                            {"namespace": "inference", "pod": "chat-pending"},
+                            "inference/chat-pending requests GPUs and has been Pending for "
+                            f"{t.pending_gpu_pod_for}: check Karpenter and the GPU pool limits.",
+                        ),
+                    ),
+                ),
+            ),
+            quiet=(Scenario(_pods(pending_gpu=False), pending_for + 5),),
+        ),
+        "KarpenterCannotLaunchNodes": Cases(
+            fires=(
+                Scenario(
+                    {karpenter: "0+1x60"},
+                    40,
+                    (
+                        Expected(
+                            "warning",
+                            {"error": "InsufficientCapacityError"},
+                            "Karpenter's instance launches have failed for 20 minutes (error "
+                            "InsufficientCapacityError): no capacity for the allowed instance "
+                            "types, or a quota or permission problem.",
+                        ),
+                    ),
+                ),
+            ),
+            # Errors that stopped (the fallback capacity type worked) stay quiet.
+            quiet=(Scenario({karpenter: "0+1x10 10x50"}, 40),),
+        ),
+        "GpuNodePoolAtLimit": Cases(
+            fires=(
+                Scenario(
+                    {
+                        f"karpenter_nodepools_usage{{{pool}}}": "4x30",
+                        f"karpenter_nodepools_limit{{{pool}}}": "4x30",
+                    },
+                    20,
+                    (
+                        Expected(
+                            "warning",
+                            {"nodepool": "gpu-dev", "resource_type": "nvidia.com/gpu"},
+                            "NodePool gpu-dev holds 4 GPUs, its limit: new GPU pods stay "
+                            "Pending until the limit is raised.",
+                        ),
+                    ),
+                ),
+            ),
+            quiet=(
+                Scenario(
+                    {
+                        f"karpenter_nodepools_usage{{{pool}}}": "2x30",
+                        f"karpenter_nodepools_limit{{{pool}}}": "4x30",
+                    },
+                    20,
+                ),
+            ),
+        ),
+        "FluentBitOutputErrors": Cases(
+            fires=(
+                Scenario(
+                    {f"fluentbit_output_errors_total{{{fluent}}}": "0+1x40"},
+                    30,
+                    (
+                        Expected(
+                            "warning",
+                            fluent_labels,
+                            "Output cw-inference of fluent-bit-x2k4 has been failing for 15 "
+                            "minutes; logs are buffered on the node.",
+                        ),
+                    ),
+                ),
+            ),
+            quiet=(Scenario({f"fluentbit_output_errors_total{{{fluent}}}": "5x40"}, 30),),
+        ),
+        "FluentBitRecordsDropped": Cases(
+            fires=(
+                Scenario(
+                    {f"fluentbit_output_retries_failed_total{{{fluent}}}": "0x10 3x30"},
+                    15,
+                    (
+                        Expected(
+                            "warning",
+                            fluent_labels,
+                            "Output cw-inference of fluent-bit-x2k4 gave up on 3 chunks "
+                            "after all retries: those logs are lost.",
+                        ),
+                    ),
+                ),
+            ),
+            quiet=(Scenario({f"fluentbit_output_retries_failed_total{{{fluent}}}": "3x40"}, 30),),
+        ),
+    }
+
+
+def promtool_test_file(groups: tuple[RuleGroup, ...], cases: dict[str, Cases]) -> dict[str, Any]:
+    """A ``promtool test rules`` document: one test group per scenario."""
+    rules = {(r.name, r.severity): r for g in groups for r in g.rules}
+
+    def expected(name: str, e: Expected) -> dict[str, Any]:
+        rule = rules[(name, e.severity)]
+        return {
+            "exp_labels": {**e.labels, "severity": e.severity},
+            "exp_annotations": {
+                "summary": rule.summary,
+                "description": e.description,
+                "runbook_url": rule.runbook_url,
+            },
+        }
+
+    return {
+        "rule_files": ["rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [{"series": s, "values": v} for s, v in sc.series.items()],
+                "alert_rule_test": [
+                    {
+                        "eval_time": f"{sc.eval_minutes}m",
+                        "alertname": name,
+                        "exp_alerts": [expected(name, e) for e in sc.alerts],
+                    }
+                ],
+            }
+            for name, c in sorted(cases.items())
+            for sc in (*c.fires, *c.quiet)
+        ],
+    }
+
+
+def write_rules(directory: Path, groups: tuple[RuleGroup, ...]) -> Path:
+    path = directory / "rules.yaml"
+    path.write_text(yaml.safe_dump(rule_file(groups), sort_keys=False))
+    return path
+
+
+def test_every_alert_has_a_firing_and_a_quiet_case(stack: str) -> None:
+    inputs = alert_inputs(load_stack(stack))
+    groups = platform_rule_groups(inputs)
+    cases = alert_cases(inputs)
+    rules = {(r.name, r.severity) for g in groups for r in g.rules}
+    assert set(cases) == {name for name, _ in rules}
+    fired = {(n, e.severity) for n, c in cases.items() for sc in c.fires for e in sc.alerts}
+    assert fired == rules
+    for name, c in cases.items():
+        assert c.fires and all(sc.alerts for sc in c.fires), name
+        assert c.quiet and not any(sc.alerts for sc in c.quiet), name
+
+
+def test_rendered_rules_pass_promtool_check(stack: str, tmp_path: Path) -> None:
+    path = write_rules(tmp_path, platform_rule_groups(alert_inputs(load_stack(stack))))
+    result = subprocess.run(
+        [tool("promtool"), "check", "rules", str(path)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 18 rules found" in result.stdout
+
+
+def test_every_alert_fires_and_stays_quiet_under_promtool(stack: str, tmp_path: Path) -> None:
+    inputs = alert_inputs(load_stack(stack))
+    groups = platform_rule_groups(inputs)
+    write_rules(tmp_path, groups)
+    tests = tmp_path / "tests.yaml"
+    tests.write_text(yaml.safe_dump(promtool_test_file(groups, alert_cases(inputs))))
+    result = subprocess.run(
+        [tool("promtool"), "test", "rules", str(tests)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_a_wrong_expectation_fails_under_promtool(tmp_path: Path) -> None:
+    """Guard that the promtool run really compares alerts (a quiet case that fires fails)."""
+    inputs = alert_inputs(load_stack("dev"))
+    groups = platform_rule_groups(inputs)
+    write_rules(tmp_path, groups)
+    cases = alert_cases(inputs)
+    firing = cases["GpuPodPending"].fires[0]
+    broken = {
+        "GpuPodPending": Cases(fires=(), quiet=(Scenario(firing.series, firing.eval_minutes),))
+    }
+    tests = tmp_path / "tests.yaml"
+    tests.write_text(yaml.safe_dump(promtool_test_file(groups, broken)))
+    result = subprocess.run(
+        [tool("promtool"), "test", "rules", str(tests)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1
+    assert "GpuPodPending" in result.stdout + result.stderr
+
+
+def _inputs(**thresholds: Any) -> AlertInputs:
+    return AlertInputs(
+        thresholds=AlertThresholds(**thresholds),
+        serving_namespace="serve",
+        runbook_base_url="https://example.com/runbooks",
+    )
+
+
+def _rule(inputs: AlertInputs, name: str, severity: Severity = "warning") -> AlertRule:
+    return next(
+        r
+        for g in platform_rule_groups(inputs)
+        for r in g.rules
+        if (r.name, r.severity) == (name, severity)
+    )
+
+
+def test_thresholds_and_namespace_come_from_the_inputs() -> None:
+    inputs = _inputs(p99_latency_seconds=4.5, queue_backlog=7, pending_gpu_pod_for="25m")
+    latency = _rule(inputs, "InferenceLatencyP99High")
+    assert latency.expr.endswith(" > 4.5")
+    assert 'vllm:e2e_request_latency_seconds_bucket{namespace="serve"}' in latency.expr
+    assert _rule(inputs, "VllmRequestQueueBacklog").expr.endswith(" > 7")
+    assert _rule(inputs, "GpuPodPending").for_ == "25m"
+    assert latency.runbook_url == "https://example.com/runbooks#inferencelatencyp99high"
+
+
+def test_rule_renders_the_prometheus_fields() -> None:
+    rendered = _rule(_inputs(), "ModelServingDown", "critical").render()
+    assert set(rendered) == {"alert", "expr", "for", "labels", "annotations"}
+    assert rendered["labels"] == {"severity": "critical"}
+    assert set(rendered["annotations"]) == {"summary", "description", "runbook_url"}
+
+
+GOOD = {
+    "name": "GpuHot",
+    "expr": "DCGM_FI_DEV_GPU_TEMP > 80",
+    "for_": "5m",
+    "severity": "warning",
+    "summary": "GPU hot",
+    "description": "{{ $value }}",
+    "runbook_url": "https://example.com/r#gpuhot",
+}
+BAD_RULES: list[tuple[dict[str, Any], str]] = [
+    ({"name": "gpu_hot"}, r"^name \('gpu_hot'\) must be CamelCase letters and digits$"),
+    ({"for_": "5 minutes"}, r"^for_ \('5 minutes'\) must be a duration such as '5m' or '1h'$"),
+    ({"severity": "page"}, r"^severity \('page'\) must be one of critical, warning, info$"),
+    ({"expr": " "}, r"^expr of GpuHot must not be empty$"),
+    (
+        {"summary": "{{ $labels.gpu }} hot"},
+        r"^summary \('\{\{ \$labels\.gpu \}\} hot'\) must be a fixed, non-empty line$",
+    ),
+    (
+        {"runbook_url": "http://x"},
+        r"^runbook_url \('http://x'\) must be an https:// URL$",
+    ),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), BAD_RULES)
+def test_alert_rule_rejects_bad_fields(change: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        AlertRule(**{**GOOD, **change})
+
+
+def test_rule_group_rejects_repeated_rules_and_rule_file_repeated_groups() -> None:
+    rule = AlertRule(**GOOD)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^rules of group g\.x repeat GpuHot/warning$"):
+        RuleGroup("g.x", (rule, rule))
+    with pytest.raises(ValueError, match=r"^rules of group g\.x must not be empty$"):
+        RuleGroup("g.x", ())
+    group = RuleGroup("g.x", (rule,))
+    with pytest.raises(ValueError, match=r"^rule group names must be unique; repeated: g\.x$"):
+        rule_file([group, group])
+
+
+def test_case_helpers_follow_go_formatting() -> None:
+    assert [go_value(40.0), go_value(2.5)] == ["40", "2.5"]
+    assert [humanize(394.52), humanize(2958.9), humanize(3.0)] == ["394.5", "2.959k", "3"]
+    assert [humanize_percentage(0.975), humanize_duration(19.9), humanize_duration(79.6)] == [
+        "97.5%",
+        "19.9s",
+        "1m 19s",
+    ]
+    assert [minutes("20m"), minutes("1h30m"), minutes("90s")] == [20, 90, 2]
+
+
+def test_every_alert_has_a_runbook_heading_in_the_readme() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    headings = set(re.findall(r"^#### (\w+)$", readme, flags=re.M))
+    names = {r.name for g in platform_rule_groups(alert_inputs(load_stack("dev"))) for r in g.rules}
+    assert sorted(names - headings) == []

@@ -1,0 +1,118 @@
+"""Alertmanager config: amtool validates it and proves where each severity goes."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from infra.alertmanager import PAGERDUTY_KEY, SLACK_KEY, alertmanager_config
+from tests.test_alert_rules import tool
+
+# kube-prometheus-stack 88.5.3 values.yaml, alertmanager.config: Helm merges our map over
+# it, so every key it sets must be set by us too or the chart's value survives.
+CHART_DEFAULT_KEYS = {"global", "inhibit_rules", "receivers", "route", "templates"}
+CHART_DEFAULT_ROUTE_KEYS = {
+    "group_by",
+    "group_interval",
+    "group_wait",
+    "receiver",
+    "repeat_interval",
+    "routes",
+}
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    """The rendered config, with placeholder secret files where the operator mounts them."""
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / SLACK_KEY).write_text("https://hooks.slack.com/services/T000/B000/placeholder")
+    (secrets / PAGERDUTY_KEY).write_text("placeholder-routing-key")
+    path = tmp_path / "alertmanager.yaml"
+    config = alertmanager_config(slack_channel="#llm-alerts", secrets_dir=str(secrets))
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def amtool(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([tool("amtool"), *args], capture_output=True, text=True)
+
+
+def test_config_passes_amtool_check(config_file: Path) -> None:
+    result = amtool("check-config", str(config_file))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 receivers" in result.stdout and "2 inhibit rules" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("labels", "receivers"),
+    [
+        (["severity=critical", "alertname=ModelServingDown"], "pagerduty,slack"),
+        (["severity=warning", "alertname=GpuMemoryHigh"], "slack"),
+        (["severity=info", "alertname=GpuUnderutilized"], "null"),
+        (["severity=none", "alertname=Watchdog"], "null"),
+        (["alertname=SomethingWithoutSeverity"], "slack"),
+    ],
+)
+def test_routes_send_each_severity_to_its_receivers(
+    config_file: Path, labels: list[str], receivers: str
+) -> None:
+    result = amtool(
+        "config",
+        "routes",
+        "test",
+        f"--config.file={config_file}",
+        f"--verify.receivers={receivers}",
+        *labels,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == receivers
+
+
+def test_route_verification_can_fail(config_file: Path) -> None:
+    """Guard: amtool really compares receivers (a critical alert is not Slack-only)."""
+    result = amtool(
+        "config",
+        "routes",
+        "test",
+        f"--config.file={config_file}",
+        "--verify.receivers=slack",
+        "severity=critical",
+    )
+    assert result.returncode == 1
+
+
+def test_a_misspelt_key_fails_amtool(tmp_path: Path, config_file: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(config_file.read_text().replace("routing_key_file", "routing_key_fil"))
+    assert amtool("check-config", str(bad)).returncode == 1
+
+
+def test_no_secret_in_the_config_only_file_references() -> None:
+    config = alertmanager_config(slack_channel="#c", secrets_dir="/etc/alertmanager/secrets/s")
+    (slack,) = next(r for r in config["receivers"] if r["name"] == "slack")["slack_configs"]
+    (pager,) = next(r for r in config["receivers"] if r["name"] == "pagerduty")["pagerduty_configs"]
+    assert slack["api_url_file"] == f"/etc/alertmanager/secrets/s/{SLACK_KEY}"
+    assert pager["routing_key_file"] == f"/etc/alertmanager/secrets/s/{PAGERDUTY_KEY}"
+    assert not {"api_url", "routing_key", "service_key"} & (set(slack) | set(pager))
+
+
+def test_grouping_and_inhibition() -> None:
+    config: dict[str, Any] = alertmanager_config(slack_channel="#c", secrets_dir="/s")
+    assert config["route"]["group_by"] == ["alertname", "namespace", "model_name"]
+    critical_over_warning = config["inhibit_rules"][0]
+    assert critical_over_warning == {
+        "source_matchers": ['severity = "critical"'],
+        "target_matchers": ['severity = "warning"'],
+        "equal": ["alertname", "namespace", "model_name"],
+    }
+
+
+def test_every_chart_default_key_is_overridden() -> None:
+    config = alertmanager_config(slack_channel="#c", secrets_dir="/s")
+    assert set(config) >= CHART_DEFAULT_KEYS
+    assert set(config["route"]) >= CHART_DEFAULT_ROUTE_KEYS

@@ -1,0 +1,249 @@
+"""Monitoring: the two releases, selectors, storage, secrets, rules and dashboards."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from infra.alert_rules import alert_inputs, platform_rule_groups, rule_file
+from infra.alertmanager import PAGERDUTY_KEY, SLACK_KEY
+from infra.conventions import (
+    MONITORING_NAMESPACE,
+    PROMETHEUS_RELEASE,
+    PROMETHEUS_SELECTOR_LABELS,
+    SYSTEM_NODE_LABELS,
+    SYSTEM_TOLERATION,
+)
+from infra.monitoring import (
+    ALERTMANAGER_SECRET,
+    GRAFANA_ADMIN_SECRET,
+    STORAGE_CLASS,
+    MonitoringArgs,
+)
+from tests.harness import find, find_all
+from tests.test_alert_rules import load_stack
+from tools.mock_runtime import Recorded, Secret
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
+CONFIGMAP = "kubernetes:core/v1:ConfigMap"
+SECRET = "kubernetes:core/v1:Secret"
+REPO = "https://prometheus-community.github.io/helm-charts"
+
+
+def kps(resources: tuple[Recorded, ...]) -> Recorded:
+    return find(resources, RELEASE, "monitoring-kube-prometheus-stack")
+
+
+def values(resources: tuple[Recorded, ...]) -> dict[str, Any]:
+    return dict(kps(resources).inputs["values"])
+
+
+def test_crds_and_stack_are_separate_pinned_releases(
+    stack: str, resources: tuple[Recorded, ...]
+) -> None:
+    crds = find(resources, RELEASE, "monitoring-crds")
+    stack_release = kps(resources)
+    assert (crds.inputs["name"], crds.inputs["chart"], crds.inputs["version"]) == (
+        "prometheus-operator-crds",
+        "prometheus-operator-crds",
+        "31.0.1",
+    )
+    assert (stack_release.inputs["name"], stack_release.inputs["chart"]) == (
+        PROMETHEUS_RELEASE,
+        "kube-prometheus-stack",
+    )
+    assert stack_release.inputs["version"] == "88.5.3"
+    for release in (crds, stack_release):
+        assert release.inputs["repositoryOpts"]["repo"] == REPO
+        assert release.inputs["namespace"] == MONITORING_NAMESPACE
+    assert values(resources)["crds"] == {"enabled": False}
+    assert stack_release.inputs["skipCrds"] is True
+    assert "monitoring-crds" in stack_release.depends_on
+    # Deleting the CRD release must not cascade to every ServiceMonitor and rule.
+    assert crds.inputs["values"]["crds"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+
+
+def test_our_rules_and_monitors_carry_the_label_prometheus_selects(
+    stack: str, resources: tuple[Recorded, ...]
+) -> None:
+    spec = values(resources)["prometheus"]["prometheusSpec"]
+    for key in ("ruleSelector", "serviceMonitorSelector", "podMonitorSelector"):
+        assert spec[key] == {"matchLabels": PROMETHEUS_SELECTOR_LABELS}, key
+    for key in ("ruleNamespaceSelector", "serviceMonitorNamespaceSelector"):
+        assert spec[key] == {}, key  # every namespace
+    custom = [r for r in resources if r.type.startswith("kubernetes:monitoring.coreos.com/v1:")]
+    assert {r.type.rsplit(":", 1)[-1] for r in custom} >= {"PrometheusRule", "ServiceMonitor"}
+    for r in custom:
+        labels = r.inputs["metadata"]["labels"]
+        assert labels.items() >= PROMETHEUS_SELECTOR_LABELS.items(), r.name
+        assert "monitoring-crds" in r.depends_on, r.name
+
+
+def test_prometheus_rules_are_the_rendered_rule_groups(
+    stack: str, resources: tuple[Recorded, ...]
+) -> None:
+    groups = platform_rule_groups(alert_inputs(load_stack(stack)))
+    rules = [r for r in find_all(resources, RULE) if r.parent == "monitoring"]
+    assert [r.inputs["spec"] for r in rules] == sorted(
+        (rule_file([g]) for g in groups), key=lambda s: s["groups"][0]["name"]
+    )
+    assert all(r.inputs["metadata"]["namespace"] == MONITORING_NAMESPACE for r in rules)
+
+
+RETENTION = {"dev": ("7d", "30Gi", "25GiB", 1, 1), "prod": ("30d", "200Gi", "170GiB", 2, 3)}
+
+
+def test_retention_storage_and_replicas_follow_config(
+    stack: str, resources: tuple[Recorded, ...]
+) -> None:
+    retention, size, retention_size, prometheus, alertmanager = RETENTION[stack]
+    v = values(resources)
+    spec = v["prometheus"]["prometheusSpec"]
+    assert (spec["retention"], spec["retentionSize"], spec["replicas"]) == (
+        retention,
+        retention_size,
+        prometheus,
+    )
+    claim = spec["storageSpec"]["volumeClaimTemplate"]["spec"]
+    assert claim == {
+        "storageClassName": STORAGE_CLASS,
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": size}},
+    }
+    am = v["alertmanager"]["alertmanagerSpec"]
+    assert am["replicas"] == alertmanager
+    assert am["storage"]["volumeClaimTemplate"]["spec"]["storageClassName"] == STORAGE_CLASS
+    # A PDB with one replica would block every node drain.
+    assert v["prometheus"]["podDisruptionBudget"]["enabled"] is (prometheus > 1)
+    assert v["alertmanager"]["podDisruptionBudget"]["enabled"] is (alertmanager > 1)
+    cpu, memory = {"dev": ("500m", "2Gi"), "prod": ("1", "6Gi")}[stack]
+    assert spec["resources"] == {
+        "requests": {"cpu": cpu, "memory": memory},
+        "limits": {"memory": memory},
+    }
+    assert spec["externalLabels"] == {"cluster": f"llm-{stack}", "environment": stack}
+
+
+def test_gp3_storage_class_is_encrypted_and_zonal(
+    stack: str, resources: tuple[Recorded, ...]
+) -> None:
+    sc = find(resources, "kubernetes:storage.k8s.io/v1:StorageClass", "monitoring-gp3")
+    assert sc.inputs["metadata"]["name"] == STORAGE_CLASS
+    assert sc.inputs["provisioner"] == "ebs.csi.aws.com"
+    assert sc.inputs["parameters"]["type"] == "gp3"
+    assert sc.inputs["parameters"]["encrypted"] == "true"
+    assert sc.inputs["volumeBindingMode"] == "WaitForFirstConsumer"
+    assert sc.inputs["reclaimPolicy"] == {"dev": "Delete", "prod": "Retain"}[stack]
+
+
+def test_controllers_run_on_system_nodes(stack: str, resources: tuple[Recorded, ...]) -> None:
+    v = values(resources)
+    for part in (
+        v["prometheusOperator"],
+        v["prometheusOperator"]["admissionWebhooks"]["patch"],
+        v["kube-state-metrics"],
+        v["prometheus"]["prometheusSpec"],
+        v["alertmanager"]["alertmanagerSpec"],
+        v["grafana"],
+    ):
+        assert part["nodeSelector"] == SYSTEM_NODE_LABELS
+        assert part["tolerations"] == [SYSTEM_TOLERATION]
+    for unreachable_on_eks in ("kubeControllerManager", "kubeScheduler", "kubeEtcd", "kubeProxy"):
+        assert v[unreachable_on_eks] == {"enabled": False}
+
+
+def test_secrets_stay_out_of_helm_values(stack: str, resources: tuple[Recorded, ...]) -> None:
+    v = values(resources)
+    grafana = v["grafana"]
+    assert "adminPassword" not in grafana
+    assert grafana["admin"] == {
+        "existingSecret": GRAFANA_ADMIN_SECRET,
+        "userKey": "admin-user",
+        "passwordKey": "admin-password",
+    }
+    admin = find(resources, SECRET, "monitoring-grafana-admin")
+    assert admin.inputs["metadata"] == {"name": GRAFANA_ADMIN_SECRET, "namespace": "monitoring"}
+    assert isinstance(admin.inputs["stringData"], Secret)
+    assert set(admin.inputs["stringData"].value) == {"admin-user", "admin-password"}
+
+    receivers = find(resources, SECRET, "monitoring-alertmanager-receivers")
+    assert receivers.inputs["metadata"]["name"] == ALERTMANAGER_SECRET
+    assert set(receivers.inputs["stringData"].value) == {SLACK_KEY, PAGERDUTY_KEY}
+    am = v["alertmanager"]
+    assert am["alertmanagerSpec"]["secrets"] == [ALERTMANAGER_SECRET]
+    files = {
+        c.get("api_url_file") or c.get("routing_key_file")
+        for r in am["config"]["receivers"]
+        for c in r.get("slack_configs", []) + r.get("pagerduty_configs", [])
+    }
+    mounted = f"/etc/alertmanager/secrets/{ALERTMANAGER_SECRET}"
+    assert files == {f"{mounted}/{SLACK_KEY}", f"{mounted}/{PAGERDUTY_KEY}"}
+    assert "offline-placeholder" not in json.dumps(v)
+    assert (
+        am["config"]["receivers"][1]["slack_configs"][0]["channel"]
+        == {
+            "dev": "#llm-dev-alerts",
+            "prod": "#llm-prod-alerts",
+        }[stack]
+    )
+
+
+def test_dashboards_are_configmaps_the_grafana_sidecar_loads(
+    stack: str, resources: tuple[Recorded, ...]
+) -> None:
+    sidecar = values(resources)["grafana"]["sidecar"]["dashboards"]
+    assert (sidecar["enabled"], sidecar["label"], sidecar["labelValue"]) == (
+        True,
+        "grafana_dashboard",
+        "1",
+    )
+    assert sidecar["searchNamespace"] == "ALL"
+    maps = [r for r in find_all(resources, CONFIGMAP) if r.name.startswith("monitoring-dashboard")]
+    assert [r.name for r in maps] == [
+        "monitoring-dashboard-cost",
+        "monitoring-dashboard-gpus",
+        "monitoring-dashboard-vllm",
+    ]
+    for r in maps:
+        assert r.inputs["metadata"]["labels"] == {sidecar["label"]: sidecar["labelValue"]}
+        assert r.inputs["metadata"]["annotations"] == {sidecar["folderAnnotation"]: "LLM Platform"}
+        (document,) = r.inputs["data"].values()
+        board = json.loads(document)
+        assert board["uid"].startswith("llm-") and board["panels"]
+
+
+def test_vllm_dashboard_has_the_required_panels(resources: tuple[Recorded, ...]) -> None:
+    board = json.loads(
+        next(iter(find(resources, CONFIGMAP, "monitoring-dashboard-vllm").inputs["data"].values()))
+    )
+    titles = [p["title"] for p in board["panels"]]
+    assert titles == [
+        "Requests finished / s",
+        "Time to first token",
+        "End-to-end latency",
+        "Queue time p95",
+        "Requests running / waiting",
+        "KV cache usage",
+        "Tokens / s",
+        "Errors and preemptions / s",
+    ]
+    latency = board["panels"][2]["targets"]
+    assert [t["legendFormat"].split()[0] for t in latency] == ["p50", "p95", "p99"]
+
+
+def test_args_reject_an_empty_cluster_name() -> None:
+    cfg = load_stack("dev")
+    with pytest.raises(ValueError, match=r"^cluster_name \(''\) must name the EKS cluster$"):
+        MonitoringArgs(
+            config=cfg.observability,
+            cluster_name="",
+            environment="dev",
+            alerts=alert_inputs(cfg),
+            daily_budget_usd=1.0,
+            grafana_admin_password="x",
+            slack_webhook_url="x",
+            pagerduty_routing_key="x",
+        )
