@@ -104,6 +104,7 @@ karpenter = Karpenter(
         cluster_name=cluster.name,
         region=cfg.region,
         cluster_ready=[cluster],
+        monitoring_crds=[monitoring.crd_release],
         tags=tags,
     ),
     opts=k8s_opts,

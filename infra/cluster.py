@@ -201,11 +201,6 @@ class Cluster(pulumi.ComponentResource):
             name=cfg.name, opts=pulumi.InvokeOutputOptions(depends_on=[self.eks])
         )
         self.endpoint = described.endpoint
-        kubeconfig = pulumi.Output.all(
-            described.endpoint, described.certificate_authorities[0].data
-        ).apply(lambda a: json.dumps(render_kubeconfig(cfg.name, a[0], a[1], args.region)))
-        self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=kubeconfig, opts=child)
-
         self.security_group_id = self.eks.cluster_security_group_id
         aws.ec2.Tag(
             f"{name}-sg-discovery",
@@ -292,8 +287,8 @@ class Cluster(pulumi.ComponentResource):
         ebs_attachment = aws.iam.RolePolicyAttachment(
             f"{name}-ebs-csi", role=ebs_role.name, policy_arn=EBS_CSI_POLICY, opts=child
         )
-        self._addon(name, cfg, "coredns", tags, after=[node_group])
-        self._addon(
+        coredns = self._addon(name, cfg, "coredns", tags, after=[node_group])
+        ebs_csi = self._addon(
             name,
             cfg,
             "aws-ebs-csi-driver",
@@ -304,6 +299,18 @@ class Cluster(pulumi.ComponentResource):
                     role_arn=ebs_role.arn, service_account=EBS_CSI_SERVICE_ACCOUNT
                 )
             ],
+        )
+
+        kubeconfig = pulumi.Output.all(
+            described.endpoint, described.certificate_authorities[0].data
+        ).apply(lambda a: json.dumps(render_kubeconfig(cfg.name, a[0], a[1], args.region)))
+        # Every in-cluster resource uses this provider and so waits for it: creating it
+        # only once nodes, DNS and the EBS driver exist lets the first `pulumi up` of a
+        # new cluster install charts without their pods waiting past Helm's timeout.
+        self.provider = k8s.Provider(
+            f"{name}-k8s",
+            kubeconfig=kubeconfig,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[node_group, coredns, ebs_csi]),
         )
 
         self.register_outputs(

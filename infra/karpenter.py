@@ -21,7 +21,12 @@ import pulumi_kubernetes as k8s
 
 from infra.cluster import NODE_MANAGED_POLICIES, assume_role_policy
 from infra.config import KarpenterConfig
-from infra.conventions import KARPENTER_NAMESPACE, SYSTEM_NODE_LABELS, SYSTEM_TOLERATION
+from infra.conventions import (
+    KARPENTER_NAMESPACE,
+    PROMETHEUS_SELECTOR_LABELS,
+    SYSTEM_NODE_LABELS,
+    SYSTEM_TOLERATION,
+)
 
 # Charts are OCI artifacts: the Helm release takes the full oci:// reference as its
 # chart (a repositoryOpts.repo is looked up as an HTTP index and fails for OCI).
@@ -359,6 +364,9 @@ def controller_values(cluster_name: str, queue_name: str) -> dict[str, Any]:
         "nodeSelector": {"kubernetes.io/os": "linux", **SYSTEM_NODE_LABELS},
         "tolerations": [dict(SYSTEM_TOLERATION)],
         "controller": {"resources": CONTROLLER_RESOURCES},
+        # The "Karpenter cannot launch nodes" and "GPU NodePool at its limit" alerts read
+        # the controller's metrics; the label makes kube-prometheus-stack select it.
+        "serviceMonitor": {"enabled": True, "additionalLabels": dict(PROMETHEUS_SELECTOR_LABELS)},
     }
 
 
@@ -371,6 +379,8 @@ class KarpenterArgs:
     region: str
     cluster_ready: Sequence[pulumi.Resource] = ()
     """What must exist first: the cluster with its Pod Identity agent and system nodes."""
+    monitoring_crds: Sequence[pulumi.Resource] = ()
+    """The release installing the ServiceMonitor CRD the chart's ServiceMonitor needs."""
     tags: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -546,7 +556,13 @@ class Karpenter(pulumi.ComponentResource):
             values=queue.name.apply(lambda q: controller_values(cluster, q)),
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=[self.crd_release, pod_identity, access_entry, *attachments],
+                depends_on=[
+                    self.crd_release,
+                    pod_identity,
+                    access_entry,
+                    *attachments,
+                    *args.monitoring_crds,
+                ],
             ),
         )
 

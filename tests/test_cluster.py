@@ -186,6 +186,8 @@ def test_one_kubernetes_provider_from_the_deterministic_kubeconfig(
 ) -> None:
     providers = find_all(resources, "pulumi:providers:kubernetes")
     assert [p.name for p in providers] == ["llm-k8s"]
+    # In-cluster resources wait for the provider, so for nodes, DNS and the EBS driver.
+    assert {"llm-system", "llm-coredns", "llm-aws-ebs-csi-driver"} <= set(providers[0].depends_on)
     kubeconfig = json.loads(providers[0].inputs["kubeconfig"])
     region = stack_config(stack)["aws:region"]
     assert kubeconfig == render_kubeconfig(

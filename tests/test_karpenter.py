@@ -201,7 +201,18 @@ def test_controller_values_pin_the_controller_to_system_nodes() -> None:
                 "limits": {"cpu": "1", "memory": "1Gi"},
             }
         },
+        "serviceMonitor": {
+            "enabled": True,
+            "additionalLabels": {"release": "kube-prometheus-stack"},
+        },
     }
+
+
+def test_controller_release_waits_for_the_servicemonitor_crd(
+    resources: tuple[Recorded, ...],
+) -> None:
+    release = find(resources, "kubernetes:helm.sh/v3:Release", "karpenter-controller")
+    assert "monitoring-crds" in release.depends_on
 
 
 def test_args_reject_an_empty_cluster_name() -> None:
