@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from infra.config import NAMESPACE, REQUIRED_SECRETS, ConfigError
+from tools import policy
 from tools.mock_runtime import Recorded, Secret, run_program
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -219,11 +220,15 @@ def plan(
         elif r.type == HELM_RELEASE:
             files[out / "helm" / f"{r.name}.yaml"] = _dump_yaml(masked(helm_release(r)))
 
-    log("[4/4] summarising")
+    log("[4/4] summarising and evaluating the policy pack")
     for section in SUMMARY_SECTIONS:
         lines = section(resources)
         if lines:
             result.summary += [*lines, ""]
+    cfg = policy.platform_config(stack_file.config, stack_file.secret_keys, stack)
+    verdicts = policy.verdicts(resources, cfg)
+    result.mandatory_violations = policy.mandatory_violations(verdicts)
+    result.summary += [*policy.summary(verdicts, stack), ""]
     for warning in sorted(set(run.warnings)):
         result.summary.append(f"warning: {warning}")
     files[out / "summary.txt"] = "\n".join(result.summary) + "\n"
