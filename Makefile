@@ -20,12 +20,14 @@ $(STAMP): requirements.txt requirements-dev.txt
 	touch $(STAMP)
 
 # promtool (Debian `prometheus`) and amtool (`prometheus-alertmanager`) check and
-# unit-test the rendered alert rules and Alertmanager config.
+# unit-test the rendered alert rules and Alertmanager config; actionlint runs shellcheck
+# on the workflows' `run:` scripts.
 tools-apt:
-	@command -v promtool >/dev/null && command -v amtool >/dev/null || { \
+	@command -v promtool >/dev/null && command -v amtool >/dev/null && \
+	  command -v shellcheck >/dev/null || { \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
-	    prometheus prometheus-alertmanager >/dev/null; }
+	    prometheus prometheus-alertmanager shellcheck >/dev/null; }
 
 ## Offline plan of one stack (default dev): build/$(STACK)/ and a summary.
 plan: $(STAMP)

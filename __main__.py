@@ -11,28 +11,20 @@ import pulumi
 import pulumi.runtime
 from pulumi.runtime import config as runtime_config
 
+from infra.budgets import AwsBudgets, AwsBudgetsArgs, Budget
 from infra.cluster import Cluster, ClusterArgs
-from infra.config import NAMESPACE, PlatformConfig, load_config
+from infra.config import PlatformConfig, load_stack_config
+from infra.kubecost import Kubecost, KubecostArgs
+from infra.logging import Logging, LoggingArgs
 from infra.network import Network, NetworkArgs
 
 
 def read_stack_config() -> PlatformConfig:
-    """Collect every ``llm-platform:`` key of the stack and validate it."""
-    prefix = f"{NAMESPACE}:"
+    """Collect the stack's config as the Pulumi CLI passed it and validate it."""
     values = {**pulumi.runtime.get_config_env(), **runtime_config.CONFIG.get()}
-    secret = set(pulumi.runtime.get_config_secret_keys_env())
-    raw = {k.removeprefix(prefix): v for k, v in values.items() if k.startswith(prefix)}
-    secret_keys = frozenset(
-        k
-        for k in raw
-        if f"{prefix}{k}" in secret or pulumi.runtime.is_config_secret(f"{prefix}{k}")
-    )
-    return load_config(
-        raw,
-        stack=pulumi.get_stack(),
-        region=pulumi.Config("aws").require("region"),
-        secret_keys=secret_keys,
-    )
+    secret_keys = set(pulumi.runtime.get_config_secret_keys_env())
+    secret_keys |= {k for k in values if pulumi.runtime.is_config_secret(k)}
+    return load_stack_config(values, stack=pulumi.get_stack(), secret_keys=secret_keys)
 
 
 cfg = read_stack_config()
@@ -60,7 +52,39 @@ cluster = Cluster(
     ),
 )
 
+logs = Logging(
+    "llm",
+    LoggingArgs(
+        config=cfg.logging,
+        cluster_name=cluster.name,
+        region=cfg.region,
+        serving_namespace=cfg.serving.namespace,
+        tags=tags,
+        cluster_dependencies=[cluster.eks],
+    ),
+    opts=pulumi.ResourceOptions(provider=cluster.provider),
+)
+
 pulumi.export("vpcId", network.vpc_id)
 pulumi.export("privateSubnetIds", network.private_subnet_ids)
 pulumi.export("clusterName", cluster.name)
 pulumi.export("clusterEndpoint", cluster.endpoint)
+
+budgets = AwsBudgets(
+    "cost",
+    AwsBudgetsArgs(
+        budgets=tuple(Budget.from_config(b) for b in cfg.cost.budgets),
+        stack=cfg.stack,
+        tags=tags,
+        activate_cost_allocation_tag=cfg.cost.activate_cost_allocation_tag,
+    ),
+)
+
+kubecost = Kubecost(
+    "kubecost",
+    KubecostArgs(config=cfg.cost, cluster_name=cfg.cluster.name, region=cfg.region),
+    opts=pulumi.ResourceOptions(provider=cluster.provider),
+)
+
+pulumi.export("budgetAlertTopicArn", budgets.topic_arn)
+pulumi.export("logGroups", logs.log_group_names)

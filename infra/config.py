@@ -22,7 +22,7 @@ import json
 import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Annotated, Any, Literal, Union
 
 import pulumi
@@ -317,6 +317,16 @@ class LoggingConfig(_Section):
     """Encrypt log groups with a platform KMS key (default on)."""
 
 
+class ContainerResources(_Section):
+    """CPU and memory of one container: requests, with memory also the limit (no CPU limit,
+    which would only throttle)."""
+
+    cpu: Annotated[str, Field(pattern=r"^\d+(\.\d+)?m?$")]
+    """CPU request, e.g. ``500m`` or ``2``."""
+    memory: Annotated[str, Field(pattern=r"^\d+(Ki|Mi|Gi)$")]
+    """Memory request and limit, e.g. ``2Gi``."""
+
+
 class BudgetConfig(_Section):
     """One cost budget (Kubecost alert, AWS Budget and PrometheusRule)."""
 
@@ -326,18 +336,32 @@ class BudgetConfig(_Section):
     """Namespace or model name; required unless scope is ``cluster``."""
     monthly_usd: Annotated[float, Field(gt=0)]
     thresholds_percent: Annotated[
-        tuple[Annotated[int, Field(ge=1, le=200)], ...], Field(min_length=1)
+        tuple[Annotated[int, Field(ge=1, le=200)], ...], Field(min_length=1, max_length=4)
     ] = (50, 80, 100)
+    """Alert thresholds in percent of ``monthlyUsd`` (default 50, 80, 100). At most four:
+    an AWS budget takes five notifications, one of them the forecast at 100%."""
     notify_emails: tuple[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")], ...] = ()
+    """Who gets the alerts: SNS email subscriptions and Kubecost ``ownerContact``."""
 
 
 class CostConfig(_Section):
     """Kubecost, budgets and the cost estimator."""
 
-    kubecost_version: Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")] = "2.8.5"
+    kubecost_version: Annotated[str, Field(pattern=r"^2\.8\.\d+$")] = "2.8.7"
+    """``cost-analyzer`` chart version (default ``2.8.7``). Only 2.8.x: the last 2.x line that
+    runs on an external Prometheus; 2.9 exists only as a step to 3.x (it requires federated
+    storage) and 3.x is a different chart without Prometheus."""
     spot_discount: Annotated[float, Field(ge=0, lt=1)] = 0.6
     """Expected spot saving vs on-demand, for the *expected* (not worst-case) estimate."""
     budgets: Annotated[tuple[BudgetConfig, ...], Field(min_length=1)]
+    activate_cost_allocation_tag: bool = True
+    """Activate the ``cost-center`` cost-allocation tag (default on) so that the AWS budgets'
+    tag filter matches. Activation is per payer account: turn it off in all but one stack
+    when several stacks share an account."""
+    kubecost_model_resources: ContainerResources = ContainerResources(cpu="500m", memory="2Gi")
+    """Requests of the cost-model container (memory is also its limit)."""
+    kubecost_frontend_resources: ContainerResources = ContainerResources(cpu="50m", memory="128Mi")
+    """Requests of the frontend (nginx) container (memory is also its limit)."""
 
 
 EnforcementLevel = Literal["mandatory", "advisory", "disabled"]
@@ -485,6 +509,27 @@ def load_config(
     if problems:
         raise ConfigError(problems)
     return cfg
+
+
+def load_stack_config(
+    values: Mapping[str, Any], *, stack: str, secret_keys: Collection[str]
+) -> PlatformConfig:
+    """:func:`load_config` from a stack's config as Pulumi passes it to a program.
+
+    ``values`` has fully qualified keys (``llm-platform:gpuPools``, ``aws:region``);
+    ``secret_keys`` likewise. Used by ``__main__.py`` (with the runtime config) and by
+    the offline plan (with the stack file), so both read config the same way.
+    """
+    prefix = f"{NAMESPACE}:"
+    region = values.get("aws:region")
+    if not region:
+        raise ConfigError(["aws:region: required (pulumi config set aws:region <region>)"])
+    return load_config(
+        {k.removeprefix(prefix): v for k, v in values.items() if k.startswith(prefix)},
+        stack=stack,
+        region=str(region),
+        secret_keys=frozenset(k.removeprefix(prefix) for k in secret_keys if k.startswith(prefix)),
+    )
 
 
 def _decode(value: Any) -> Any:

@@ -40,3 +40,8 @@ GPU_TAINT: Final = {"key": GPU_RESOURCE, "value": "true", "effect": "NoSchedule"
 GPU_TOLERATION: Final = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
 NODEPOOL_LABEL: Final = "karpenter.sh/nodepool"
 ZONE_LABEL: Final = "topology.kubernetes.io/zone"
+
+# Served models: every vLLM pod carries this label with the model's name. Cost budgets of
+# scope "model" select pods by it (Kubecost label aggregation; kube-state-metrics exposes it
+# as ``kube_pod_labels{label_llm_platform_io_model=...}`` once allowlisted).
+MODEL_LABEL: Final = "llm-platform.io/model"

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from infra.cost_estimator import nodepool_spend
 from policies.core import Props, Resource, ResourceRule, Settings, StackRule, at
+from policies.gpu import CAPACITY_TYPE, FAMILY, NODEPOOL, SIZE, gpu_limit, gpu_pools, in_values
 
 BUDGET = "aws:budgets/budget:Budget"
 
@@ -68,7 +70,57 @@ def check_budget_exists(resources: Sequence[Resource], _s: Settings) -> list[str
     return [f"the stack creates no {BUDGET}: every environment needs a budget that alerts"]
 
 
+def check_worst_case(resources: Sequence[Resource], settings: Settings) -> list[str]:
+    """Worst case of every GPU pool from its GPU limit and allowed types
+    (``infra.cost_estimator``), summed, against the environment budget."""
+    budget = float(settings["monthlyBudgetUsd"])
+    total = 0.0
+    parts = []
+    for pool in gpu_pools(resources):
+        try:
+            limit = gpu_limit(pool.props)
+        except ValueError:
+            limit = None
+        families = in_values(pool.props, FAMILY)
+        if limit is None or families is None:
+            return [f"GPU pool {pool.name} has no GPU limit or family list: spend is unbounded"]
+        try:
+            spend = nodepool_spend(
+                pool.name,
+                gpu_limit=limit,
+                families=families,
+                sizes=in_values(pool.props, SIZE) or [],
+                capacity_types=in_values(pool.props, CAPACITY_TYPE) or ["on-demand"],
+                region=str(settings["region"]),
+            )
+        except ValueError as exc:  # unknown family or instance type without a price
+            return [f"GPU pool {pool.name}: {exc}"]
+        total += spend.worst_case_monthly_usd
+        parts.append(
+            f"{pool.name} {spend.worst_case_monthly_usd:,.2f} = {spend.worst_instances} x "
+            f"{spend.worst_instance_type}"
+        )
+    if total > budget:
+        return [
+            f"worst-case monthly GPU spend USD {total:,.2f} ({'; '.join(parts)}) exceeds the "
+            f"budget USD {budget:,.2f}"
+        ]
+    return []
+
+
 RULES = (
+    StackRule(
+        name="cost-gpu-worst-case-within-budget",
+        description="The worst-case monthly spend of all GPU NodePools (on demand, at their "
+        "GPU limits) fits the environment budget.",
+        default_level="mandatory",
+        settings={
+            "monthlyBudgetUsd": {"type": "number", "minimum": 0},
+            "region": {"type": "string"},
+        },
+        types=frozenset({NODEPOOL}),
+        check=check_worst_case,
+    ),
     StackRule(
         name="cost-budget-defined",
         description="Every environment defines at least one AWS budget.",

@@ -101,6 +101,17 @@ INVALID: list[tuple[str, Callable[[Config], object], str]] = [
         f"{NS}:cost.budgets[0].monthlyUsd = 0: input should be greater than 0",
     ),
     (
+        "more budget thresholds than an AWS budget can notify",
+        lambda c: c[f"{NS}:cost"]["budgets"][0].update(thresholdsPercent=[10, 20, 50, 80, 100]),
+        f"{NS}:cost.budgets[0].thresholdsPercent = [10, 20, 50, 80, 100]: list should have at "
+        "most 4 items after validation, not 5",
+    ),
+    (
+        "Kubecost chart outside 2.8.x",
+        lambda c: c[f"{NS}:cost"].update(kubecostVersion="2.9.7"),
+        f"{NS}:cost.kubecostVersion = \"2.9.7\": string should match pattern '^2\\.8\\.\\d+$'",
+    ),
+    (
         "no cluster budget",
         lambda c: c[f"{NS}:cost"]["budgets"][0].update(scope="namespace", target="inference"),
         f"{NS}:cost.budgets: a budget with scope cluster is required",

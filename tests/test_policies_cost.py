@@ -100,3 +100,56 @@ def test_the_committed_stacks_tag_every_taggable_resource(stack: str) -> None:
     settings = {"requiredTags": ["cost-center", "environment", "owner", "project"]}
     for r in checked:
         assert check("cost-tags-required", r.type, dict(r.inputs), settings) == [], r.name
+
+
+# --------------------------------------------------------------------------- GPU spend
+
+NODEPOOL = "kubernetes:karpenter.sh/v1:NodePool"
+SPEND = {"monthlyBudgetUsd": 6000, "region": "us-west-2"}
+
+
+def _gpu_pool(name: str, limit: int, families: list[str], sizes: list[str]) -> Resource:
+    requirements = [
+        {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["spot"]},
+        {"key": "karpenter.k8s.aws/instance-family", "operator": "In", "values": families},
+        {"key": "karpenter.k8s.aws/instance-size", "operator": "In", "values": sizes},
+    ]
+    props = {
+        "spec": {
+            "limits": {"nvidia.com/gpu": limit},
+            "template": {"spec": {"requirements": requirements}},
+        }
+    }
+    return Resource(NODEPOOL, name, props)
+
+
+def test_gpu_spend_within_the_budget_passes() -> None:
+    # 4 x g6.xlarge at USD 0.8048/h x 730 h = 2,350.02 (infra.cost_estimator prices).
+    pools = [_gpu_pool("gpu-dev", 4, ["g6"], ["xlarge"])]
+    assert check_stack("cost-gpu-worst-case-within-budget", pools, SPEND) == []
+
+
+def test_gpu_spend_over_the_budget_names_the_worst_types() -> None:
+    pools = [
+        _gpu_pool("gpu-dev", 4, ["g6"], ["xlarge"]),
+        _gpu_pool("gpu-big", 2, ["g6e"], ["xlarge", "12xlarge"]),
+    ]
+    assert check_stack("cost-gpu-worst-case-within-budget", pools, SPEND) == [
+        "worst-case monthly GPU spend USD 10,009.65 (gpu-dev 2,350.02 = 4 x g6.xlarge; "
+        "gpu-big 7,659.63 = 1 x g6e.12xlarge) exceeds the budget USD 6,000.00"
+    ]
+
+
+def test_gpu_spend_of_an_unpriced_region_cannot_pass() -> None:
+    pools = [_gpu_pool("gpu-dev", 4, ["g6"], ["xlarge"])]
+    settings = {**SPEND, "region": "eu-west-1"}
+    [message] = check_stack("cost-gpu-worst-case-within-budget", pools, settings)
+    assert message.startswith("GPU pool gpu-dev: no on-demand price for g6.xlarge in eu-west-1")
+
+
+def test_gpu_spend_of_a_pool_without_limit_is_unbounded() -> None:
+    pool = _gpu_pool("gpu-dev", 4, ["g6"], ["xlarge"])
+    pool.props["spec"]["limits"].clear()
+    assert check_stack("cost-gpu-worst-case-within-budget", [pool], SPEND) == [
+        "GPU pool gpu-dev has no GPU limit or family list: spend is unbounded"
+    ]

@@ -44,6 +44,11 @@ def _open_endpoint(c: Config) -> None:
     c[f"{NS}:cluster"].update(endpointPublicAccess=True, publicAccessCidrs=["0.0.0.0/0"])
 
 
+def _strict_open_endpoint(c: Config) -> None:
+    _open_endpoint(c)
+    _policy(c)["enforcement"].update({"eks-endpoint-not-open-to-world": "mandatory"})
+
+
 # (case, stacks, type the rule needs in the plan or None, mutation, rule that must fail)
 CASES: list[tuple[str, tuple[str, ...], str | None, Callable[[Config], object], str]] = [
     (
@@ -71,10 +76,7 @@ CASES: list[tuple[str, tuple[str, ...], str | None, Callable[[Config], object], 
         "dev made strict about the endpoint",
         ("dev",),
         None,
-        lambda c: (
-            _open_endpoint(c),
-            _policy(c)["enforcement"].update({"eks-endpoint-not-open-to-world": "mandatory"}),
-        ),
+        _strict_open_endpoint,
         "eks-endpoint-not-open-to-world",
     ),
     (

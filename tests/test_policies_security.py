@@ -264,7 +264,7 @@ def test_resource_rules(
 
 
 def _bucket_stack(mutate: Mutation | None = None) -> list[Resource]:
-    resources = {
+    resources: dict[str, Props] = {
         "bucket": {"bucket": "llm-dev-models"},
         "pab": {
             "bucket": "llm-dev-models",

@@ -33,6 +33,35 @@ def main(argv: list[str] | None = None) -> int:
     pack.add_argument(
         "--check", action="store_true", help="only report files that are out of date (exit 1)"
     )
+    preflight = commands.add_parser(
+        "preflight", help="check GPU offerings, vCPU quotas and spot prices (AWS, read-only)"
+    )
+    preflight.add_argument("stack", help="stack name: reads Pulumi.<stack>.yaml")
+    preflight.add_argument("--stack-dir", type=Path, default=None, help=argparse.SUPPRESS)
+
+    models = commands.add_parser("models", help="manage model files in the stack's model bucket")
+    model_commands = models.add_subparsers(dest="models_command", required=True)
+    sync = model_commands.add_parser(
+        "sync", help="upload a local model directory to s3://<model bucket>/models/<model>/"
+    )
+    sync.add_argument("stack", help="stack name: reads Pulumi.<stack>.yaml")
+    sync.add_argument("model", help="model name from the stack's llm-platform:models")
+    sync.add_argument("directory", type=Path, help="local model directory")
+    sync.add_argument(
+        "--delete",
+        action="store_true",
+        help="delete objects under the model prefix that are not in the directory",
+    )
+    sync.add_argument("--stack-dir", type=Path, default=None, help=argparse.SUPPRESS)
+
+    comment = commands.add_parser(
+        "preview-comment", help="render the PR comment for one stack's pulumi preview (CI)"
+    )
+    comment.add_argument("stack")
+    comment.add_argument("output", type=Path, help="file holding the preview output")
+    comment.add_argument("--exit-code", type=int, required=True)
+    comment.add_argument("--commit", required=True)
+    comment.add_argument("--run-url", required=True)
     args = parser.parse_args(argv)
 
     if args.command == "plan":
@@ -43,6 +72,31 @@ def main(argv: list[str] | None = None) -> int:
         from tools import policy
 
         return policy.main(args.stacks, check=args.check)
+    if args.command == "preflight":
+        from tools import preflight as preflight_tool
+
+        return preflight_tool.main(args.stack, args.stack_dir or preflight_tool.ROOT)
+    if args.command == "models":
+        from tools import models as models_tool
+
+        return models_tool.main(
+            args.stack,
+            args.model,
+            args.directory,
+            delete=args.delete,
+            stack_dir=args.stack_dir or models_tool.ROOT,
+        )
+    if args.command == "preview-comment":
+        from tools import preview_comment
+
+        output = args.output.read_text(encoding="utf-8", errors="replace")
+        print(
+            preview_comment.render(
+                args.stack, output, args.exit_code, commit=args.commit, run_url=args.run_url
+            ),
+            end="",
+        )
+        return 0
     parser.error(f"unknown command {args.command}")
     return 2
 

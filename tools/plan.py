@@ -26,8 +26,10 @@ from typing import Any
 
 import yaml
 
-from infra.config import NAMESPACE, REQUIRED_SECRETS, ConfigError
+from infra.config import NAMESPACE, REQUIRED_SECRETS, ConfigError, PlatformConfig, load_stack_config
 from tools import policy
+from tools.cost_summary import gpu_spend_section
+from tools.logging_summary import logging_summary
 from tools.mock_runtime import Recorded, Secret, run_program
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,6 +85,16 @@ def load_stack_file(stack: str, root: Path = ROOT) -> StackFile:
     return StackFile(config, frozenset(secret_keys), placeholders)
 
 
+def typed_stack_config(stack: str, root: Path = ROOT) -> PlatformConfig:
+    """The validated config of ``Pulumi.<stack>.yaml`` (placeholders for secrets).
+
+    For tools that need a stack's settings without running the program (preflight,
+    model sync, summaries, tests). Raises :class:`ConfigError` like the program does.
+    """
+    stack_file = load_stack_file(stack, root)
+    return load_stack_config(stack_file.config, stack=stack, secret_keys=stack_file.secret_keys)
+
+
 def masked(value: Any) -> Any:
     """Inputs with every secret replaced by ``"[secret]"``."""
     if isinstance(value, Secret):
@@ -126,12 +138,12 @@ def _dump_yaml(data: Any) -> str:
     return yaml.safe_dump(data, sort_keys=True, default_flow_style=False, width=100)
 
 
-# A summary section takes the run's resources and returns its lines. Later layers add
-# sections here (GPU capacity, cost, alerts, policy verdicts).
-SummarySection = Callable[[list[Recorded]], list[str]]
+# A summary section takes the run's resources and the stack's typed config and returns
+# its lines. Each layer adds its section here (GPU capacity, cost, alerts, verdicts).
+SummarySection = Callable[[list[Recorded], PlatformConfig], list[str]]
 
 
-def _resources_by_kind(resources: list[Recorded]) -> list[str]:
+def _resources_by_kind(resources: list[Recorded], _cfg: PlatformConfig) -> list[str]:
     counts = Counter(r.type for r in resources)
     width = max((len(t) for t in counts), default=0)
     return (
@@ -141,7 +153,7 @@ def _resources_by_kind(resources: list[Recorded]) -> list[str]:
     )
 
 
-def _helm_releases(resources: list[Recorded]) -> list[str]:
+def _helm_releases(resources: list[Recorded], _cfg: PlatformConfig) -> list[str]:
     rows = [helm_release(r) for r in resources if r.type == HELM_RELEASE]
     if not rows:
         return []
@@ -151,7 +163,12 @@ def _helm_releases(resources: list[Recorded]) -> list[str]:
     ]
 
 
-SUMMARY_SECTIONS: list[SummarySection] = [_resources_by_kind, _helm_releases]
+SUMMARY_SECTIONS: list[SummarySection] = [
+    _resources_by_kind,
+    _helm_releases,
+    gpu_spend_section,
+    logging_summary,
+]
 
 
 @dataclass
@@ -188,6 +205,8 @@ def plan(
     run = run_program(stack_file.config, stack=stack, secret_keys=stack_file.secret_keys)
     if run.error is not None:
         raise run.error
+    # The program accepted this config, so loading it again cannot fail.
+    cfg = load_stack_config(stack_file.config, stack=stack, secret_keys=stack_file.secret_keys)
     resources = sorted(run.resources, key=lambda r: (r.type, r.name))
     result = PlanResult(stack=stack, resources=resources)
 
@@ -222,10 +241,9 @@ def plan(
 
     log("[4/4] summarising and evaluating the policy pack")
     for section in SUMMARY_SECTIONS:
-        lines = section(resources)
+        lines = section(resources, cfg)
         if lines:
             result.summary += [*lines, ""]
-    cfg = policy.platform_config(stack_file.config, stack_file.secret_keys, stack)
     verdicts = policy.verdicts(resources, cfg)
     result.mandatory_violations = policy.mandatory_violations(verdicts)
     result.summary += [*policy.summary(verdicts, stack), ""]

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from infra.config import NAMESPACE, ConfigError, PlatformConfig, load_config
+from infra.config import ConfigError, PlatformConfig, load_stack_config
+from infra.cost_estimator import cluster_budget_usd
 from policies.core import Resource, Verdict, evaluate
 from policies.rules import RULES
 from tools.mock_runtime import Recorded, Secret
@@ -28,20 +29,6 @@ PACK_NAME = "llm-platform-guardrails"
 def config_path(stack: str, root: Path = ROOT) -> Path:
     """Where the committed pack config of ``stack`` lives."""
     return root / "policies" / f"config.{stack}.json"
-
-
-def platform_config(
-    config: Mapping[str, str], secret_keys: Iterable[str], stack: str
-) -> PlatformConfig:
-    """The typed config of a stack from fully qualified keys (as the CLI passes them)."""
-    prefix = f"{NAMESPACE}:"
-    raw = {k.removeprefix(prefix): v for k, v in config.items() if k.startswith(prefix)}
-    return load_config(
-        raw,
-        stack=stack,
-        region=config.get("aws:region", ""),
-        secret_keys=frozenset(k.removeprefix(prefix) for k in secret_keys),
-    )
 
 
 def settings(cfg: PlatformConfig) -> dict[str, Any]:
@@ -57,6 +44,8 @@ def settings(cfg: PlatformConfig) -> dict[str, Any]:
         "requiredTags": list(p.required_tags),
         "requiredLogTypes": list(p.required_log_types),
         "minRetentionDays": p.min_log_retention_days,
+        "monthlyBudgetUsd": cluster_budget_usd(cfg),
+        "region": cfg.region,
     }
 
 
@@ -132,7 +121,11 @@ def main(stacks: list[str], *, check: bool = False, root: Path = ROOT) -> int:
     for stack in names:
         try:
             stack_file = load_stack_file(stack, root)
-            text = render(platform_config(stack_file.config, stack_file.secret_keys, stack))
+            text = render(
+                load_stack_config(
+                    stack_file.config, stack=stack, secret_keys=stack_file.secret_keys
+                )
+            )
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

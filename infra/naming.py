@@ -1,0 +1,38 @@
+"""Names that the program and the command-line tools derive the same way.
+
+The model bucket is created by the program (``infra.model_bucket``) and filled by
+``python -m tools models sync``; both compute its name here, from values each side has
+without asking the other (account id, region, stack), so they can never disagree.
+"""
+
+from __future__ import annotations
+
+import re
+
+# S3 bucket names: 3-63 characters, lowercase letters, digits, '-' and '.'.
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def model_bucket_name(account_id: str, region: str, stack: str) -> str:
+    """The stack's model bucket: ``llm-platform-models-<stack>-<account id>-<region>``.
+
+    Account and region make it globally unique (bucket names are); the stack keeps dev
+    and prod apart when they share an account.
+    """
+    name = f"llm-platform-models-{stack}-{account_id}-{region}"
+    if not _BUCKET_NAME.fullmatch(name):
+        raise ValueError(
+            f"model bucket name {name!r} ({len(name)} characters) is not a valid S3 bucket "
+            "name: 3-63 lowercase letters, digits and '-'; use a shorter stack name"
+        )
+    return name
+
+
+def model_prefix(model: str) -> str:
+    """Key prefix of one model's files in the model bucket: ``models/<model>/``."""
+    return f"models/{model}/"
+
+
+def model_manifest_key(model: str) -> str:
+    """The manifest the model sync writes last: ``models/<model>/manifest.json``."""
+    return f"{model_prefix(model)}manifest.json"

@@ -1,0 +1,29 @@
+"""Names the program and the tools derive independently must match."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.naming import model_bucket_name, model_manifest_key, model_prefix
+
+
+def test_model_bucket_name_from_account_region_and_stack() -> None:
+    assert (
+        model_bucket_name("123456789012", "us-west-2", "dev")
+        == "llm-platform-models-dev-123456789012-us-west-2"
+    )
+
+
+def test_model_bucket_name_over_63_characters_is_rejected() -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"^model bucket name 'llm-platform-models-a-very-long-stack-name-123456789012-"
+        r"ap-southeast-2' \(70 characters\) is not a valid S3 bucket name: 3-63 lowercase "
+        r"letters, digits and '-'; use a shorter stack name$",
+    ):
+        model_bucket_name("123456789012", "ap-southeast-2", "a-very-long-stack-name")
+
+
+def test_model_prefix_and_manifest_key() -> None:
+    assert model_prefix("chat") == "models/chat/"
+    assert model_manifest_key("chat") == "models/chat/manifest.json"

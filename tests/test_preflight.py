@@ -1,0 +1,255 @@
+"""Preflight: offerings per zone, vCPU quotas and spot prices (moto + Stubber)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from infra.config import GpuPoolConfig, PlatformConfig
+from tools import preflight
+from tools.stack_config import load_platform_config
+
+# What moto (5.2.5) reports for us-west-2: g5 is offered in us-west-2a/b/c but not 2d,
+# g6 in all four zones. Its spot price history answers 0.00001 for everything.
+DEV_QUOTAS_OK = {"L-DB2E81BA": 0.0, "L-3819A6DF": 64.0, "L-417A185B": 0.0, "L-7212CCBC": 0.0}
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    with mock_aws():
+        yield
+
+
+class QuotaStubSession(boto3.session.Session):
+    """A session whose Service Quotas client answers from a Stubber (moto has only VPC
+    quotas); every other client is a normal one (moto when mocked)."""
+
+    def __init__(self, region: str) -> None:
+        super().__init__(region_name=region)
+        self.quotas = super().client("service-quotas", region_name=region)
+        self.stubber = Stubber(self.quotas)
+
+    def client(self, service_name: str, *args: Any, **kwargs: Any) -> Any:
+        if service_name == "service-quotas":
+            return self.quotas
+        return super().client(service_name, *args, **kwargs)
+
+    def expect_quotas(self, values: dict[str, float]) -> None:
+        for quota in preflight.VCPU_QUOTAS:
+            self.stubber.add_response(
+                "get_service_quota",
+                {"Quota": {"QuotaCode": quota.code, "Value": values[quota.code]}},
+                {"ServiceCode": "ec2", "QuotaCode": quota.code},
+            )
+        self.stubber.activate()
+
+
+def _with_pools(cfg: PlatformConfig, *pools: GpuPoolConfig) -> PlatformConfig:
+    return cfg.model_copy(update={"gpu_pools": pools})
+
+
+def test_required_vcpus_of_the_committed_stacks() -> None:
+    # dev: gpu-dev, g5/g6 up to 4xlarge (1 GPU, 16 vCPUs) or 12xlarge (4 GPUs, 48 vCPUs),
+    # gpuLimit 4, spot only: the worst case is 4 x 4xlarge = 64 vCPUs of G/VT spot.
+    assert preflight.required_vcpus(load_platform_config("dev")) == {
+        "L-DB2E81BA": 0,
+        "L-3819A6DF": 64,
+        "L-417A185B": 0,
+        "L-7212CCBC": 0,
+    }
+    # prod: gpuLimit 16, spot and on-demand: 16 x g6e/g6.4xlarge = 256 vCPUs each.
+    assert preflight.required_vcpus(load_platform_config("prod")) == {
+        "L-DB2E81BA": 256,
+        "L-3819A6DF": 256,
+        "L-417A185B": 0,
+        "L-7212CCBC": 0,
+    }
+
+
+def test_required_vcpus_sum_pools_per_quota_family_and_capacity_type() -> None:
+    cfg = _with_pools(
+        load_platform_config("prod"),
+        GpuPoolConfig(
+            name="h100",
+            instance_families=("p5",),
+            capacity_types=("on-demand",),
+            gpu_limit=8,
+        ),
+        GpuPoolConfig(
+            name="l4", instance_families=("g6",), instance_sizes=("xlarge",), gpu_limit=3
+        ),
+        GpuPoolConfig(
+            name="l40s",
+            instance_families=("g6e",),
+            instance_sizes=("12xlarge",),
+            capacity_types=("spot",),
+            gpu_limit=6,
+        ),
+    )
+    assert preflight.required_vcpus(cfg) == {
+        # l4: 3 x g6.xlarge (4 vCPUs) on-demand and spot
+        "L-DB2E81BA": 12,
+        # plus l40s: ceil(6 / 4) = 2 x g6e.12xlarge (48 vCPUs), spot only
+        "L-3819A6DF": 12 + 96,
+        # h100: 8 x p5.4xlarge (16 vCPUs) = 128 < 1 x p5.48xlarge (192 vCPUs)
+        "L-417A185B": 192,
+        "L-7212CCBC": 0,
+    }
+
+
+def test_latest_spot_price_per_type_and_zone() -> None:
+    old, new = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 2, tzinfo=UTC)
+    history = [
+        {
+            "InstanceType": "g6.xlarge",
+            "AvailabilityZone": "a",
+            "SpotPrice": "0.5",
+            "Timestamp": new,
+        },
+        {
+            "InstanceType": "g6.xlarge",
+            "AvailabilityZone": "a",
+            "SpotPrice": "0.9",
+            "Timestamp": old,
+        },
+        {
+            "InstanceType": "g6.xlarge",
+            "AvailabilityZone": "b",
+            "SpotPrice": "0.7",
+            "Timestamp": old,
+        },
+    ]
+    assert preflight.latest_spot_prices(history) == {
+        ("g6.xlarge", "a"): preflight.SpotPrice(0.5, new),
+        ("g6.xlarge", "b"): preflight.SpotPrice(0.7, old),
+    }
+
+
+@pytest.mark.usefixtures("aws")
+def test_clean_stack_prints_offerings_prices_and_quotas(capsys: pytest.CaptureFixture[str]) -> None:
+    session = QuotaStubSession("us-west-2")
+    session.expect_quotas(DEV_QUOTAS_OK)
+    assert preflight.main("dev", session=session) == 0
+    out = capsys.readouterr()
+    assert out.err == ""
+    lines = out.out.splitlines()
+    assert lines[0] == "Preflight of stack dev: region us-west-2, zones us-west-2a, us-west-2b"
+    assert "  gpu-dev  g5.xlarge    1     4      0.0000      0.0000" in lines
+    assert "  gpu-dev  g6.12xlarge  4     48     0.0000      0.0000" in lines
+    assert "  L-3819A6DF  All G and VT Spot Instance Requests   64      64     ok" in lines
+    assert lines[-1] == "preflight of stack dev: ok"
+    session.stubber.assert_no_pending_responses()
+
+
+@pytest.mark.usefixtures("aws")
+def test_zone_that_does_not_offer_a_type_is_blocking() -> None:
+    cfg = load_platform_config("dev").model_copy(update={"zones": ("us-west-2a", "us-west-2d")})
+    session = QuotaStubSession("us-west-2")
+    session.expect_quotas(DEV_QUOTAS_OK)
+    report = preflight.evaluate(cfg, preflight.observe(cfg, session))
+    assert report.exit_code == 1
+    g5 = [t.name for t in preflight.pool_types(cfg)["gpu-dev"] if t.family == "g5"]
+    assert report.blocking == [
+        f"{name} (pool gpu-dev) is not offered in us-west-2d: drop that zone from "
+        f"llm-platform:zones, or drop {name} from llm-platform:gpuPools[0] "
+        f"(instanceFamilies g5 / instanceSizes {name.split('.')[1]})"
+        for name in g5
+    ]
+    assert "  gpu-dev  g5.xlarge    1     4      0.0000      NOT OFFERED" in report.lines
+
+
+@pytest.mark.usefixtures("aws")
+def test_quota_too_low_says_which_increase_to_request(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    session = QuotaStubSession("us-west-2")
+    session.expect_quotas({**DEV_QUOTAS_OK, "L-3819A6DF": 32.0})
+    assert preflight.main("dev", session=session) == 1
+    out = capsys.readouterr()
+    assert "  L-3819A6DF  All G and VT Spot Instance Requests   64      32     TOO LOW" in (
+        out.out.splitlines()
+    )
+    assert out.err == (
+        "\nBlocking findings (1):\n"
+        "  - quota L-3819A6DF (All G and VT Spot Instance Requests) is 32 vCPUs in us-west-2, "
+        "the GPU pools need 64: request an increase of 32 vCPUs (aws service-quotas "
+        "request-service-quota-increase --service-code ec2 --quota-code L-3819A6DF "
+        "--desired-value 64 --region us-west-2), or lower llm-platform:gpuPools[].gpuLimit / "
+        "drop spot from capacityTypes\n"
+    )
+    assert out.out.splitlines()[-1] == "preflight of stack dev: BLOCKED"
+
+
+def test_quota_never_changed_falls_back_to_the_aws_default() -> None:
+    session = QuotaStubSession("us-west-2")
+    session.stubber.add_client_error(
+        "get_service_quota", service_error_code="NoSuchResourceException", http_status_code=404
+    )
+    session.stubber.add_response(
+        "get_aws_default_service_quota",
+        {"Quota": {"QuotaCode": "L-417A185B", "Value": 0.0}},
+        {"ServiceCode": "ec2", "QuotaCode": "L-417A185B"},
+    )
+    session.stubber.activate()
+    assert preflight._quota_value(session.quotas, "L-417A185B") == 0.0
+    session.stubber.assert_no_pending_responses()
+
+
+def test_access_denied_is_one_line_not_a_traceback(
+    aws: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    session = QuotaStubSession("us-west-2")
+    session.stubber.add_client_error(
+        "get_service_quota",
+        service_error_code="AccessDeniedException",
+        service_message="not authorized to perform servicequotas:GetServiceQuota",
+        http_status_code=403,
+    )
+    session.stubber.activate()
+    assert preflight.main("dev", session=session) == 2
+    assert capsys.readouterr().err == (
+        "error: AWS GetServiceQuota failed for stack dev (us-west-2): AccessDeniedException: "
+        "not authorized to perform servicequotas:GetServiceQuota\n"
+    )
+
+
+def test_missing_credentials_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    from tools.__main__ import main as cli
+
+    assert cli(["preflight", "dev"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "error: no AWS credentials found for stack dev (us-west-2): set AWS_PROFILE (or run "
+        "`aws sso login`), or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY\n"
+    )
+
+
+def test_bad_stack_is_a_config_error(capsys: pytest.CaptureFixture[str]) -> None:
+    from tools.__main__ import main as cli
+
+    assert cli(["preflight", "staging"]) == 2
+    assert capsys.readouterr().err == (
+        "error: invalid stack configuration (1 problem):\n"
+        "  - no stack file Pulumi.staging.yaml; stacks: dev, prod\n"
+    )
