@@ -14,7 +14,7 @@ from moto import mock_aws
 
 from infra.config import GpuPoolConfig, PlatformConfig
 from tools import preflight
-from tools.stack_config import load_platform_config
+from tools.plan import typed_stack_config
 
 # What moto (5.2.5) reports for us-west-2: g5 is offered in us-west-2a/b/c but not 2d,
 # g6 in all four zones. Its spot price history answers 0.00001 for everything.
@@ -65,14 +65,14 @@ def _with_pools(cfg: PlatformConfig, *pools: GpuPoolConfig) -> PlatformConfig:
 def test_required_vcpus_of_the_committed_stacks() -> None:
     # dev: gpu-dev, g5/g6 up to 4xlarge (1 GPU, 16 vCPUs) or 12xlarge (4 GPUs, 48 vCPUs),
     # gpuLimit 4, spot only: the worst case is 4 x 4xlarge = 64 vCPUs of G/VT spot.
-    assert preflight.required_vcpus(load_platform_config("dev")) == {
+    assert preflight.required_vcpus(typed_stack_config("dev")) == {
         "L-DB2E81BA": 0,
         "L-3819A6DF": 64,
         "L-417A185B": 0,
         "L-7212CCBC": 0,
     }
     # prod: gpuLimit 16, spot and on-demand: 16 x g6e/g6.4xlarge = 256 vCPUs each.
-    assert preflight.required_vcpus(load_platform_config("prod")) == {
+    assert preflight.required_vcpus(typed_stack_config("prod")) == {
         "L-DB2E81BA": 256,
         "L-3819A6DF": 256,
         "L-417A185B": 0,
@@ -82,7 +82,7 @@ def test_required_vcpus_of_the_committed_stacks() -> None:
 
 def test_required_vcpus_sum_pools_per_quota_family_and_capacity_type() -> None:
     cfg = _with_pools(
-        load_platform_config("prod"),
+        typed_stack_config("prod"),
         GpuPoolConfig(
             name="h100",
             instance_families=("p5",),
@@ -157,7 +157,7 @@ def test_clean_stack_prints_offerings_prices_and_quotas(capsys: pytest.CaptureFi
 
 @pytest.mark.usefixtures("aws")
 def test_zone_that_does_not_offer_a_type_is_blocking() -> None:
-    cfg = load_platform_config("dev").model_copy(update={"zones": ("us-west-2a", "us-west-2d")})
+    cfg = typed_stack_config("dev").model_copy(update={"zones": ("us-west-2a", "us-west-2d")})
     session = QuotaStubSession("us-west-2")
     session.expect_quotas(DEV_QUOTAS_OK)
     report = preflight.evaluate(cfg, preflight.observe(cfg, session))

@@ -35,8 +35,7 @@ from boto3.s3.transfer import TransferConfig
 from infra.config import NAMESPACE, ConfigError, PlatformConfig
 from infra.naming import model_bucket_name, model_manifest_key, model_prefix
 from tools.aws import ToolError, aws_errors
-from tools.plan import ROOT
-from tools.stack_config import load_platform_config
+from tools.plan import ROOT, typed_stack_config
 
 MiB = 1024 * 1024
 # 64 MiB parts: a 10 GB safetensors shard is ~150 parts (S3 allows 10,000), and a failed
@@ -237,7 +236,7 @@ def main(
 ) -> int:
     """CLI entry (``models sync``): 0 synced, 2 bad input or AWS error."""
     try:
-        cfg = load_platform_config(stack, stack_dir)
+        cfg = typed_stack_config(stack, stack_dir)
         check_model(cfg, model)
         session = session or boto3.session.Session()
         with aws_errors(f"stack {stack} ({cfg.region})"):

@@ -29,8 +29,7 @@ import boto3
 from infra.config import NAMESPACE, CapacityType, ConfigError, PlatformConfig
 from infra.gpu_catalog import GpuInstanceType, allowed_instance_types
 from tools.aws import ToolError, aws_errors
-from tools.plan import ROOT
-from tools.stack_config import load_platform_config
+from tools.plan import ROOT, typed_stack_config
 
 QuotaFamily = Literal["G and VT", "P"]
 
@@ -256,7 +255,7 @@ def _quota_value(client: Any, code: str) -> float:
 def main(stack: str, stack_dir: Path = ROOT, session: Any = None) -> int:
     """CLI entry: print the report, return the exit status (see module docstring)."""
     try:
-        cfg = load_platform_config(stack, stack_dir)
+        cfg = typed_stack_config(stack, stack_dir)
         with aws_errors(f"stack {stack} ({cfg.region})"):
             observed = observe(cfg, session or boto3.session.Session())
     except (ConfigError, ToolError) as exc:
