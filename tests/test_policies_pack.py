@@ -18,11 +18,10 @@ from pulumi.runtime.proto import analyzer_pb2 as pb
 from pulumi.runtime.proto import analyzer_pb2_grpc as rpc
 from pulumi_policy.proxy import UNKNOWN_NUMBER_VALUE
 
-from infra.config import load_stack_config
 from policies.rules import RULE_NAMES, RULES
 from tests.harness import stack_config
 from tools import policy
-from tools.plan import load_stack_file
+from tools.plan import typed_stack_config
 
 ROOT = policy.ROOT
 LEVELS = {"advisory": pb.ADVISORY, "mandatory": pb.MANDATORY, "disabled": pb.DISABLED}
@@ -55,9 +54,7 @@ def test_the_rules_import_nothing_outside_the_pack_requirements() -> None:
 
 
 def test_committed_pack_configs_equal_the_stack_files(stack: str) -> None:
-    stack_file = load_stack_file(stack)
-    cfg = load_stack_config(stack_file.config, stack=stack, secret_keys=stack_file.secret_keys)
-    assert policy.config_path(stack).read_text() == policy.render(cfg)
+    assert policy.config_path(stack).read_text() == policy.render(typed_stack_config(stack))
     assert policy.main([stack], check=True) == 0
 
 

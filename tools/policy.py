@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from infra.config import ConfigError, PlatformConfig, load_stack_config
+from infra.config import ConfigError, PlatformConfig
 from infra.cost_estimator import cluster_budget_usd
 from policies.core import Resource, Verdict, evaluate
 from policies.rules import RULES
@@ -114,18 +114,13 @@ def summary(found: list[Verdict], stack: str) -> list[str]:
 def main(stacks: list[str], *, check: bool = False, root: Path = ROOT) -> int:
     """Write (or, with ``check``, compare) ``policies/config.<stack>.json`` per stack."""
     # tools.plan imports this module for its policy section.
-    from tools.plan import load_stack_file
+    from tools.plan import typed_stack_config
 
     names = stacks or sorted(p.name.split(".")[1] for p in root.glob("Pulumi.*.yaml"))
     stale = []
     for stack in names:
         try:
-            stack_file = load_stack_file(stack, root)
-            text = render(
-                load_stack_config(
-                    stack_file.config, stack=stack, secret_keys=stack_file.secret_keys
-                )
-            )
+            text = render(typed_stack_config(stack, root))
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
