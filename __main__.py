@@ -14,6 +14,8 @@ from pulumi.runtime import config as runtime_config
 from infra.budgets import AwsBudgets, AwsBudgetsArgs, Budget
 from infra.cluster import Cluster, ClusterArgs
 from infra.config import PlatformConfig, load_stack_config
+from infra.gpu_node_pools import GpuNodePools, GpuNodePoolsArgs
+from infra.karpenter import Karpenter, KarpenterArgs
 from infra.kubecost import Kubecost, KubecostArgs
 from infra.logging import Logging, LoggingArgs
 from infra.network import Network, NetworkArgs
@@ -65,6 +67,33 @@ logs = Logging(
     opts=pulumi.ResourceOptions(provider=cluster.provider),
 )
 
+k8s_opts = pulumi.ResourceOptions(provider=cluster.provider)
+karpenter = Karpenter(
+    "karpenter",
+    KarpenterArgs(
+        config=cfg.karpenter,
+        cluster_name=cluster.name,
+        region=cfg.region,
+        cluster_ready=[cluster],
+        tags=tags,
+    ),
+    opts=k8s_opts,
+)
+node_pools = GpuNodePools(
+    "karpenter",
+    GpuNodePoolsArgs(
+        cluster_name=cluster.name,
+        node_role=karpenter.node_role_name,
+        zones=cfg.zones,
+        node_class=cfg.node_class,
+        gpu_pools=cfg.gpu_pools,
+        cpu_pool=cfg.cpu_pool,
+        tags=tags,
+        depends_on=[karpenter.crd_release, karpenter.release],
+    ),
+    opts=k8s_opts,
+)
+
 pulumi.export("vpcId", network.vpc_id)
 pulumi.export("privateSubnetIds", network.private_subnet_ids)
 pulumi.export("clusterName", cluster.name)
@@ -88,3 +117,6 @@ kubecost = Kubecost(
 
 pulumi.export("budgetAlertTopicArn", budgets.topic_arn)
 pulumi.export("logGroups", logs.log_group_names)
+pulumi.export("karpenterInterruptionQueue", karpenter.queue_name)
+pulumi.export("karpenterNodeRoleArn", karpenter.node_role_arn)
+pulumi.export("nodePools", node_pools.node_pool_names)

@@ -37,6 +37,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from infra.gpu_catalog import GPU_FAMILIES, allowed_instance_types
+from infra.nodepool_model import AMI_VERSION_EXAMPLES, ami_version_ok
 
 NAMESPACE = "llm-platform"
 
@@ -182,8 +183,9 @@ class ClusterConfig(_Section):
 class KarpenterConfig(_Section):
     """Karpenter controller release."""
 
-    version: Annotated[str, Field(pattern=r"^1\.\d+\.\d+$")] = "1.8.2"
-    """Version of the ``karpenter`` and ``karpenter-crd`` charts (always the same)."""
+    version: Annotated[str, Field(pattern=r"^1\.\d+\.\d+$")] = "1.14.1"
+    """Version of the ``karpenter`` and ``karpenter-crd`` charts, always the same (default
+    ``1.14.1``, which supports Kubernetes 1.30-1.35)."""
 
 
 class NodeClassConfig(_Section):
@@ -196,7 +198,8 @@ class NodeClassConfig(_Section):
     root_volume_gib: Annotated[int, Field(ge=50, le=16384, alias="rootVolumeGiB")] = 200
     """Root (AL2023) or data (Bottlerocket) volume: vLLM images are 10+ GB, weights more."""
     data_volume_snapshot_id: Annotated[str, Field(pattern=r"^snap-[0-9a-f]{8,17}$")] | None = None
-    """Optional EBS snapshot with pre-pulled images, attached as the data volume."""
+    """Optional EBS snapshot with pre-pulled images, attached as the Bottlerocket data
+    volume (``bottlerocket`` only; default none)."""
 
 
 class GpuPoolConfig(_Section):
@@ -221,8 +224,12 @@ class GpuPoolConfig(_Section):
     disruption_budget_nodes: Annotated[str, Field(pattern=r"^(\d+|\d{1,3}%)$")] = "10%"
 
 
+CPU_POOL_NAME = "general"
+"""Name of the CPU NodePool (and so not available to ``gpuPools``)."""
+
+
 class CpuPoolConfig(_Section):
-    """The general-purpose CPU NodePool."""
+    """The general-purpose CPU NodePool (named ``general``)."""
 
     instance_categories: Annotated[tuple[Literal["c", "m", "r"], ...], Field(min_length=1)] = (
         "c",
@@ -657,6 +664,24 @@ def _cross_checks(cfg: PlatformConfig) -> list[str]:
             )
         if len(set(pool.capacity_types)) != len(pool.capacity_types):
             problems.append(f"{at}.capacityTypes: capacity types must be unique")
+
+    nc = cfg.node_class
+    if not ami_version_ok(nc.ami_family, nc.ami_version):
+        problems.append(
+            f"{ns}:nodeClass.amiVersion = {json.dumps(nc.ami_version)}: not a release of "
+            f"{nc.ami_family}; expected latest or a tag such as "
+            f"{AMI_VERSION_EXAMPLES[nc.ami_family]}"
+        )
+    if nc.data_volume_snapshot_id is not None and nc.ami_family != "bottlerocket":
+        problems.append(
+            f"{ns}:nodeClass.dataVolumeSnapshotId = {json.dumps(nc.data_volume_snapshot_id)}: "
+            "only with amiFamily bottlerocket (AL2023 has no separate image data volume)"
+        )
+    for i, pool in enumerate(cfg.gpu_pools):
+        if pool.name == CPU_POOL_NAME:
+            problems.append(
+                f"{ns}:gpuPools[{i}].name = {json.dumps(pool.name)}: reserved for the CPU NodePool"
+            )
 
     pools = {p.name: p for p in cfg.gpu_pools}
     for i, model in enumerate(cfg.models):

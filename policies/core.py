@@ -107,6 +107,23 @@ def items(props: Any, *keys: str | int) -> list[Any]:
     return value
 
 
+def whole_number(value: Any) -> int | None:
+    """``value`` as an int when it is a whole number, else ``None``.
+
+    The engine carries every number as a protobuf double, so an integer input arrives
+    as ``4.0``; Kubernetes quantities may also be strings (``"4"``).
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
 @dataclass(frozen=True)
 class Resource:
     """One resource as a stack rule sees it."""

@@ -15,7 +15,16 @@ from typing import Any
 
 from infra.conventions import GPU_RESOURCE, ZONE_LABEL
 from infra.gpu_catalog import GPU_FAMILIES
-from policies.core import Props, Resource, ResourceRule, Settings, StackRule, at, items
+from policies.core import (
+    Props,
+    Resource,
+    ResourceRule,
+    Settings,
+    StackRule,
+    at,
+    items,
+    whole_number,
+)
 
 NODEPOOL = "kubernetes:karpenter.sh/v1:NodePool"
 FAMILY = "karpenter.k8s.aws/instance-family"
@@ -61,10 +70,10 @@ def gpu_limit(props: Props) -> int | None:
     value: Any = at(props, *LIMIT_PATH)
     if value is None:
         return None
-    text = str(value)
-    if isinstance(value, bool) or not text.isdigit():
+    limit = whole_number(value)
+    if limit is None:
         raise ValueError(f"{LIMIT} = {value!r}: not a whole number of GPUs")
-    return int(text)
+    return limit
 
 
 def gpu_pools(resources: Sequence[Resource]) -> list[Resource]:

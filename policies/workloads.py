@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from infra.conventions import GPU_RESOURCE, GPU_TAINT
-from policies.core import Props, ResourceCheck, ResourceRule, Settings, at, items
+from policies.core import Props, ResourceCheck, ResourceRule, Settings, at, items, whole_number
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 POD = ("spec", "template", "spec")
@@ -35,7 +35,13 @@ def _gpus(container: dict[str, Any]) -> int:
     value = at(container, "resources", "limits", GPU_RESOURCE)
     if value is None:
         value = at(container, "resources", "requests", GPU_RESOURCE)
-    return int(value) if str(value).isdigit() else 0
+    return whole_number(value) or 0
+
+
+def _count(value: Any) -> Any:
+    """A GPU quantity as an int when it is a whole number (``2``, ``2.0``, ``"2"``)."""
+    number = whole_number(value)
+    return value if number is None else number
 
 
 def check_requests_equal_limits(_t: str, props: Props, _s: Settings) -> list[str] | None:
@@ -49,10 +55,10 @@ def check_requests_equal_limits(_t: str, props: Props, _s: Settings) -> list[str
         for kind, value in (("requests", request), ("limits", limit)):
             if value is None:
                 problems.append(f'{label}: resources.{kind}["{GPU_RESOURCE}"] is not set')
-        if request is not None and limit is not None and str(request) != str(limit):
+        if request is not None and limit is not None and _count(request) != _count(limit):
             problems.append(
-                f'{label}: resources.requests["{GPU_RESOURCE}"] = {request} differs from '
-                f'resources.limits["{GPU_RESOURCE}"] = {limit}'
+                f'{label}: resources.requests["{GPU_RESOURCE}"] = {_count(request)} differs from '
+                f'resources.limits["{GPU_RESOURCE}"] = {_count(limit)}'
             )
     return problems
 
@@ -126,7 +132,7 @@ def check_max_unavailable(_t: str, props: Props, _s: Settings) -> list[str] | No
             "spec.strategy.rollingUpdate.maxUnavailable is not set (Kubernetes defaults to 25%): "
             "set 0 so a replica stops only once its replacement is ready"
         ]
-    if str(value) not in ("0", "0%"):
+    if whole_number(value) != 0 and value != "0%":
         return [
             f"spec.strategy.rollingUpdate.maxUnavailable = {value!r}: must be 0 so a replica "
             "stops only once its replacement is ready"

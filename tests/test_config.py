@@ -228,6 +228,26 @@ INVALID: list[tuple[str, Callable[[Config], object], str]] = [
         "'advisory' or 'disabled'",
     ),
     (
+        "Bottlerocket AMI version with the AL2023 family",
+        lambda c: c[f"{NS}:nodeClass"].update(amiVersion="v1.20.4"),
+        f'{NS}:nodeClass.amiVersion = "v1.20.4": not a release of al2023; expected latest '
+        "or a tag such as v20251108",
+    ),
+    (
+        "data-volume snapshot without Bottlerocket",
+        lambda c: c[f"{NS}:nodeClass"].update(dataVolumeSnapshotId="snap-0123456789abcdef0"),
+        f'{NS}:nodeClass.dataVolumeSnapshotId = "snap-0123456789abcdef0": only with amiFamily '
+        "bottlerocket (AL2023 has no separate image data volume)",
+    ),
+    (
+        "GPU pool named like the CPU pool",
+        lambda c: (
+            [_pool(c).update(name="general")]
+            + [m.update(gpuPool="general") for m in c[f"{NS}:models"]]
+        ),
+        f'{NS}:gpuPools[0].name = "general": reserved for the CPU NodePool',
+    ),
+    (
         "no GPU pool",
         lambda c: c.update({f"{NS}:gpuPools": []}),
         f"{NS}:gpuPools = []: list should have at least 1 item after validation, not 0",
@@ -302,7 +322,7 @@ def test_committed_stacks_load_with_documented_defaults(stack: str) -> None:
     cfg = load_config(raw, stack=stack, region=region, secret_keys=frozenset(raw))
     assert cfg.all_tags["environment"] == stack
     assert cfg.all_tags["project"] == "llm-platform"
-    assert cfg.karpenter.version == "1.8.2"  # a default the stack files do not repeat
+    assert cfg.karpenter.version == "1.14.1"  # a default the stack files do not repeat
     assert cfg.slack_webhook_url is not None
     assert "offline-placeholder" not in repr(cfg)  # secrets never show in repr
 

@@ -252,6 +252,12 @@ def test_one_changed_field_violates(name: str, mutate: Mutation, messages: list[
     assert check(name, NODEPOOL, changed(GPU_POOL, mutate)) == messages
 
 
+def test_a_limit_the_engine_sends_as_a_double_is_whole() -> None:
+    # Pulumi carries numbers as protobuf doubles: the rendered 4 reaches rules as 4.0.
+    pool = changed(GPU_POOL, lambda p: p["spec"]["limits"].update({"nvidia.com/gpu": 4.0}))
+    assert check("gpu-nodepool-requires-gpu-limit", NODEPOOL, pool) == []
+
+
 def test_spot_with_on_demand_fallback_passes_where_not_spot_only() -> None:
     pool = changed(
         GPU_POOL,

@@ -197,6 +197,16 @@ def _single_gpu(p: Props) -> None:
     _container(p).pop("volumeMounts")
 
 
+def test_engine_doubles_count_as_whole_gpus() -> None:
+    def doubles(p: Props) -> None:
+        _resources(p, "requests").update({"nvidia.com/gpu": 2.0})
+        p["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] = 0.0
+
+    deployment = changed(VLLM, doubles)
+    for name in RULE_NAMES:
+        assert check(name, DEPLOYMENT, deployment) == [], name
+
+
 def test_a_single_gpu_container_needs_no_shm() -> None:
     assert (
         check("gpu-pod-has-shm-for-tensor-parallel", DEPLOYMENT, changed(VLLM, _single_gpu)) == []

@@ -29,6 +29,7 @@ import yaml
 from infra.config import NAMESPACE, REQUIRED_SECRETS, ConfigError, PlatformConfig, load_stack_config
 from tools import policy
 from tools.cost_summary import gpu_spend_section
+from tools.gpu_capacity import gpu_capacity_section
 from tools.logging_summary import logging_summary
 from tools.mock_runtime import Recorded, Secret, run_program
 
@@ -166,6 +167,7 @@ def _helm_releases(resources: list[Recorded], _cfg: PlatformConfig) -> list[str]
 SUMMARY_SECTIONS: list[SummarySection] = [
     _resources_by_kind,
     _helm_releases,
+    gpu_capacity_section,
     gpu_spend_section,
     logging_summary,
 ]
