@@ -430,14 +430,43 @@ class CostConfig(_Section):
     """Requests of the frontend (nginx) container (memory is also its limit)."""
 
 
+EnforcementLevel = Literal["mandatory", "advisory", "disabled"]
+
+
 class PolicyConfig(_Section):
-    """Environment limits enforced by the policy pack (and checked by the offline plan)."""
+    """Environment limits of the policy pack (``policies/``).
+
+    ``python -m tools policy-config`` renders them into ``policies/config.<stack>.json``
+    for ``pulumi preview --policy-pack-config``; the offline plan derives the same
+    document from the stack file. The budget the GPU spend rule checks is the smallest
+    ``cost.budgets`` entry with scope ``cluster``.
+    """
 
     max_gpus_per_pool: PositiveInt
+    """Highest ``limits.nvidia.com/gpu`` a single GPU NodePool may set."""
     max_gpus_total: PositiveInt
+    """Highest sum of the GPU limits of all GPU NodePools."""
     min_zones: Annotated[int, Field(ge=1, le=6)] = 2
+    """Zones every GPU NodePool must span (default 2)."""
     spot_only: bool = False
-    """Reject GPU pools that allow on-demand capacity (dev cost guard)."""
+    """Reject GPU pools that allow on-demand capacity (dev cost guard; default off)."""
+    allowed_instance_families: Annotated[tuple[str, ...], Field(min_length=1)] = GPU_FAMILIES
+    """GPU families pools may use (default: every family of ``infra.gpu_catalog``)."""
+    allowed_instance_sizes: tuple[str, ...] = ()
+    """Instance sizes pools may use (default empty: every size)."""
+    required_tags: Annotated[tuple[str, ...], Field(min_length=1)] = (
+        "cost-center",
+        "environment",
+        "owner",
+        "project",
+    )
+    """Tag keys every taggable AWS resource must carry (default: the four the program sets)."""
+    required_log_types: tuple[LogType, ...] = ("api", "audit", "authenticator")
+    """EKS control-plane log types that must be on (default api, audit, authenticator)."""
+    min_log_retention_days: PositiveInt = 7
+    """Shortest CloudWatch log retention allowed (default 7 days)."""
+    enforcement: dict[str, EnforcementLevel] = {}
+    """Enforcement level per rule name, over the rule's default (every rule: mandatory)."""
 
 
 class PlatformConfig(_Section):
@@ -684,12 +713,7 @@ def _cross_checks(cfg: PlatformConfig) -> list[str]:
 
     for i, pool in enumerate(cfg.gpu_pools):
         at = f"{ns}:gpuPools[{i}]"
-        for j, family in enumerate(pool.instance_families):
-            if family not in GPU_FAMILIES:
-                problems.append(
-                    f"{at}.instanceFamilies[{j}] = {json.dumps(family)}: not an NVIDIA GPU "
-                    f"family; allowed: {', '.join(GPU_FAMILIES)}"
-                )
+        problems += _non_gpu_families(f"{at}.instanceFamilies", pool.instance_families)
         if all(f in GPU_FAMILIES for f in pool.instance_families) and not allowed_instance_types(
             pool.instance_families, pool.instance_sizes
         ):
@@ -778,6 +802,18 @@ def _cross_checks(cfg: PlatformConfig) -> list[str]:
             + ", ".join(f"{m.name}: {m.gpu_memory_utilization}" for m in reserved)
             + ")"
         )
+    problems += _non_gpu_families(
+        f"{ns}:policy.allowedInstanceFamilies", cfg.policy.allowed_instance_families
+    )
+    # Imported here: the rule modules import the cost estimator, which imports this module.
+    from policies.rules import RULE_NAMES
+
+    for rule in cfg.policy.enforcement:
+        if rule not in RULE_NAMES:
+            problems.append(
+                f"{ns}:policy.enforcement.{rule}: no such policy rule; rules: "
+                f"{', '.join(RULE_NAMES)}"
+            )
 
     for key in REQUIRED_SECRETS:
         if getattr(cfg, _snake(key)) is None:
@@ -787,6 +823,15 @@ def _cross_checks(cfg: PlatformConfig) -> list[str]:
             )
 
     return problems
+
+
+def _non_gpu_families(path: str, families: tuple[str, ...]) -> list[str]:
+    return [
+        f"{path}[{j}] = {json.dumps(family)}: not an NVIDIA GPU family; allowed: "
+        f"{', '.join(GPU_FAMILIES)}"
+        for j, family in enumerate(families)
+        if family not in GPU_FAMILIES
+    ]
 
 
 def _duplicates(key: str, names: list[str]) -> list[str]:

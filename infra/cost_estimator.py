@@ -230,6 +230,11 @@ def nodepool_spend(
     )
 
 
+def cluster_budget_usd(cfg: PlatformConfig) -> float:
+    """The budget GPU spend must fit: the smallest cluster-scope budget of the stack."""
+    return min(b.monthly_usd for b in cfg.cost.budgets if b.scope == "cluster")
+
+
 def environment_spend(cfg: PlatformConfig) -> EnvironmentSpend:
     """Spend of every GPU pool of a stack, with its (smallest) cluster budget."""
     return EnvironmentSpend(
@@ -245,7 +250,7 @@ def environment_spend(cfg: PlatformConfig) -> EnvironmentSpend:
             )
             for p in cfg.gpu_pools
         ),
-        cluster_budget_usd=min(b.monthly_usd for b in cfg.cost.budgets if b.scope == "cluster"),
+        cluster_budget_usd=cluster_budget_usd(cfg),
     )
 
 

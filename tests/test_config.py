@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from infra.config import ConfigError, load_config
+from policies.rules import RULE_NAMES
 from tests.harness import run_stack, stack_config
 
 NS = "llm-platform"
@@ -207,6 +208,24 @@ INVALID: list[tuple[str, Callable[[Config], object], str]] = [
         "size allowlist that matches nothing",
         lambda c: _pool(c).update(instanceSizes=["metal"]),
         f'{NS}:gpuPools[0].instanceSizes = ["metal"]: no instance type of g6, g5 has these sizes',
+    ),
+    (
+        "policy allowlist with a family that has no GPUs",
+        lambda c: c[f"{NS}:policy"].update(allowedInstanceFamilies=["g6", "c7i"]),
+        f'{NS}:policy.allowedInstanceFamilies[1] = "c7i": not an NVIDIA GPU family; allowed: '
+        "g4dn, g5, g6, g6e, p4d, p4de, p5, p5e, p5en",
+    ),
+    (
+        "enforcement for a rule that does not exist (typo)",
+        lambda c: c[f"{NS}:policy"]["enforcement"].update({"gpu-nodepool-gpu-limit": "advisory"}),
+        f"{NS}:policy.enforcement.gpu-nodepool-gpu-limit: no such policy rule; rules: "
+        + ", ".join(RULE_NAMES),
+    ),
+    (
+        "enforcement level that does not exist",
+        lambda c: c[f"{NS}:policy"]["enforcement"].update({"cost-tags-required": "warn"}),
+        f"{NS}:policy.enforcement.cost-tags-required = \"warn\": input should be 'mandatory', "
+        "'advisory' or 'disabled'",
     ),
     (
         "Bottlerocket AMI version with the AL2023 family",

@@ -25,6 +25,14 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="output root (default: build/; writes <out>/<stack>/)",
     )
+    pack = commands.add_parser(
+        "policy-config",
+        help="write policies/config.<stack>.json (policy pack config) from Pulumi.<stack>.yaml",
+    )
+    pack.add_argument("stacks", nargs="*", help="stacks (default: every Pulumi.<stack>.yaml)")
+    pack.add_argument(
+        "--check", action="store_true", help="only report files that are out of date (exit 1)"
+    )
     preflight = commands.add_parser(
         "preflight", help="check GPU offerings, vCPU quotas and spot prices (AWS, read-only)"
     )
@@ -60,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         from tools import plan as plan_tool
 
         return plan_tool.main(args.stack, args.stack_dir or plan_tool.ROOT, args.out)
+    if args.command == "policy-config":
+        from tools import policy
+
+        return policy.main(args.stacks, check=args.check)
     if args.command == "preflight":
         from tools import preflight as preflight_tool
 

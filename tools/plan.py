@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from infra.config import NAMESPACE, REQUIRED_SECRETS, ConfigError, PlatformConfig, load_stack_config
+from tools import policy
 from tools.alerts_summary import alerts_summary
 from tools.cost_summary import gpu_spend_section
 from tools.gpu_capacity import gpu_capacity_section
@@ -246,11 +247,14 @@ def plan(
         elif r.type == HELM_RELEASE:
             files[out / "helm" / f"{r.name}.yaml"] = _dump_yaml(masked(helm_release(r)))
 
-    log("[4/4] summarising")
+    log("[4/4] summarising and evaluating the policy pack")
     for section in SUMMARY_SECTIONS:
         lines = section(resources, cfg)
         if lines:
             result.summary += [*lines, ""]
+    verdicts = policy.verdicts(resources, cfg)
+    result.mandatory_violations = policy.mandatory_violations(verdicts)
+    result.summary += [*policy.summary(verdicts, stack), ""]
     for warning in sorted(set(run.warnings)):
         result.summary.append(f"warning: {warning}")
     files[out / "summary.txt"] = "\n".join(result.summary) + "\n"

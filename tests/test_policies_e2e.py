@@ -1,0 +1,204 @@
+"""End to end: a committed stack config changed in one place makes the offline plan
+fail naming the rule; the committed stacks pass clean.
+
+Cases whose resources another layer renders run once that layer is on main: until then
+the stack has none of the resources the rule checks, and the case is skipped naming
+the missing type.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.harness import planned
+from tools import plan as plan_tool
+
+NS = "llm-platform"
+NODEPOOL = "kubernetes:karpenter.sh/v1:NodePool"
+LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
+BUDGET = "aws:budgets/budget:Budget"
+Config = dict[str, Any]
+
+
+def _pool(c: Config) -> dict[str, Any]:
+    return c[f"{NS}:gpuPools"][0]
+
+
+def _policy(c: Config) -> dict[str, Any]:
+    return c[f"{NS}:policy"]
+
+
+def _second_pool_over_cap(c: Config) -> None:
+    extra = {**_pool(c), "name": "gpu-extra", "gpuLimit": 1}
+    _pool(c)["gpuLimit"] = _policy(c)["maxGpusTotal"]
+    c[f"{NS}:gpuPools"].append(extra)
+
+
+def _open_endpoint(c: Config) -> None:
+    c[f"{NS}:cluster"].update(endpointPublicAccess=True, publicAccessCidrs=["0.0.0.0/0"])
+
+
+def _strict_open_endpoint(c: Config) -> None:
+    _open_endpoint(c)
+    _policy(c)["enforcement"].update({"eks-endpoint-not-open-to-world": "mandatory"})
+
+
+# (case, stacks, type the rule needs in the plan or None, mutation, rule that must fail)
+CASES: list[tuple[str, tuple[str, ...], str | None, Callable[[Config], object], str]] = [
+    (
+        "a cost tag the stack does not set",
+        ("dev", "prod"),
+        None,
+        lambda c: _policy(c).update(requiredTags=["cost-center", "owner", "team"]),
+        "cost-tags-required",
+    ),
+    (
+        "audit logs off",
+        ("dev", "prod"),
+        None,
+        lambda c: c[f"{NS}:cluster"].update(logTypes=["api", "authenticator"]),
+        "eks-control-plane-logging-enabled",
+    ),
+    (
+        "API endpoint open to the internet",
+        ("prod",),
+        None,
+        _open_endpoint,
+        "eks-endpoint-not-open-to-world",
+    ),
+    (
+        "dev made strict about the endpoint",
+        ("dev",),
+        None,
+        _strict_open_endpoint,
+        "eks-endpoint-not-open-to-world",
+    ),
+    (
+        "pool GPU limit above the environment maximum",
+        ("dev", "prod"),
+        NODEPOOL,
+        lambda c: _pool(c).update(gpuLimit=_policy(c)["maxGpusPerPool"] + 1),
+        "gpu-nodepool-requires-gpu-limit",
+    ),
+    (
+        "pools together above the cap",
+        ("dev", "prod"),
+        NODEPOOL,
+        _second_pool_over_cap,
+        "gpu-total-within-cap",
+    ),
+    (
+        "a family outside the allowlist",
+        ("dev", "prod"),
+        NODEPOOL,
+        lambda c: _policy(c).update(allowedInstanceFamilies=[_pool(c)["instanceFamilies"][0]]),
+        "gpu-nodepool-allowed-instance-types",
+    ),
+    (
+        "a size outside the allowlist",
+        ("dev", "prod"),
+        NODEPOOL,
+        lambda c: _pool(c).update(instanceSizes=[*_pool(c)["instanceSizes"], "48xlarge"]),
+        "gpu-nodepool-allowed-instance-types",
+    ),
+    (
+        "on-demand only GPU pool",
+        ("dev", "prod"),
+        NODEPOOL,
+        lambda c: _pool(c).update(capacityTypes=["on-demand"]),
+        "gpu-nodepool-allows-spot",
+    ),
+    (
+        "on-demand fallback in spot-only dev",
+        ("dev",),
+        NODEPOOL,
+        lambda c: _pool(c).update(capacityTypes=["spot", "on-demand"]),
+        "gpu-nodepool-allows-spot",
+    ),
+    (
+        "more zones required than the stack has",
+        ("dev", "prod"),
+        NODEPOOL,
+        lambda c: _policy(c).update(minZones=len(c[f"{NS}:zones"]) + 1),
+        "gpu-nodepool-spans-zones",
+    ),
+    (
+        "log retention below the minimum",
+        ("dev", "prod"),
+        LOG_GROUP,
+        lambda c: (
+            c[f"{NS}:logging"].update(retentionDays=3),
+            _policy(c).update(minLogRetentionDays=7),
+        ),
+        "log-group-has-retention",
+    ),
+]
+
+PARAMS = [
+    pytest.param(stack, needs, mutate, rule, id=f"{stack}: {case}")
+    for case, stacks, needs, mutate, rule in CASES
+    for stack in stacks
+]
+
+
+def _plan_mutated(stack: str, mutate: Callable[[Config], object], tmp_path: Path) -> Any:
+    document = yaml.safe_load((plan_tool.ROOT / f"Pulumi.{stack}.yaml").read_text())
+    mutate(document["config"])
+    (tmp_path / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump(document))
+    return plan_tool.plan(stack, stack_dir=tmp_path, out_root=tmp_path / "out", log=lambda _: None)
+
+
+@pytest.mark.parametrize(("stack", "needs", "mutate", "rule"), PARAMS)
+def test_one_change_makes_the_plan_fail_naming_the_rule(
+    stack: str, needs: str | None, mutate: Callable[[Config], object], rule: str, tmp_path: Path
+) -> None:
+    if needs is not None and not any(r.type == needs for r in planned(stack)):
+        pytest.skip(f"stack {stack} renders no {needs} yet (its layer is not on main)")
+    result = _plan_mutated(stack, mutate, tmp_path)
+    assert result.exit_code == 1
+    assert any(v.startswith(f"{rule}: ") for v in result.mandatory_violations), (
+        result.mandatory_violations
+    )
+    summary = (tmp_path / "out" / stack / "summary.txt").read_text()
+    assert f"  MANDATORY  {rule}" in summary
+
+
+def test_there_are_at_least_10_mutations() -> None:
+    assert len(CASES) >= 10
+
+
+def test_an_advisory_violation_is_reported_but_does_not_fail_dev(tmp_path: Path) -> None:
+    result = _plan_mutated("dev", _open_endpoint, tmp_path)
+    assert result.exit_code == 0
+    assert result.mandatory_violations == []
+    summary = (tmp_path / "out" / "dev" / "summary.txt").read_text()
+    assert re.search(r"^  advisory +eks-endpoint-not-open-to-world +1 violation$", summary, re.M)
+    assert "publicAccessCidrs includes 0.0.0.0/0" in summary
+
+
+def test_the_committed_stacks_pass_clean(stack: str, tmp_path: Path) -> None:
+    result = plan_tool.plan(stack, out_root=tmp_path, log=lambda _: None)
+    assert result.mandatory_violations == []
+    assert result.exit_code == 0
+    assert "MANDATORY" not in (tmp_path / stack / "summary.txt").read_text()
+
+
+def test_plan_cli_prints_the_violated_rule(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    document = yaml.safe_load((plan_tool.ROOT / "Pulumi.prod.yaml").read_text())
+    _open_endpoint(document["config"])
+    (tmp_path / "Pulumi.prod.yaml").write_text(yaml.safe_dump(document))
+    assert plan_tool.main("prod", tmp_path, tmp_path / "out") == 1
+    err = capsys.readouterr().err
+    assert (
+        "error: mandatory policy violation: eks-endpoint-not-open-to-world: eks:index:Cluster "
+        "llm-eks: publicAccessCidrs includes 0.0.0.0/0: the API endpoint is open to the whole "
+        "internet\n"
+    ) in err

@@ -1,0 +1,136 @@
+"""The policy pack's per-stack config, and its evaluation for the offline plan.
+
+One source of truth: the environment limits live in the stack file (``policy:`` and
+the cluster budget in ``cost.budgets``). :func:`pack_config` turns them into the
+``--policy-pack-config`` document CrossGuard reads (committed as
+``policies/config.<stack>.json``, regenerated with ``python -m tools policy-config``
+and compared by the tests), and the offline plan evaluates the very same rules with
+the very same document on the mocked resources.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from infra.config import ConfigError, PlatformConfig
+from infra.cost_estimator import cluster_budget_usd
+from policies.core import Resource, Verdict, evaluate
+from policies.rules import RULES
+from tools.mock_runtime import Recorded, Secret
+
+ROOT = Path(__file__).resolve().parent.parent
+PACK_NAME = "llm-platform-guardrails"
+
+
+def config_path(stack: str, root: Path = ROOT) -> Path:
+    """Where the committed pack config of ``stack`` lives."""
+    return root / "policies" / f"config.{stack}.json"
+
+
+def settings(cfg: PlatformConfig) -> dict[str, Any]:
+    """Every rule setting of the pack, by its camelCase name, for one stack."""
+    p = cfg.policy
+    return {
+        "maxGpusPerPool": p.max_gpus_per_pool,
+        "maxGpusTotal": p.max_gpus_total,
+        "minZones": p.min_zones,
+        "spotOnly": p.spot_only,
+        "allowedInstanceFamilies": list(p.allowed_instance_families),
+        "allowedInstanceSizes": list(p.allowed_instance_sizes),
+        "requiredTags": list(p.required_tags),
+        "requiredLogTypes": list(p.required_log_types),
+        "minRetentionDays": p.min_log_retention_days,
+        "monthlyBudgetUsd": cluster_budget_usd(cfg),
+        "region": cfg.region,
+    }
+
+
+def pack_config(cfg: PlatformConfig) -> dict[str, dict[str, Any]]:
+    """The CrossGuard policy-pack config document of a stack: every rule with its
+    enforcement level (stack override or the rule's default) and the settings it reads."""
+    values = settings(cfg)
+    return {
+        rule.name: {
+            "enforcementLevel": cfg.policy.enforcement.get(rule.name, rule.default_level),
+            **{key: values[key] for key in rule.settings},
+        }
+        for rule in RULES
+    }
+
+
+def render(cfg: PlatformConfig) -> str:
+    """``policies/config.<stack>.json`` as committed (stable key order)."""
+    return json.dumps(pack_config(cfg), indent=2, sort_keys=True) + "\n"
+
+
+def _revealed(value: Any) -> Any:
+    """Inputs with secrets unwrapped, as CrossGuard sees them (it gets plain values)."""
+    if isinstance(value, Secret):
+        return _revealed(value.value)
+    if isinstance(value, dict):
+        return {k: _revealed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_revealed(v) for v in value]
+    return value
+
+
+def verdicts(resources: Iterable[Recorded], cfg: PlatformConfig) -> list[Verdict]:
+    """Evaluate the pack on recorded resources with the stack's pack config."""
+    seen = [
+        Resource(type=r.type, name=r.name, props=_revealed(r.inputs), depends_on=r.depends_on)
+        for r in resources
+    ]
+    return evaluate(RULES, seen, pack_config(cfg))
+
+
+def mandatory_violations(found: Iterable[Verdict]) -> list[str]:
+    """``<rule>: <message>`` for every violation of a mandatory rule."""
+    return [f"{v.rule}: {m}" for v in found if v.level == "mandatory" for m in v.violations]
+
+
+def summary(found: list[Verdict], stack: str) -> list[str]:
+    """The plan's policy section: one line per rule, its violations under it."""
+    width = max((len(v.rule) for v in found), default=0)
+    lines = [f"Policy verdicts ({PACK_NAME}, policies/config.{stack}.json):"]
+    for v in found:
+        if v.level == "disabled":
+            status, detail = "disabled", ""
+        elif v.violations:
+            status = "MANDATORY" if v.level == "mandatory" else "advisory"
+            detail = f"{len(v.violations)} violation{'s' if len(v.violations) != 1 else ''}"
+        elif v.checked == 0:
+            status, detail = "n/a", "no resource of its kind"
+        else:
+            status, detail = "pass", f"{v.checked} checked"
+        lines.append(f"  {status:<9}  {v.rule.ljust(width)}  {detail}".rstrip())
+        lines += [f"      - {m}" for m in v.violations]
+    return lines
+
+
+def main(stacks: list[str], *, check: bool = False, root: Path = ROOT) -> int:
+    """Write (or, with ``check``, compare) ``policies/config.<stack>.json`` per stack."""
+    # tools.plan imports this module for its policy section.
+    from tools.plan import typed_stack_config
+
+    names = stacks or sorted(p.name.split(".")[1] for p in root.glob("Pulumi.*.yaml"))
+    stale = []
+    for stack in names:
+        try:
+            text = render(typed_stack_config(stack, root))
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        path = config_path(stack, root)
+        if path.is_file() and path.read_text() == text:
+            continue
+        if check:
+            stale.append(stack)
+            print(f"{path.relative_to(root)} is out of date: run python -m tools policy-config")
+        else:
+            path.write_text(text)
+            print(f"wrote {path.relative_to(root)}")
+    return 1 if stale else 0
