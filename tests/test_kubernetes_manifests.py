@@ -14,7 +14,7 @@ import kubernetes_validate
 import pytest
 
 from tests.harness import kubernetes_objects, planned, stack_config
-from tools.mock_runtime import Secret
+from tools.mock_runtime import revealed
 
 BUILT_IN_GROUPS = {
     "v1",
@@ -30,18 +30,6 @@ BUILT_IN_GROUPS = {
 }
 
 
-def _revealed(value: Any) -> Any:
-    """The object with secret inputs (a Secret's ``stringData``) as their placeholder values,
-    so the schema sees the real shape instead of the masking wrapper."""
-    if isinstance(value, Secret):
-        return _revealed(value.value)
-    if isinstance(value, dict):
-        return {k: _revealed(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_revealed(v) for v in value]
-    return value
-
-
 def _cases() -> list[Any]:
     cases = []
     for stack in ("dev", "prod"):
@@ -50,7 +38,7 @@ def _cases() -> list[Any]:
             if obj["apiVersion"] in BUILT_IN_GROUPS:
                 meta = obj.get("metadata", {})
                 ident = f"{stack}-{obj['kind']}-{meta.get('namespace', '')}-{meta.get('name')}"
-                cases.append(pytest.param(_revealed(obj), version, id=ident))
+                cases.append(pytest.param(revealed(obj), version, id=ident))
     return cases
 
 

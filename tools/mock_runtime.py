@@ -43,6 +43,21 @@ class Secret:
         return "Secret([masked])"
 
 
+def revealed(value: Any) -> Any:
+    """``value`` with every :class:`Secret` replaced by what it wraps.
+
+    For checks that must see the real shape of inputs (schema validation, policies:
+    CrossGuard gets plain values too); never for anything written out.
+    """
+    if isinstance(value, Secret):
+        return revealed(value.value)
+    if isinstance(value, dict):
+        return {k: revealed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [revealed(v) for v in value]
+    return value
+
+
 @dataclass(frozen=True)
 class Recorded:
     """One resource registration as the engine would see it."""

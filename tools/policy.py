@@ -20,7 +20,7 @@ from infra.config import ConfigError, PlatformConfig
 from infra.cost_estimator import cluster_budget_usd
 from policies.core import Resource, Verdict, evaluate
 from policies.rules import RULES
-from tools.mock_runtime import Recorded, Secret
+from tools.mock_runtime import Recorded, revealed
 
 ROOT = Path(__file__).resolve().parent.parent
 PACK_NAME = "llm-platform-guardrails"
@@ -67,21 +67,10 @@ def render(cfg: PlatformConfig) -> str:
     return json.dumps(pack_config(cfg), indent=2, sort_keys=True) + "\n"
 
 
-def _revealed(value: Any) -> Any:
-    """Inputs with secrets unwrapped, as CrossGuard sees them (it gets plain values)."""
-    if isinstance(value, Secret):
-        return _revealed(value.value)
-    if isinstance(value, dict):
-        return {k: _revealed(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_revealed(v) for v in value]
-    return value
-
-
 def verdicts(resources: Iterable[Recorded], cfg: PlatformConfig) -> list[Verdict]:
     """Evaluate the pack on recorded resources with the stack's pack config."""
     seen = [
-        Resource(type=r.type, name=r.name, props=_revealed(r.inputs), depends_on=r.depends_on)
+        Resource(type=r.type, name=r.name, props=revealed(r.inputs), depends_on=r.depends_on)
         for r in resources
     ]
     return evaluate(RULES, seen, pack_config(cfg))
