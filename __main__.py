@@ -17,11 +17,16 @@ from infra.budgets import AwsBudgets, AwsBudgetsArgs, Budget
 from infra.cluster import Cluster, ClusterArgs
 from infra.config import PlatformConfig, load_stack_config
 from infra.gpu_node_pools import GpuNodePools, GpuNodePoolsArgs
+from infra.gpu_operator import GpuOperator, GpuOperatorArgs
 from infra.karpenter import Karpenter, KarpenterArgs
+from infra.keda import Keda, KedaArgs
 from infra.kubecost import Kubecost, KubecostArgs
 from infra.logging import Logging, LoggingArgs
+from infra.model_bucket import ModelBucket, ModelBucketArgs
 from infra.monitoring import Monitoring, MonitoringArgs
 from infra.network import Network, NetworkArgs
+from workloads.serving_namespace import ServingNamespace, ServingNamespaceArgs
+from workloads.vllm import VllmModel, VllmModelArgs
 
 
 def read_stack_config() -> PlatformConfig:
@@ -124,6 +129,40 @@ node_pools = GpuNodePools(
     opts=k8s_opts,
 )
 
+gpu_operator = GpuOperator(
+    "gpu-operator",
+    GpuOperatorArgs(
+        config=cfg.gpu_operator,
+        ami_family=cfg.node_class.ami_family,
+        monitoring_crds=[monitoring.crd_release],
+    ),
+    opts=k8s_opts,
+)
+model_bucket = ModelBucket("models", ModelBucketArgs(stack=cfg.stack, region=cfg.region, tags=tags))
+keda = Keda("keda", KedaArgs(version=cfg.serving.keda_version), opts=k8s_opts)
+serving = ServingNamespace(
+    "serving",
+    ServingNamespaceArgs(namespace=cfg.serving.namespace, api_key=secret(cfg.model_api_key)),
+    opts=k8s_opts,
+)
+models = [
+    VllmModel(
+        f"model-{model.name}",
+        VllmModelArgs(
+            model=model,
+            serving=cfg.serving,
+            cluster_name=cluster.name,
+            bucket_name=model_bucket.name,
+            tags=tags,
+            namespace_ready=[serving.namespace, serving.api_key_secret],
+            monitoring_crds=[monitoring.crd_release],
+            keda=[keda.release],
+        ),
+        opts=k8s_opts,
+    )
+    for model in cfg.enabled_models
+]
+
 pulumi.export("vpcId", network.vpc_id)
 pulumi.export("privateSubnetIds", network.private_subnet_ids)
 pulumi.export("clusterName", cluster.name)
@@ -155,3 +194,11 @@ pulumi.export("logGroups", logs.log_group_names)
 pulumi.export("karpenterInterruptionQueue", karpenter.queue_name)
 pulumi.export("karpenterNodeRoleArn", karpenter.node_role_arn)
 pulumi.export("nodePools", node_pools.node_pool_names)
+pulumi.export("modelBucket", model_bucket.name)
+pulumi.export(
+    "modelEndpoints",
+    {
+        model.name: server.service_url
+        for model, server in zip(cfg.enabled_models, models, strict=True)
+    },
+)

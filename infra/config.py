@@ -38,6 +38,7 @@ from pydantic.alias_generators import to_camel
 
 from infra.gpu_catalog import GPU_FAMILIES, allowed_instance_types
 from infra.nodepool_model import AMI_VERSION_EXAMPLES, ami_version_ok
+from workloads.gpu_memory import ModelShape, check_fit
 
 NAMESPACE = "llm-platform"
 
@@ -244,7 +245,7 @@ class CpuPoolConfig(_Section):
 class GpuOperatorConfig(_Section):
     """NVIDIA GPU operator release."""
 
-    version: Annotated[str, Field(pattern=r"^v\d+\.\d+\.\d+$")] = "v25.10.0"
+    version: Annotated[str, Field(pattern=r"^v\d+\.\d+\.\d+$")] = "v26.7.0"
     time_slicing_replicas: Annotated[int, Field(ge=2, le=16)] | None = None
     """Share each GPU between N pods (dev only; no memory isolation). Default off."""
 
@@ -276,6 +277,26 @@ class ModelConfig(_Section):
     gpu_memory_utilization: Annotated[float, Field(ge=0.5, le=0.95)] = 0.90
     max_num_seqs: Annotated[int, Field(ge=1, le=4096)] = 64
     extra_args: tuple[str, ...] = ()
+    """Further ``vllm serve`` flags, e.g. ``[--enable-prefix-caching]``."""
+    resources: ContainerResources | None = None
+    """CPU and memory of the server container; default 3 vCPU and 12Gi per GPU (fits the
+    smallest single-GPU sizes next to the node's DaemonSets)."""
+
+    @property
+    def shape(self) -> ModelShape:
+        """What the GPU memory fit check needs (``workloads.gpu_memory``)."""
+        return ModelShape(
+            parameters_billions=self.parameters_billions,
+            num_layers=self.num_layers,
+            num_kv_heads=self.num_kv_heads,
+            head_dim=self.head_dim,
+            dtype=self.dtype,
+            quantization=self.quantization,
+            tensor_parallel_size=self.tensor_parallel_size,
+            max_model_len=self.max_model_len,
+            max_num_seqs=self.max_num_seqs,
+            gpu_memory_utilization=self.gpu_memory_utilization,
+        )
 
 
 class ServingConfig(_Section):
@@ -283,12 +304,20 @@ class ServingConfig(_Section):
 
     namespace: DnsLabel = "inference"
     vllm_image: Annotated[str, Field(pattern=r"^[\w./-]+:v\d+\.\d+\.\d+$")] = (
-        "vllm/vllm-openai:v0.11.2"
+        "vllm/vllm-openai:v0.33.0"
     )
-    """vLLM OpenAI server image, pinned to a release tag."""
+    """vLLM OpenAI server image, pinned to a release tag (default ``v0.33.0``: the flags
+    ``--shutdown-timeout`` and ``--load-format runai_streamer`` are used)."""
     allowed_client_namespaces: tuple[DnsLabel, ...] = ()
     """Namespaces whose pods may call the model Services (NetworkPolicy ingress)."""
-    keda_version: Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")] = "2.18.1"
+    keda_version: Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")] = "2.20.2"
+    """KEDA chart version (default ``2.20.2``)."""
+    drain_seconds: Annotated[int, Field(ge=5, le=600)] = 60
+    """How long a stopping replica finishes in-flight requests (vLLM ``--shutdown-timeout``);
+    the preStop delay and the pod's termination grace period derive from it (default 60)."""
+    queue_depth_per_replica: Annotated[int, Field(ge=1, le=1000)] = 8
+    """KEDA target: waiting requests (``vllm:num_requests_waiting``) per replica before
+    scaling out (default 8)."""
 
 
 class AlertThresholds(_Section):
@@ -763,6 +792,10 @@ def _cross_checks(cfg: PlatformConfig) -> list[str]:
                 f"{at}.tensorParallelSize = {model.tensor_parallel_size}: pool "
                 f"{target_pool.name} offers at most {most} GPUs per instance"
             )
+            continue
+        too_big = check_fit(model.name, model.shape, types_)
+        if too_big is not None:
+            problems.append(f"{at}: {too_big}")
 
     for i, budget in enumerate(cfg.cost.budgets):
         at = f"{ns}:cost.budgets[{i}]"

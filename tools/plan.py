@@ -98,9 +98,15 @@ def typed_stack_config(stack: str, root: Path = ROOT) -> PlatformConfig:
 
 
 def masked(value: Any) -> Any:
-    """Inputs with every secret replaced by ``"[secret]"``."""
+    """Inputs with every secret replaced by ``"[secret]"``.
+
+    Whole numbers are shown as integers: the engine carries every number as a double,
+    but ``replicas: 2`` is what the stack file said and what Kubernetes stores.
+    """
     if isinstance(value, Secret):
         return MASK
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     if isinstance(value, dict):
         return {k: masked(v) for k, v in value.items()}
     if isinstance(value, list):
