@@ -813,6 +813,13 @@ def _cross_checks(cfg: PlatformConfig) -> list[str]:
     if not any(b.scope == "cluster" for b in cfg.cost.budgets):
         problems.append(f"{ns}:cost.budgets: a budget with scope cluster is required")
 
+    if cfg.node_class.ami_family == "bottlerocket" and cfg.gpu_operator.time_slicing_replicas:
+        problems.append(
+            f"{ns}:gpuOperator.timeSlicingReplicas = {cfg.gpu_operator.time_slicing_replicas}: "
+            "needs the GPU operator's device plugin, which Bottlerocket replaces with its own "
+            "(set time-slicing in Bottlerocket settings, or use amiFamily al2023)"
+        )
+
     th = cfg.observability.thresholds
     at = f"{ns}:observability.thresholds"
     if th.error_ratio_critical <= th.error_ratio:

@@ -282,6 +282,29 @@ INVALID: list[tuple[str, Callable[[Config], object], str]] = [
         "'^\\d+(Mi|Gi)$'",
     ),
     (
+        "model too large for the pool's GPUs",
+        lambda c: _model(c, 1).update(parametersBillions=70.6, numLayers=80, numKvHeads=8),
+        f"{NS}:models[1]: model code needs 136.0 GiB per GPU at tensorParallelSize 1 (weights "
+        "131.5 + KV cache for one 8192-token sequence 2.5 + overhead 2.0); the largest fit is "
+        "g5.xlarge with 21.6 GiB usable per GPU at gpuMemoryUtilization 0.9: raise "
+        "tensorParallelSize, quantize, lower maxModelLen or allow a larger GPU",
+    ),
+    (
+        "time-slicing on Bottlerocket",
+        lambda c: (
+            c[f"{NS}:nodeClass"].update(amiFamily="bottlerocket", amiVersion="latest"),
+            c.update({f"{NS}:gpuOperator": {"timeSlicingReplicas": 4}}),
+        ),
+        f"{NS}:gpuOperator.timeSlicingReplicas = 4: needs the GPU operator's device plugin, "
+        "which Bottlerocket replaces with its own (set time-slicing in Bottlerocket settings, "
+        "or use amiFamily al2023)",
+    ),
+    (
+        "drain too short to finish a request",
+        lambda c: c[f"{NS}:serving"].update(drainSeconds=1),
+        f"{NS}:serving.drainSeconds = 1: input should be greater than or equal to 5",
+    ),
+    (
         "no GPU pool",
         lambda c: c.update({f"{NS}:gpuPools": []}),
         f"{NS}:gpuPools = []: list should have at least 1 item after validation, not 0",

@@ -1,0 +1,257 @@
+"""vLLM model servers: rendered Deployment, probes, drain, IAM scoping, autoscaling."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from infra.config import ModelConfig, ServingConfig
+from tests.harness import find, find_all
+from tools.mock_runtime import ACCOUNT_ID, Recorded, Secret
+from tools.plan import typed_stack_config
+from workloads.vllm import (
+    VllmModelArgs,
+    drain_timings,
+    model_read_policy,
+    probe_timings,
+    render_deployment,
+    render_network_policy,
+    render_pdb,
+    render_scaled_object,
+    vllm_args,
+)
+
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+REGION = {"dev": "us-west-2", "prod": "us-east-1"}
+
+
+def _model(**overrides: Any) -> ModelConfig:
+    return ModelConfig.model_validate(
+        {
+            "name": "m",
+            "servedModelName": "org/M-8B",
+            "gpuPool": "gpu",
+            "parametersBillions": 8.03,
+            "numLayers": 32,
+            "numKvHeads": 8,
+            "headDim": 128,
+            **overrides,
+        }
+    )
+
+
+def _container(deployment: dict[str, Any]) -> dict[str, Any]:
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def _deployments(resources: tuple[Recorded, ...]) -> dict[str, dict[str, Any]]:
+    return {d.inputs["metadata"]["name"]: d.inputs for d in find_all(resources, DEPLOYMENT)}
+
+
+def test_startup_window_grows_with_model_size_within_bounds() -> None:
+    small, large = probe_timings(_model(parametersBillions=1.0)), probe_timings(_model())
+    assert small.startup_window_seconds == 400  # 2 x (1.9 GiB / 0.1 + 180) -> 398, rounded up
+    assert large.startup_window_seconds == 660  # 2 x (15.0 GiB / 0.1 + 180)
+    huge = probe_timings(_model(parametersBillions=1000.0, tensorParallelSize=8))
+    assert huge.startup_window_seconds == 3600  # capped
+    assert (large.readiness_period_seconds, large.readiness_failure_threshold) == (5, 2)
+    assert large.liveness_period_seconds * large.liveness_failure_threshold == 120
+
+
+def test_drain_timings_derive_from_one_parameter() -> None:
+    drain = drain_timings(60)
+    assert (drain.pre_stop_seconds, drain.shutdown_timeout_seconds) == (15, 60)
+    assert drain.grace_period_seconds == 90
+    assert drain.grace_period_seconds > drain.pre_stop_seconds + drain.shutdown_timeout_seconds
+    assert drain_timings(8).pre_stop_seconds == 5
+
+
+def test_vllm_args_from_typed_config() -> None:
+    model = _model(
+        tensorParallelSize=2,
+        quantization="awq",
+        maxNumSeqs=16,
+        extraArgs=["--enable-prefix-caching"],
+    )
+    assert vllm_args(model, "bucket-1", drain_timings(30)) == [
+        "s3://bucket-1/models/m/",
+        "--served-model-name", "org/M-8B",
+        "--load-format", "runai_streamer",
+        "--host", "0.0.0.0",
+        "--port", "8000",
+        "--tensor-parallel-size", "2",
+        "--max-model-len", "8192",
+        "--gpu-memory-utilization", "0.9",
+        "--max-num-seqs", "16",
+        "--dtype", "bfloat16",
+        "--shutdown-timeout", "30",
+        "--quantization", "awq",
+        "--enable-prefix-caching",
+    ]  # fmt: skip
+
+
+def test_deployment_requests_gpus_tolerates_taint_and_targets_its_pool() -> None:
+    model = _model(tensorParallelSize=4)
+    deployment = render_deployment(model, ServingConfig(), "b", "vllm-m")
+    pod = deployment["spec"]["template"]["spec"]
+    resources = _container(deployment)["resources"]
+    assert resources["requests"]["nvidia.com/gpu"] == resources["limits"]["nvidia.com/gpu"] == "4"
+    assert pod["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+    term = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert term["nodeSelectorTerms"][0]["matchExpressions"] == [
+        {"key": "karpenter.sh/nodepool", "operator": "In", "values": ["gpu"]}
+    ]
+    zone, host = pod["topologySpreadConstraints"]
+    assert (zone["topologyKey"], zone["whenUnsatisfiable"]) == (
+        "topology.kubernetes.io/zone",
+        "DoNotSchedule",
+    )
+    assert host["topologyKey"] == "kubernetes.io/hostname"
+    assert pod["volumes"] == [{"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "8Gi"}}]
+    assert _container(deployment)["volumeMounts"] == [{"name": "shm", "mountPath": "/dev/shm"}]
+
+
+def test_rollout_never_drops_a_serving_replica() -> None:
+    deployment = render_deployment(_model(), ServingConfig(drain_seconds=40), "b", "sa")
+    spec = deployment["spec"]
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+    }
+    template = spec["template"]
+    assert template["metadata"]["annotations"] == {"karpenter.sh/do-not-disrupt": "true"}
+    assert template["spec"]["terminationGracePeriodSeconds"] == 65  # 10 + 40 + 15
+    assert _container(deployment)["lifecycle"] == {"preStop": {"sleep": {"seconds": 10}}}
+    assert spec["progressDeadlineSeconds"] > probe_timings(_model()).startup_window_seconds
+
+
+def test_probes_hit_health_on_the_server_port() -> None:
+    container = _container(render_deployment(_model(), ServingConfig(), "b", "sa"))
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/health", "port": "http"}
+    assert container["startupProbe"]["failureThreshold"] * 10 == 660
+    assert container["readinessProbe"]["periodSeconds"] == 5
+    assert container["ports"] == [{"name": "http", "containerPort": 8000}]
+
+
+def test_api_key_comes_from_the_secret_not_the_spec() -> None:
+    env = _container(render_deployment(_model(), ServingConfig(), "b", "sa"))["env"]
+    assert env[0] == {
+        "name": "VLLM_API_KEY",
+        "valueFrom": {"secretKeyRef": {"name": "vllm-api-key", "key": "api-key"}},
+    }
+
+
+def test_pdb_keeps_one_replica_when_there_are_two() -> None:
+    assert render_pdb(_model(replicas={"min": 2, "max": 4}), "ns")["spec"]["minAvailable"] == 1
+    single = render_pdb(_model(), "ns")["spec"]
+    assert single["maxUnavailable"] == 1 and "minAvailable" not in single
+
+
+def test_network_policy_admits_clients_and_prometheus_only() -> None:
+    policy = render_network_policy(_model(), "inference", ["gateway"])
+    (rule,) = policy["spec"]["ingress"]
+    expression = rule["from"][0]["namespaceSelector"]["matchExpressions"][0]
+    assert expression["values"] == ["gateway", "monitoring"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 8000}]
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+
+
+def test_scaled_object_scales_on_the_request_queue() -> None:
+    model = _model(replicas={"min": 2, "max": 5})
+    spec = render_scaled_object(model, ServingConfig(queue_depth_per_replica=4))["spec"]
+    assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (2, 5)
+    assert spec["scaleTargetRef"] == {"name": "m"}
+    (trigger,) = spec["triggers"]
+    assert trigger["type"] == "prometheus" and trigger["metricType"] == "AverageValue"
+    assert trigger["metadata"] == {
+        "serverAddress": "http://kube-prometheus-stack-prometheus.monitoring.svc:9090",
+        "query": 'sum(vllm:num_requests_waiting{namespace="inference", model_name="org/M-8B"})',
+        "threshold": "4",
+    }
+
+
+def test_read_policy_is_scoped_to_the_model_prefix() -> None:
+    policy = json.loads(model_read_policy("bkt", _model()))
+    read, list_ = policy["Statement"]
+    assert (read["Action"], read["Resource"]) == (["s3:GetObject"], ["arn:aws:s3:::bkt/models/m/*"])
+    assert (list_["Action"], list_["Resource"]) == (["s3:ListBucket"], ["arn:aws:s3:::bkt"])
+    assert list_["Condition"] == {"StringLike": {"s3:prefix": ["models/m/", "models/m/*"]}}
+
+
+def test_disabled_model_is_rejected_by_its_args() -> None:
+    with pytest.raises(ValueError, match=r"^model \(m\) is disabled; do not create it$"):
+        VllmModelArgs(
+            model=_model(enabled=False), serving=ServingConfig(), cluster_name="c", bucket_name="b"
+        )
+
+
+# --- both stacks ---------------------------------------------------------------------
+
+
+def test_each_enabled_model_is_served(stack: str, resources: tuple[Recorded, ...]) -> None:
+    cfg = typed_stack_config(stack)
+    deployments = _deployments(resources)
+    assert sorted(deployments) == sorted(m.name for m in cfg.enabled_models) == ["chat", "code"]
+    bucket = f"llm-platform-models-{stack}-{ACCOUNT_ID}-{REGION[stack]}"
+    for model in cfg.enabled_models:
+        deployment = deployments[model.name]
+        assert deployment == render_deployment(model, cfg.serving, bucket, f"vllm-{model.name}") | {
+            "apiVersion": deployment["apiVersion"],
+            "kind": deployment["kind"],
+        }
+        assert _container(deployment)["args"][0] == f"s3://{bucket}/models/{model.name}/"
+
+
+def test_prod_runs_two_or_more_replicas_spread_over_zones(
+    resources: tuple[Recorded, ...], stack: str
+) -> None:
+    for deployment in _deployments(resources).values():
+        replicas = deployment["spec"]["replicas"]
+        assert replicas >= (2 if stack == "prod" else 1)
+        zone = deployment["spec"]["template"]["spec"]["topologySpreadConstraints"][0]
+        assert zone["topologyKey"] == "topology.kubernetes.io/zone"
+
+
+def test_each_model_has_its_own_read_only_pod_identity(
+    stack: str, resources: tuple[Recorded, ...]
+) -> None:
+    bucket = f"llm-platform-models-{stack}-{ACCOUNT_ID}-{REGION[stack]}"
+    for name in ("chat", "code"):
+        role = find(resources, "aws:iam/role:Role", f"model-{name}-role").inputs
+        assert role["name"] == f"llm-{stack}-vllm-{name}"
+        trust = json.loads(role["assumeRolePolicy"])["Statement"][0]
+        assert trust["Principal"] == {"Service": "pods.eks.amazonaws.com"}
+        policy = find(resources, "aws:iam/rolePolicy:RolePolicy", f"model-{name}-read-weights")
+        statements = json.loads(policy.inputs["policy"])["Statement"]
+        assert statements[0]["Resource"] == [f"arn:aws:s3:::{bucket}/models/{name}/*"]
+        identity = find(
+            resources, "aws:eks/podIdentityAssociation:PodIdentityAssociation",
+            f"model-{name}-identity",
+        ).inputs  # fmt: skip
+        assert (identity["namespace"], identity["serviceAccount"]) == ("inference", f"vllm-{name}")
+        deployment = find(resources, DEPLOYMENT, f"model-{name}-deployment")
+        assert f"model-{name}-identity" in deployment.depends_on
+
+
+def test_monitor_and_scaler_wait_for_their_crds(resources: tuple[Recorded, ...]) -> None:
+    for name in ("chat", "code"):
+        monitor = find(resources, "kubernetes:monitoring.coreos.com/v1:ServiceMonitor",
+                       f"model-{name}-monitor")  # fmt: skip
+        assert "monitoring-crds" in monitor.depends_on
+        assert monitor.inputs["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+        scaler = find(resources, "kubernetes:keda.sh/v1alpha1:ScaledObject", f"model-{name}-scaler")
+        assert "keda-release" in scaler.depends_on
+
+
+def test_api_key_secret_stays_secret(resources: tuple[Recorded, ...]) -> None:
+    secret = find(resources, "kubernetes:core/v1:Secret", "serving-api-key").inputs
+    assert secret["metadata"] == {"name": "vllm-api-key", "namespace": "inference"}
+    # The engine marks the whole property secret; the plan masks it, state encrypts it.
+    assert isinstance(secret["stringData"], Secret)
+    assert secret["stringData"].value == {"api-key": "offline-placeholder-llm-platform-modelApiKey"}
