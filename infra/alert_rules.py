@@ -330,11 +330,15 @@ def platform_rule_groups(inputs: AlertInputs) -> tuple[RuleGroup, ...]:
                 "FluentBitRecordsDropped",
                 "warning",
                 "0m",
+                # Our outputs retry without limit, so loss shows as dropped records (the
+                # filesystem buffer full); retries_failed covers a finite Retry_Limit.
                 "sum by (namespace, pod, name) "
+                "(increase(fluentbit_output_dropped_records_total[10m])) > 0 "
+                "or sum by (namespace, pod, name) "
                 "(increase(fluentbit_output_retries_failed_total[10m])) > 0",
                 "Fluent Bit dropped logs",
-                "Output {{ $labels.name }} of {{ $labels.pod }} gave up on "
-                "{{ $value | humanize }} chunks after all retries: those logs are lost.",
+                "Output {{ $labels.name }} of {{ $labels.pod }} lost logs in the last 10 "
+                "minutes ({{ $value | humanize }} records or chunks).",
             ),
         ),
     )

@@ -515,13 +515,33 @@ def alert_cases(i: AlertInputs) -> dict[str, Cases]:
                         Expected(
                             "warning",
                             fluent_labels,
-                            "Output cw-inference of fluent-bit-x2k4 gave up on 3 chunks "
-                            "after all retries: those logs are lost.",
+                            "Output cw-inference of fluent-bit-x2k4 lost logs in the last 10 "
+                            "minutes (3 records or chunks).",
+                        ),
+                    ),
+                ),
+                Scenario(
+                    {f"fluentbit_output_dropped_records_total{{{fluent}}}": "0x10 120x30"},
+                    15,
+                    (
+                        Expected(
+                            "warning",
+                            fluent_labels,
+                            "Output cw-inference of fluent-bit-x2k4 lost logs in the last 10 "
+                            "minutes (120 records or chunks).",
                         ),
                     ),
                 ),
             ),
-            quiet=(Scenario({f"fluentbit_output_retries_failed_total{{{fluent}}}": "3x40"}, 30),),
+            quiet=(
+                Scenario(
+                    {
+                        f"fluentbit_output_retries_failed_total{{{fluent}}}": "3x40",
+                        f"fluentbit_output_dropped_records_total{{{fluent}}}": "120x40",
+                    },
+                    30,
+                ),
+            ),
         ),
     }
 
