@@ -157,6 +157,7 @@ models = [
             namespace_ready=[serving.namespace, serving.api_key_secret],
             monitoring_crds=[monitoring.crd_release],
             keda=[keda.release],
+            capacity_ready=[node_pools, gpu_operator.release],
         ),
         opts=k8s_opts,
     )

@@ -20,6 +20,7 @@ from workloads.vllm import (
     render_network_policy,
     render_pdb,
     render_scaled_object,
+    rollout_timeout,
     vllm_args,
 )
 
@@ -237,6 +238,16 @@ def test_each_model_has_its_own_read_only_pod_identity(
         assert (identity["namespace"], identity["serviceAccount"]) == ("inference", f"vllm-{name}")
         deployment = find(resources, DEPLOYMENT, f"model-{name}-deployment")
         assert f"model-{name}-identity" in deployment.depends_on
+
+
+def test_rollout_timeout_covers_node_image_and_model_load() -> None:
+    assert rollout_timeout(_model()) == "31m"  # 660 s startup window + 1200 s
+
+
+def test_replicas_wait_for_gpu_capacity(resources: tuple[Recorded, ...]) -> None:
+    deployment = find(resources, DEPLOYMENT, "model-chat-deployment")
+    assert "gpu-operator-release" in deployment.depends_on
+    assert any(d.startswith("karpenter-nodepool-gpu") for d in deployment.depends_on)
 
 
 def test_monitor_and_scaler_wait_for_their_crds(resources: tuple[Recorded, ...]) -> None:

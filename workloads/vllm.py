@@ -117,6 +117,16 @@ def shm_size(model: ModelConfig) -> str:
     return f"{2 * model.tensor_parallel_size}Gi" if model.tensor_parallel_size > 1 else "1Gi"
 
 
+NODE_AND_IMAGE_SECONDS: Final = 1200
+"""Budget for launching a GPU node and pulling the vLLM image before the server starts."""
+
+
+def rollout_timeout(model: ModelConfig) -> str:
+    """How long ``pulumi up`` waits for a model's rollout (startup window + node + image)."""
+    seconds = probe_timings(model).startup_window_seconds + NODE_AND_IMAGE_SECONDS
+    return f"{math.ceil(seconds / 60)}m"
+
+
 def model_uri(bucket: str, model: ModelConfig) -> str:
     return f"s3://{bucket}/{model_prefix(model.name)}"
 
@@ -460,6 +470,9 @@ class VllmModelArgs:
     """Release installing the ServiceMonitor CRD."""
     keda: Sequence[pulumi.Resource] = ()
     """Release installing the ScaledObject CRD."""
+    capacity_ready: Sequence[pulumi.Resource] = ()
+    """What a replica needs to be scheduled: the GPU NodePools and the GPU operator
+    (whose device plugin advertises ``nvidia.com/gpu`` on new nodes)."""
 
     def __post_init__(self) -> None:
         if not self.model.enabled:
@@ -521,9 +534,20 @@ class VllmModel(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(
                 parent=self,
                 # Credentials must exist before the first replica reads weights.
-                depends_on=[*args.namespace_ready, service_account, identity],
+                depends_on=[
+                    *args.namespace_ready,
+                    *args.capacity_ready,
+                    service_account,
+                    identity,
+                ],
                 # KEDA owns the replica count once the Deployment exists.
                 ignore_changes=["spec.replicas"],
+                # `pulumi up` waits for the rollout: a GPU node to launch, a multi-GB
+                # image to pull and the model to load; the provider's 10-minute default
+                # would fail a healthy first deploy.
+                custom_timeouts=pulumi.CustomTimeouts(
+                    create=rollout_timeout(model), update=rollout_timeout(model)
+                ),
             ),
         )
         for kind, obj, after in (
