@@ -255,6 +255,23 @@ class ReplicaRange(_Section):
     max: PositiveInt = 1
 
 
+class ContainerResources(_Section):
+    """CPU and memory of one container: requests, with the memory limit equal to the
+    request and no CPU limit (a busy pod is never throttled while its node has spare CPU)."""
+
+    cpu: Annotated[str, Field(pattern=r"^(\d+m|\d+(\.\d+)?)$")]
+    """CPU request, e.g. ``500m`` or ``2``."""
+    memory: Annotated[str, Field(pattern=r"^\d+(Mi|Gi)$")]
+    """Memory request and limit, e.g. ``512Mi`` or ``4Gi``."""
+
+    def render(self) -> dict[str, dict[str, str]]:
+        """The Kubernetes ``resources`` block."""
+        return {
+            "requests": {"cpu": self.cpu, "memory": self.memory},
+            "limits": {"memory": self.memory},
+        }
+
+
 class ModelConfig(_Section):
     """One vLLM-served model (``models:`` list)."""
 
@@ -353,16 +370,6 @@ class AlertThresholds(_Section):
     launch plus a multi-GB image pull takes up to ~10 minutes)."""
 
 
-class ComputeResources(_Section):
-    """Requests of one workload; the memory limit equals the request (no CPU limit, so a
-    busy pod is never throttled while its node has spare CPU)."""
-
-    cpu: Annotated[str, Field(pattern=r"^(\d+m|\d+(\.\d+)?)$")]
-    """CPU request, e.g. ``500m`` or ``2``."""
-    memory: Annotated[str, Field(pattern=r"^\d+(Mi|Gi)$")]
-    """Memory request and limit, e.g. ``512Mi`` or ``4Gi``."""
-
-
 class ObservabilityConfig(_Section):
     """kube-prometheus-stack, Alertmanager routing and dashboards (``infra.monitoring``)."""
 
@@ -390,9 +397,9 @@ class ObservabilityConfig(_Section):
     stacks)."""
     scrape_interval: Duration = "30s"
     """Default scrape and rule evaluation interval (default ``30s``)."""
-    prometheus_resources: ComputeResources = ComputeResources(cpu="500m", memory="2Gi")
-    alertmanager_resources: ComputeResources = ComputeResources(cpu="50m", memory="128Mi")
-    grafana_resources: ComputeResources = ComputeResources(cpu="100m", memory="256Mi")
+    prometheus_resources: ContainerResources = ContainerResources(cpu="500m", memory="2Gi")
+    alertmanager_resources: ContainerResources = ContainerResources(cpu="50m", memory="128Mi")
+    grafana_resources: ContainerResources = ContainerResources(cpu="100m", memory="256Mi")
     slack_channel: Annotated[str, Field(pattern=r"^#[\w-]+$")] = "#llm-platform-alerts"
     """Slack channel of warning and critical alerts (the webhook is ``slackWebhookUrl``)."""
     runbook_base_url: Annotated[str, Field(pattern=r"^https://\S+$")] = (
@@ -410,16 +417,6 @@ class LoggingConfig(_Section):
     """CloudWatch retention; one of the values CloudWatch accepts (default 30)."""
     kms_encryption: bool = True
     """Encrypt log groups with a platform KMS key (default on)."""
-
-
-class ContainerResources(_Section):
-    """CPU and memory of one container: requests, with memory also the limit (no CPU limit,
-    which would only throttle)."""
-
-    cpu: Annotated[str, Field(pattern=r"^\d+(\.\d+)?m?$")]
-    """CPU request, e.g. ``500m`` or ``2``."""
-    memory: Annotated[str, Field(pattern=r"^\d+(Ki|Mi|Gi)$")]
-    """Memory request and limit, e.g. ``2Gi``."""
 
 
 class BudgetConfig(_Section):

@@ -21,7 +21,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.budgets import Budget, cost_rule_group, kubecost_alert_configs
-from infra.config import ContainerResources, CostConfig
+from infra.config import CostConfig
 from infra.conventions import (
     GPU_NODE_LABELS,
     KUBECOST_NAMESPACE,
@@ -92,10 +92,6 @@ RECORDING_RULES: list[dict[str, Any]] = [
 ]
 
 
-def _resources(r: ContainerResources) -> dict[str, Any]:
-    return {"requests": {"cpu": r.cpu, "memory": r.memory}, "limits": {"memory": r.memory}}
-
-
 def kubecost_values(
     config: CostConfig, *, cluster_name: str, region: str, budgets: Sequence[Budget]
 ) -> dict[str, Any]:
@@ -120,8 +116,8 @@ def kubecost_values(
             "gpuLabel": gpu_label,
             "gpuLabelValue": gpu_value,
         },
-        "kubecostModel": {"resources": _resources(config.kubecost_model_resources)},
-        "kubecostFrontend": {"resources": _resources(config.kubecost_frontend_resources)},
+        "kubecostModel": {"resources": config.kubecost_model_resources.render()},
+        "kubecostFrontend": {"resources": config.kubecost_frontend_resources.render()},
         **on_system_nodes,
         "forecasting": on_system_nodes,
         # Ours, below, carry the label our Prometheus selects by; the chart's would not.

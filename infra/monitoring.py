@@ -22,7 +22,7 @@ import pulumi_kubernetes as k8s
 
 from infra.alert_rules import AlertInputs, platform_rule_groups, rule_file
 from infra.alertmanager import PAGERDUTY_KEY, SECRETS_ROOT, SLACK_KEY, alertmanager_config
-from infra.config import ComputeResources, ObservabilityConfig
+from infra.config import ObservabilityConfig
 from infra.conventions import (
     MONITORING_NAMESPACE,
     PROMETHEUS_RELEASE,
@@ -66,10 +66,6 @@ class MonitoringArgs:
     def __post_init__(self) -> None:
         if not self.cluster_name:
             raise ValueError("cluster_name ('') must name the EKS cluster")
-
-
-def _resources(r: ComputeResources) -> dict[str, Any]:
-    return {"requests": {"cpu": r.cpu, "memory": r.memory}, "limits": {"memory": r.memory}}
 
 
 def _volume(gib: int) -> dict[str, Any]:
@@ -120,7 +116,7 @@ def kube_prometheus_stack_values(
                 "scrapeInterval": cfg.scrape_interval,
                 "evaluationInterval": cfg.scrape_interval,
                 "externalLabels": {"cluster": cluster_name, "environment": environment},
-                "resources": _resources(cfg.prometheus_resources),
+                "resources": cfg.prometheus_resources.render(),
                 "storageSpec": _volume(cfg.storage_gib),
                 # Explicit selectors (all namespaces): every component labels its
                 # ServiceMonitors, PodMonitors and PrometheusRules with these.
@@ -141,14 +137,14 @@ def kube_prometheus_stack_values(
             "alertmanagerSpec": {
                 **on_system,
                 "replicas": cfg.alertmanager_replicas,
-                "resources": _resources(cfg.alertmanager_resources),
+                "resources": cfg.alertmanager_resources.render(),
                 "storage": _volume(cfg.alertmanager_storage_gib),
                 "secrets": [ALERTMANAGER_SECRET],
             },
         },
         "grafana": {
             **on_system,
-            "resources": _resources(cfg.grafana_resources),
+            "resources": cfg.grafana_resources.render(),
             "admin": {
                 "existingSecret": GRAFANA_ADMIN_SECRET,
                 "userKey": "admin-user",

@@ -105,11 +105,9 @@ def container_resources(model: ModelConfig) -> dict[str, Any]:
     res = model.resources or ContainerResources(
         cpu=str(3 * model.tensor_parallel_size), memory=f"{12 * model.tensor_parallel_size}Gi"
     )
-    gpus = str(model.tensor_parallel_size)
-    return {
-        "requests": {"cpu": res.cpu, "memory": res.memory, GPU_RESOURCE: gpus},
-        "limits": {"memory": res.memory, GPU_RESOURCE: gpus},
-    }
+    gpus = {GPU_RESOURCE: str(model.tensor_parallel_size)}
+    rendered = res.render()
+    return {"requests": {**rendered["requests"], **gpus}, "limits": {**rendered["limits"], **gpus}}
 
 
 def shm_size(model: ModelConfig) -> str:
