@@ -186,6 +186,7 @@ kubecost = Kubecost(
         cluster_name=cfg.cluster.name,
         region=cfg.region,
         crds=[monitoring.crd_release],
+        runbook_base_url=cfg.observability.runbook_base_url,
     ),
     opts=pulumi.ResourceOptions(provider=cluster.provider),
 )

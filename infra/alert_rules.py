@@ -15,8 +15,8 @@ target; vLLM and HTTP series are therefore selected by the serving namespace.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from infra.config import AlertThresholds, PlatformConfig
@@ -47,8 +47,12 @@ class AlertRule:
     description: str
     """May use ``{{ $labels.x }}`` and ``{{ $value }}`` (Go templates)."""
     runbook_url: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    """Extra labels, e.g. which budget and threshold a cost alert stands for."""
 
     def __post_init__(self) -> None:
+        if "severity" in self.labels:
+            raise ValueError(f"labels of {self.name} must not set severity (use severity)")
         if not _ALERT_NAME.fullmatch(self.name):
             raise ValueError(f"name ({self.name!r}) must be CamelCase letters and digits")
         if not _DURATION.fullmatch(self.for_):
@@ -68,7 +72,7 @@ class AlertRule:
             "alert": self.name,
             "expr": self.expr,
             "for": self.for_,
-            "labels": {"severity": self.severity},
+            "labels": {**self.labels, "severity": self.severity},
             "annotations": {
                 "summary": self.summary,
                 "description": self.description,
@@ -89,8 +93,8 @@ class RuleGroup:
             raise ValueError(f"name ({self.name!r}) must be lowercase letters, digits, '.', '-'")
         if not self.rules:
             raise ValueError(f"rules of group {self.name} must not be empty")
-        keys = [(r.name, r.severity) for r in self.rules]
-        dupes = sorted({f"{n}/{s}" for n, s in keys if keys.count((n, s)) > 1})
+        keys = [(r.name, r.severity, tuple(sorted(r.labels.items()))) for r in self.rules]
+        dupes = sorted({f"{n}/{s}" for n, s, labels in keys if keys.count((n, s, labels)) > 1})
         if dupes:
             raise ValueError(f"rules of group {self.name} repeat {', '.join(dupes)}")
 

@@ -21,18 +21,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import pulumi
 import pulumi_aws as aws
 
+from infra.alert_rules import AlertRule, RuleGroup, rule_file
 from infra.config import BudgetConfig
 from infra.conventions import MODEL_LABEL
 from infra.cost_estimator import HOURS_PER_MONTH
 
 Scope = Literal["cluster", "namespace", "model"]
-Severity = Literal["info", "warning", "critical"]
 
 COST_ALLOCATION_TAG = "cost-center"
 """Tag the AWS budgets filter on: required on every resource (``infra.config.REQUIRED_TAGS``)
@@ -141,28 +141,6 @@ def _prometheus_label(kubernetes_label: str) -> str:
 # --------------------------------------------------------------------------- PrometheusRules
 
 
-@dataclass(frozen=True)
-class CostAlert:
-    """One alerting rule of the cost group."""
-
-    alert: str
-    expr: str
-    for_: str
-    severity: Severity
-    summary: str
-    description: str
-    labels: Mapping[str, str] = field(default_factory=dict)
-
-    def render(self) -> dict[str, Any]:
-        return {
-            "alert": self.alert,
-            "expr": self.expr,
-            "for": self.for_,
-            "labels": {**self.labels, "severity": self.severity},
-            "annotations": {"summary": self.summary, "description": self.description},
-        }
-
-
 def hourly_cost_expr(budget: Budget) -> str:
     """PromQL for the hourly cost a budget covers (Kubecost/OpenCost cost-model metrics).
 
@@ -199,7 +177,7 @@ def gpu_hourly_cost_expr(offset: str = "") -> str:
     return f"sum(node_gpu_hourly_cost{shift} * node_gpu_count{shift})"
 
 
-def cost_alerts(budgets: Sequence[Budget]) -> list[CostAlert]:
+def cost_alerts(budgets: Sequence[Budget], runbook_base_url: str) -> list[AlertRule]:
     """Daily-cost alerts for every budget and threshold, and the GPU cost spike alert."""
     alerts = []
     for budget in budgets:
@@ -207,8 +185,8 @@ def cost_alerts(budgets: Sequence[Budget]) -> list[CostAlert]:
         for percent in budget.thresholds_percent:
             limit = budget.daily_threshold_usd(percent)
             alerts.append(
-                CostAlert(
-                    alert="CostDailyOverBudgetShare",
+                AlertRule(
+                    name="CostDailyOverBudgetShare",
                     expr=f"({hourly_cost_expr(budget)}) * 24 > {limit}",
                     for_=BUDGET_ALERT_FOR,
                     # Below 100% the rate is a heads-up; at or above, the month overruns.
@@ -219,12 +197,13 @@ def cost_alerts(budgets: Sequence[Budget]) -> list[CostAlert]:
                         f"the current rate, above {percent}% of the daily share of budget "
                         f"{budget.name} (USD {budget.monthly_usd:,.0f} a month): USD {limit}."
                     ),
+                    runbook_url=f"{runbook_base_url}#costdailyoverbudgetshare",
                     labels={"budget": budget.name, "threshold_percent": str(percent)},
                 )
             )
     alerts.append(
-        CostAlert(
-            alert="GpuCostSpike",
+        AlertRule(
+            name="GpuCostSpike",
             expr=f"{gpu_hourly_cost_expr()} > {GPU_SPIKE_FACTOR} * {gpu_hourly_cost_expr('1d')}",
             for_=GPU_SPIKE_FOR,
             severity="warning",
@@ -233,18 +212,16 @@ def cost_alerts(budgets: Sequence[Budget]) -> list[CostAlert]:
                 'GPU nodes cost {{ $value | printf "%.2f" }} USD an hour, more than '
                 f"{GPU_SPIKE_FACTOR}x the same time yesterday: check NodePool scale-ups."
             ),
+            runbook_url=f"{runbook_base_url}#gpucostspike",
         )
     )
     return alerts
 
 
-def cost_rule_group(budgets: Sequence[Budget]) -> dict[str, Any]:
+def cost_rule_group(budgets: Sequence[Budget], runbook_base_url: str) -> dict[str, Any]:
     """``spec`` of the cost PrometheusRule: one group with every cost alert."""
-    return {
-        "groups": [
-            {"name": "llm-platform-cost", "rules": [a.render() for a in cost_alerts(budgets)]}
-        ]
-    }
+    group = RuleGroup("llm-platform-cost", tuple(cost_alerts(budgets, runbook_base_url)))
+    return rule_file([group])
 
 
 # --------------------------------------------------------------------------- AWS Budgets

@@ -21,7 +21,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.budgets import Budget, cost_rule_group, kubecost_alert_configs
-from infra.config import CostConfig
+from infra.config import CostConfig, ObservabilityConfig
 from infra.conventions import (
     GPU_NODE_LABELS,
     KUBECOST_NAMESPACE,
@@ -160,6 +160,8 @@ class KubecostArgs:
     region: str
     crds: Sequence[pulumi.Resource] = field(default_factory=tuple)
     """What installs the ServiceMonitor/PrometheusRule CRDs (prometheus-operator-crds)."""
+    runbook_base_url: str = ObservabilityConfig.model_fields["runbook_base_url"].default
+    """Where the cost alerts' runbooks are (``observability.runbookBaseUrl``)."""
 
     def __post_init__(self) -> None:
         if not self.cluster_name:
@@ -225,7 +227,7 @@ class Kubecost(pulumi.ComponentResource):
             api_version="monitoring.coreos.com/v1",
             kind="PrometheusRule",
             metadata=metadata("cost-alerts"),
-            spec=cost_rule_group(args.budgets),
+            spec=cost_rule_group(args.budgets, args.runbook_base_url),
             opts=after,
         )
         self.release = release

@@ -28,6 +28,7 @@ from infra.alert_rules import (
     platform_rule_groups,
     rule_file,
 )
+from infra.budgets import Budget, cost_alerts
 from infra.config import AlertThresholds, PlatformConfig, load_config
 from tests.harness import stack_config
 
@@ -704,6 +705,10 @@ BAD_RULES: list[tuple[dict[str, Any], str]] = [
         {"runbook_url": "http://x"},
         r"^runbook_url \('http://x'\) must be an https:// URL$",
     ),
+    (
+        {"labels": {"severity": "critical"}},
+        r"^labels of GpuHot must not set severity \(use severity\)$",
+    ),
 ]
 
 
@@ -738,5 +743,9 @@ def test_case_helpers_follow_go_formatting() -> None:
 def test_every_alert_has_a_runbook_heading_in_the_readme() -> None:
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     headings = set(re.findall(r"^#### (\w+)$", readme, flags=re.M))
-    names = {r.name for g in platform_rule_groups(alert_inputs(load_stack("dev"))) for r in g.rules}
+    cfg = load_stack("dev")
+    names = {r.name for g in platform_rule_groups(alert_inputs(cfg)) for r in g.rules}
+    budgets = [Budget.from_config(b) for b in cfg.cost.budgets]
+    names |= {r.name for r in cost_alerts(budgets, cfg.observability.runbook_base_url)}
+    assert "GpuCostSpike" in names
     assert sorted(names - headings) == []

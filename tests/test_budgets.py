@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import yaml
 
+from infra.alert_rules import AlertRule
 from infra.budgets import (
     AwsBudgetsArgs,
     Budget,
-    CostAlert,
     cost_alerts,
     cost_rule_group,
     kubecost_alert_configs,
@@ -33,6 +33,7 @@ NAMESPACE = Budget(
 )
 MODEL = Budget("chat", "model", target="chat", monthly_usd=730, thresholds_percent=(100,))
 BUDGETS = (CLUSTER, NAMESPACE, MODEL)
+RUNBOOKS = "https://example.com/runbooks"
 
 
 def test_budget_checks_name_the_field() -> None:
@@ -178,32 +179,33 @@ def test_budget_topic_is_encrypted_and_only_budgets_may_publish(
 PROMTOOL = "promtool"
 
 
-def _annotations(alert: CostAlert, value: float) -> dict[str, str]:
+def _annotations(alert: AlertRule, value: float) -> dict[str, str]:
     template = '{{ $value | printf "%.2f" }}'
     return {
         "summary": alert.summary,
         "description": alert.description.replace(template, f"{value:.2f}"),
+        "runbook_url": alert.runbook_url,
     }
 
 
-def _expected(alert: CostAlert, value: float) -> dict[str, Any]:
+def _expected(alert: AlertRule, value: float) -> dict[str, Any]:
     return {
         "exp_labels": {**alert.labels, "severity": alert.severity},
         "exp_annotations": _annotations(alert, value),
     }
 
 
-def _alert(name: str, **labels: str) -> CostAlert:
+def _alert(name: str, **labels: str) -> AlertRule:
     return next(
         a
-        for a in cost_alerts(BUDGETS)
-        if a.alert == name and all(a.labels.get(k) == v for k, v in labels.items())
+        for a in cost_alerts(BUDGETS, RUNBOOKS)
+        if a.name == name and all(a.labels.get(k) == v for k, v in labels.items())
     )
 
 
 def _promtool(tmp_path: Path, tests: list[dict[str, Any]]) -> None:
     rules = tmp_path / "rules.yaml"
-    rules.write_text(yaml.safe_dump(cost_rule_group(BUDGETS)))
+    rules.write_text(yaml.safe_dump(cost_rule_group(BUDGETS, RUNBOOKS)))
     spec = tmp_path / "tests.yaml"
     spec.write_text(
         yaml.safe_dump({"rule_files": [rules.name], "evaluation_interval": "1m", "tests": tests})
@@ -352,7 +354,7 @@ def test_gpu_cost_spike(tmp_path: Path) -> None:
 
 def test_rule_expressions_use_only_cost_model_and_ksm_metrics() -> None:
     names = set()
-    for alert in cost_alerts(BUDGETS):
+    for alert in cost_alerts(BUDGETS, RUNBOOKS):
         names |= set(
             re.findall(r"\b([a-z_]+(?:_cost|_allocation(?:_bytes)?|_count|_labels))\b", alert.expr)
         )
