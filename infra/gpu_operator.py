@@ -66,6 +66,8 @@ def operator_values(
         }
     return {
         # The AMI's driver and toolkit are used; installing them again would fight them.
+        # The validator needs no setting for that: it detects a pre-installed driver
+        # (cmd/nvidia-validator), and skips plugin validation when the plugin is off.
         "driver": {"enabled": False},
         "toolkit": {"enabled": False},
         # CDI needs containerd's CDI support configured on the node; the EKS NVIDIA AMIs
