@@ -226,3 +226,26 @@ def test_public_endpoint_without_cidrs_is_rejected_before_any_resource() -> None
         match=r"^config\.public_access_cidrs \(\(\)\) must list CIDRs for a public endpoint$",
     ):
         ClusterArgs(config=config, region="us-west-2", vpc_id="v", private_subnet_ids=[])
+
+
+def test_every_aws_resource_naming_the_cluster_waits_for_it(
+    resources: tuple[Recorded, ...],
+) -> None:
+    """``clusterName`` is a plain string from config, so no dependency is implied: each
+    such resource must reach the EKS cluster through its dependencies, or a first
+    ``pulumi up`` races the cluster's creation."""
+    deps_of: dict[str, set[str]] = {}  # by name: names repeat across types
+    for r in resources:
+        deps_of.setdefault(r.name, set()).update(
+            [*r.depends_on, *([r.provider] if r.provider else [])]
+        )
+
+    def reaches_cluster(name: str, seen: set[str]) -> bool:
+        if name == "llm-eks":
+            return True
+        seen.add(name)
+        return any(d not in seen and reaches_cluster(d, seen) for d in deps_of.get(name, ()))
+
+    naming = [r for r in resources if r.type.startswith("aws:") and "clusterName" in r.inputs]
+    assert len(naming) >= 10
+    assert [r.name for r in naming if not reaches_cluster(r.name, set())] == []

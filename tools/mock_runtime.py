@@ -72,6 +72,8 @@ class Recorded:
     """Inputs after every Output resolved; secret values wrapped in :class:`Secret`."""
     depends_on: tuple[str, ...] = ()
     """Names of the resources this one depends on (explicit and through inputs)."""
+    provider: str | None = None
+    """Name of the explicit provider it uses (the engine creates that provider first)."""
     custom: bool = True
 
 
@@ -194,6 +196,12 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     parent_type=parent_type,
                     inputs=_unwrap(rpc.deserialize_properties(request.object)),
                     depends_on=tuple(sorted({_name_of(u) for u in request.dependencies})),
+                    # A provider reference is "<urn>::<id>"; default providers are unnamed.
+                    provider=(
+                        request.provider.rsplit("::", 2)[-2]
+                        if request.provider and "::default" not in request.provider
+                        else None
+                    ),
                     custom=request.custom,
                 )
             )

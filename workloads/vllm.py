@@ -519,7 +519,9 @@ class VllmModel(pulumi.ComponentResource):
             service_account=f"vllm-{model.name}",
             role_arn=role.arn,
             tags=dict(args.tags),
-            opts=pulumi.ResourceOptions(parent=self),
+            # cluster_name is a plain string: without this the association could race
+            # the cluster's creation on a first `pulumi up` (the namespace implies it).
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.namespace_ready)),
         )
 
         deployment = pulumi.Output.from_input(args.bucket_name).apply(
