@@ -37,6 +37,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from infra.gpu_catalog import GPU_FAMILIES, allowed_instance_types
+from infra.naming import IAM_ROLE_NAME_MAX, model_role_name
 from infra.nodepool_model import AMI_VERSION_EXAMPLES, ami_version_ok
 from workloads.gpu_memory import ModelShape, check_fit
 
@@ -790,6 +791,13 @@ def _cross_checks(cfg: PlatformConfig) -> list[str]:
                 f"{target_pool.name} offers at most {most} GPUs per instance"
             )
             continue
+        role = model_role_name(cfg.cluster.name, model.name)
+        if len(role) > IAM_ROLE_NAME_MAX:
+            problems.append(
+                f"{at}.name = {json.dumps(model.name)}: its IAM role {role} would have "
+                f"{len(role)} characters; IAM allows {IAM_ROLE_NAME_MAX} (shorten the model "
+                "or cluster name)"
+            )
         too_big = check_fit(model.name, model.shape, types_)
         if too_big is not None:
             problems.append(f"{at}: {too_big}")

@@ -36,3 +36,11 @@ def model_prefix(model: str) -> str:
 def model_manifest_key(model: str) -> str:
     """The manifest the model sync writes last: ``models/<model>/manifest.json``."""
     return f"{model_prefix(model)}manifest.json"
+
+
+IAM_ROLE_NAME_MAX = 64
+
+
+def model_role_name(cluster: str, model: str) -> str:
+    """IAM role a model's pods assume through Pod Identity: ``<cluster>-vllm-<model>``."""
+    return f"{cluster}-vllm-{model}"

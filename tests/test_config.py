@@ -305,6 +305,16 @@ INVALID: list[tuple[str, Callable[[Config], object], str]] = [
         f"{NS}:serving.drainSeconds = 1: input should be greater than or equal to 5",
     ),
     (
+        "model and cluster names too long for the model's IAM role",
+        lambda c: (
+            c[f"{NS}:cluster"].update(name="llm-platform-development-east1"),
+            _model(c).update(name="chat-assistant-with-long-name1"),
+        ),
+        f'{NS}:models[0].name = "chat-assistant-with-long-name1": its IAM role '
+        "llm-platform-development-east1-vllm-chat-assistant-with-long-name1 would have 66 "
+        "characters; IAM allows 64 (shorten the model or cluster name)",
+    ),
+    (
         "no GPU pool",
         lambda c: c.update({f"{NS}:gpuPools": []}),
         f"{NS}:gpuPools = []: list should have at least 1 item after validation, not 0",

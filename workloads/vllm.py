@@ -32,7 +32,7 @@ from infra.conventions import (
     PROMETHEUS_URL,
     ZONE_LABEL,
 )
-from infra.naming import model_prefix
+from infra.naming import model_prefix, model_role_name
 from workloads.gpu_memory import weights_gib_per_gpu
 
 PORT: Final = 8000
@@ -494,7 +494,7 @@ class VllmModel(pulumi.ComponentResource):
 
         role = aws.iam.Role(
             f"{name}-role",
-            name=f"{args.cluster_name}-vllm-{model.name}",
+            name=model_role_name(args.cluster_name, model.name),
             assume_role_policy=assume_role_policy("pods.eks.amazonaws.com", tag_session=True),
             tags=dict(args.tags),
             opts=pulumi.ResourceOptions(parent=self),
