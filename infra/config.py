@@ -142,7 +142,8 @@ class NetworkConfig(_Section):
 class SystemNodeGroupConfig(_Section):
     """On-demand managed node group for controllers (Karpenter cannot run on nodes it makes)."""
 
-    instance_types: tuple[str, ...] = ("m7i.large",)
+    instance_types: tuple[str, ...] = ("m7i.xlarge",)
+    """Default ``m7i.xlarge`` x 2: the controllers pinned here request about 5 vCPU."""
     min_size: PositiveInt = 2
     desired_size: PositiveInt = 2
     max_size: PositiveInt = 4
