@@ -24,6 +24,7 @@ from infra.alert_rules import AlertInputs, platform_rule_groups, rule_file
 from infra.alertmanager import PAGERDUTY_KEY, SECRETS_ROOT, SLACK_KEY, alertmanager_config
 from infra.config import ObservabilityConfig
 from infra.conventions import (
+    MODEL_LABEL,
     MONITORING_NAMESPACE,
     PROMETHEUS_RELEASE,
     PROMETHEUS_SELECTOR_LABELS,
@@ -105,7 +106,12 @@ def kube_prometheus_stack_values(
             **on_system,
             "admissionWebhooks": {"patch": dict(on_system)},
         },
-        "kube-state-metrics": dict(on_system),
+        "kube-state-metrics": {
+            **on_system,
+            # kube_pod_labels carries no pod label unless allowlisted; model-scope cost
+            # rules join on the model label (label_llm_platform_io_model).
+            "metricLabelsAllowlist": [f"pods=[{MODEL_LABEL}]"],
+        },
         "prometheus": {
             "podDisruptionBudget": {"enabled": cfg.prometheus_replicas > 1},
             "prometheusSpec": {

@@ -247,3 +247,9 @@ def test_args_reject_an_empty_cluster_name() -> None:
             slack_webhook_url="x",
             pagerduty_routing_key="x",
         )
+
+
+def test_kube_state_metrics_exposes_the_model_label(resources: tuple[Recorded, ...]) -> None:
+    """Model-scope cost rules join kube_pod_labels on label_llm_platform_io_model."""
+    ksm = values(resources)["kube-state-metrics"]
+    assert ksm["metricLabelsAllowlist"] == ["pods=[llm-platform.io/model]"]
