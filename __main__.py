@@ -21,7 +21,7 @@ from infra.gpu_operator import GpuOperator, GpuOperatorArgs
 from infra.karpenter import Karpenter, KarpenterArgs
 from infra.keda import Keda, KedaArgs
 from infra.kubecost import Kubecost, KubecostArgs
-from infra.logging import Logging, LoggingArgs
+from infra.logging import Logging, LoggingArgs, LogGroups, LogGroupsArgs
 from infra.model_bucket import ModelBucket, ModelBucketArgs
 from infra.monitoring import Monitoring, MonitoringArgs
 from infra.network import Network, NetworkArgs
@@ -58,6 +58,17 @@ network = Network(
     ),
 )
 
+log_groups = LogGroups(
+    "llm",
+    LogGroupsArgs(
+        config=cfg.logging,
+        cluster_name=cfg.cluster.name,
+        serving_namespace=cfg.serving.namespace,
+        arns=cfg.arns,
+        tags=tags,
+    ),
+)
+
 cluster = Cluster(
     "llm",
     ClusterArgs(
@@ -65,6 +76,7 @@ cluster = Cluster(
         region=cfg.region,
         vpc_id=network.vpc_id,
         private_subnet_ids=network.private_subnet_ids,
+        control_plane_log_group=log_groups.control_plane,
         tags=tags,
     ),
 )
@@ -90,10 +102,10 @@ monitoring = Monitoring(
 logs = Logging(
     "llm",
     LoggingArgs(
-        config=cfg.logging,
         cluster_name=cluster.name,
         region=cfg.region,
         serving_namespace=cfg.serving.namespace,
+        log_groups=log_groups,
         tags=tags,
         cluster_dependencies=[cluster.eks],
         monitoring_crds=[monitoring.crd_release],
@@ -107,7 +119,7 @@ karpenter = Karpenter(
     KarpenterArgs(
         config=cfg.karpenter,
         cluster_name=cluster.name,
-        region=cfg.region,
+        arns=cfg.arns,
         cluster_ready=[cluster],
         monitoring_crds=[monitoring.crd_release],
         tags=tags,
@@ -138,7 +150,9 @@ gpu_operator = GpuOperator(
     ),
     opts=k8s_opts,
 )
-model_bucket = ModelBucket("models", ModelBucketArgs(stack=cfg.stack, region=cfg.region, tags=tags))
+model_bucket = ModelBucket(
+    "models", ModelBucketArgs(bucket_name=cfg.model_bucket, arns=cfg.arns, tags=tags)
+)
 keda = Keda("keda", KedaArgs(version=cfg.serving.keda_version), opts=k8s_opts)
 serving = ServingNamespace(
     "serving",
@@ -174,6 +188,7 @@ budgets = AwsBudgets(
     AwsBudgetsArgs(
         budgets=tuple(Budget.from_config(b) for b in cfg.cost.budgets),
         stack=cfg.stack,
+        arns=cfg.arns,
         tags=tags,
         activate_cost_allocation_tag=cfg.cost.activate_cost_allocation_tag,
     ),

@@ -28,6 +28,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.alert_rules import AlertRule, RuleGroup, rule_file
+from infra.arns import Arns
 from infra.config import BudgetConfig
 from infra.conventions import MODEL_LABEL
 from infra.cost_estimator import HOURS_PER_MONTH
@@ -252,7 +253,7 @@ def aws_budget_notifications(
     ]
 
 
-def sns_topic_policy(topic_arn: str, account_id: str, partition: str) -> str:
+def sns_topic_policy(topic_arn: str, arns: Arns) -> str:
     """Topic policy: only AWS Budgets of this account may publish."""
     return json.dumps(
         {
@@ -265,8 +266,8 @@ def sns_topic_policy(topic_arn: str, account_id: str, partition: str) -> str:
                     "Action": "SNS:Publish",
                     "Resource": topic_arn,
                     "Condition": {
-                        "StringEquals": {"aws:SourceAccount": account_id},
-                        "ArnLike": {"aws:SourceArn": f"arn:{partition}:budgets::{account_id}:*"},
+                        "StringEquals": {"aws:SourceAccount": arns.account_id},
+                        "ArnLike": {"aws:SourceArn": arns.budgets()},
                     },
                 }
             ],
@@ -275,7 +276,7 @@ def sns_topic_policy(topic_arn: str, account_id: str, partition: str) -> str:
     )
 
 
-def kms_key_policy(account_id: str, partition: str) -> str:
+def kms_key_policy(arns: Arns) -> str:
     """Key policy of the topic's CMK: the account administers it; AWS Budgets may encrypt.
 
     The AWS-managed ``alias/aws/sns`` key cannot be used: its policy admits no service
@@ -288,7 +289,7 @@ def kms_key_policy(account_id: str, partition: str) -> str:
                 {
                     "Sid": "AccountAdministers",
                     "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
+                    "Principal": {"AWS": arns.root},
                     "Action": "kms:*",
                     "Resource": "*",
                 },
@@ -298,7 +299,7 @@ def kms_key_policy(account_id: str, partition: str) -> str:
                     "Principal": {"Service": "budgets.amazonaws.com"},
                     "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
                     "Resource": "*",
-                    "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+                    "Condition": {"StringEquals": {"aws:SourceAccount": arns.account_id}},
                 },
             ],
         },
@@ -312,10 +313,11 @@ class AwsBudgetsArgs:
 
     budgets: tuple[Budget, ...]
     stack: str
-    """Prefix of the AWS budget names (they are unique per account)."""
+    """Prefix of the AWS budget names (they are unique per account) and of the topic's."""
+    arns: Arns
     tags: Mapping[str, str]
     """Cost tags; must hold the cost-allocation tag the budgets filter on."""
-    activate_cost_allocation_tag: bool = True
+    activate_cost_allocation_tag: bool = False
 
     def __post_init__(self) -> None:
         if not self.tags.get(COST_ALLOCATION_TAG):
@@ -338,22 +340,20 @@ class AwsBudgets(pulumi.ComponentResource):
     ) -> None:
         super().__init__("llm-platform:cost:AwsBudgets", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        identity = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
-        partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        topic_name = f"{args.stack}-budget-alerts"
 
         key = aws.kms.Key(
             f"{name}-topic",
             description=f"SNS budget alerts of stack {args.stack}",
             enable_key_rotation=True,
             deletion_window_in_days=30,
-            policy=pulumi.Output.all(identity.account_id, partition.partition).apply(
-                lambda v: kms_key_policy(v[0], v[1])
-            ),
+            policy=kms_key_policy(args.arns),
             tags=dict(args.tags),
             opts=child,
         )
         topic = aws.sns.Topic(
             f"{name}-alerts",
+            name=topic_name,
             kms_master_key_id=key.arn,
             tags=dict(args.tags),
             opts=child,
@@ -361,9 +361,7 @@ class AwsBudgets(pulumi.ComponentResource):
         aws.sns.TopicPolicy(
             f"{name}-alerts",
             arn=topic.arn,
-            policy=pulumi.Output.all(topic.arn, identity.account_id, partition.partition).apply(
-                lambda v: sns_topic_policy(v[0], v[1], v[2])
-            ),
+            policy=sns_topic_policy(args.arns.sns_topic(topic_name), args.arns),
             opts=child,
         )
         cluster_budgets = [b for b in args.budgets if b.scope == "cluster"]

@@ -106,6 +106,9 @@ class ClusterArgs:
     region: str
     vpc_id: pulumi.Input[str]
     private_subnet_ids: pulumi.Input[Sequence[str]]
+    control_plane_log_group: pulumi.Resource | None = None
+    """The ``/aws/eks/<name>/cluster`` group, created first so that EKS writes into it
+    (with the stack's retention and key) instead of creating its own."""
     tags: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -193,7 +196,10 @@ class Cluster(pulumi.ComponentResource):
             endpoint_public_access=cfg.endpoint_public_access,
             public_access_cidrs=[str(c) for c in cfg.public_access_cidrs] or None,
             tags=tags,
-            opts=child,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[args.control_plane_log_group] if args.control_plane_log_group else [],
+            ),
         )
 
         # Read back endpoint and CA through the EKS API once the cluster exists.

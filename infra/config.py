@@ -36,8 +36,10 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from infra.arns import Arns
+from infra.conventions import PLATFORM_NAMESPACES
 from infra.gpu_catalog import GPU_FAMILIES, allowed_instance_types
-from infra.naming import IAM_ROLE_NAME_MAX, model_role_name
+from infra.naming import IAM_ROLE_NAME_MAX, bucket_name_problem, model_bucket_name, model_role_name
 from infra.nodepool_model import AMI_VERSION_EXAMPLES, ami_version_ok
 from workloads.gpu_memory import ModelShape, check_fit
 
@@ -448,10 +450,13 @@ class CostConfig(_Section):
     spot_discount: Annotated[float, Field(ge=0, lt=1)] = 0.6
     """Expected spot saving vs on-demand, for the *expected* (not worst-case) estimate."""
     budgets: Annotated[tuple[BudgetConfig, ...], Field(min_length=1)]
-    activate_cost_allocation_tag: bool = True
-    """Activate the ``cost-center`` cost-allocation tag (default on) so that the AWS budgets'
-    tag filter matches. Activation is per payer account: turn it off in all but one stack
-    when several stacks share an account."""
+    activate_cost_allocation_tag: bool = False
+    """Activate the ``cost-center`` cost-allocation tag, which the AWS budgets' tag filter
+    needs (default off). AWS accepts the activation only from the payer (management)
+    account, and only once the tag has shown up in billing data, up to 24 h after the
+    first tagged resource: turn it on in one stack of the payer account, on an update
+    after the first day (README, "Deploying"). See
+    https://docs.aws.amazon.com/awsaccountbilling/latest/aboutv2/activating-tags.html"""
     kubecost_model_resources: ContainerResources = ContainerResources(cpu="500m", memory="2Gi")
     """Requests of the cost-model container (memory is also its limit)."""
     kubecost_frontend_resources: ContainerResources = ContainerResources(cpu="50m", memory="128Mi")
@@ -504,6 +509,10 @@ class PlatformConfig(_Section):
     """Stack name (from Pulumi, not from the stack file); used in names and tags."""
     region: Annotated[str, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")]
     """AWS region (from ``aws:region``, the one place it is set)."""
+    account_id: Annotated[str, Field(pattern=r"^\d{12}$")]
+    """The AWS account the stack deploys into, quoted (``"444455556666"``). The program
+    refuses to run with credentials of another account, and composes the ARNs of its
+    resources from it so that every policy document is known at preview."""
     zones: Annotated[tuple[str, ...], Field(min_length=1, max_length=6)]
     tags: dict[str, str]
     """Cost-allocation tags on every AWS resource; must include ``cost-center`` and ``owner``."""
@@ -533,6 +542,16 @@ class PlatformConfig(_Section):
     def all_tags(self) -> dict[str, str]:
         """Tags applied to every taggable AWS resource."""
         return {"project": NAMESPACE, "environment": self.stack, **self.tags}
+
+    @property
+    def arns(self) -> Arns:
+        """ARNs of the stack's account and region (``infra.arns``)."""
+        return Arns(account_id=self.account_id, region=self.region)
+
+    @property
+    def model_bucket(self) -> str:
+        """Name of the stack's model bucket (``infra.naming``)."""
+        return model_bucket_name(self.account_id, self.region, self.stack)
 
     @property
     def enabled_models(self) -> tuple[ModelConfig, ...]:
@@ -733,6 +752,16 @@ def _cross_checks(cfg: PlatformConfig) -> list[str]:
         problems.append(
             f"{ns}:logging.retentionDays = {cfg.logging.retention_days}: CloudWatch allows "
             f"{', '.join(map(str, LOG_RETENTION_DAYS))}"
+        )
+
+    bucket_problem = bucket_name_problem(cfg.model_bucket)
+    if bucket_problem:
+        problems.append(f"stack name {json.dumps(cfg.stack)}: {bucket_problem}")
+
+    if cfg.serving.namespace in PLATFORM_NAMESPACES:
+        problems.append(
+            f"{ns}:serving.namespace = {json.dumps(cfg.serving.namespace)}: a platform "
+            f"namespace; use another (platform namespaces: {', '.join(PLATFORM_NAMESPACES)})"
         )
 
     problems += _duplicates("gpuPools", [p.name for p in cfg.gpu_pools])

@@ -15,6 +15,15 @@ MONITORING_NAMESPACE: Final = "monitoring"
 LOGGING_NAMESPACE: Final = "logging"
 KEDA_NAMESPACE: Final = "keda"
 KUBECOST_NAMESPACE: Final = "kubecost"
+PLATFORM_NAMESPACES: Final = (
+    KARPENTER_NAMESPACE,
+    GPU_OPERATOR_NAMESPACE,
+    MONITORING_NAMESPACE,
+    LOGGING_NAMESPACE,
+    KEDA_NAMESPACE,
+    KUBECOST_NAMESPACE,
+)
+"""Namespaces the platform's controllers own; the serving namespace must be another."""
 
 # kube-prometheus-stack selects PrometheusRules and ServiceMonitors by this label
 # (``release: <release name>`` while ``*SelectorNilUsesHelmValues`` stays true).

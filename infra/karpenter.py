@@ -19,6 +19,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from infra.arns import Arns
 from infra.cluster import NODE_MANAGED_POLICIES, assume_role_policy
 from infra.config import KarpenterConfig
 from infra.conventions import (
@@ -106,14 +107,22 @@ POLICY_GROUPS: Final = (
 
 @dataclass(frozen=True)
 class PolicyScope:
-    """What the controller policy is scoped to."""
+    """What the controller policy is scoped to; every value is known at preview."""
 
     cluster_name: str
-    region: str
-    partition: str
-    account_id: str
-    node_role_arn: str
-    queue_arn: str
+    arns: Arns
+
+    @property
+    def region(self) -> str:
+        return self.arns.region
+
+    @property
+    def node_role_arn(self) -> str:
+        return self.arns.iam_role(resource_name(self.cluster_name, "node"))
+
+    @property
+    def queue_arn(self) -> str:
+        return self.arns.sqs_queue(resource_name(self.cluster_name, "interruption"))
 
 
 def controller_policies(s: PolicyScope) -> dict[str, dict[str, Any]]:
@@ -127,12 +136,11 @@ def controller_policies(s: PolicyScope) -> dict[str, dict[str, Any]]:
     (Describe*, pricing, ListInstanceProfiles), as upstream. Upstream's zonal-shift
     statement is left out: ``settings.enableZonalShift`` stays off.
     """
-    arn = f"arn:{s.partition}"
-    ec2 = f"{arn}:ec2:{s.region}"
-    instance_profiles = f"{arn}:iam::{s.account_id}:instance-profile/*"
+    a = s.arns
+    instance_profiles = a.instance_profiles()
     owned = f"kubernetes.io/cluster/{s.cluster_name}"
     launched = [
-        f"{ec2}:*:{kind}/*"
+        a.ec2(f"{kind}/*")
         for kind in (
             "fleet",
             "instance",
@@ -152,19 +160,19 @@ def controller_policies(s: PolicyScope) -> dict[str, dict[str, Any]]:
                 "Sid": "AllowScopedEC2InstanceAccessActions",
                 "Effect": "Allow",
                 "Resource": [
-                    f"{ec2}::image/*",
-                    f"{ec2}::snapshot/*",
-                    f"{ec2}:*:security-group/*",
-                    f"{ec2}:*:subnet/*",
-                    f"{ec2}:*:capacity-reservation/*",
-                    f"{ec2}:*:placement-group/*",
+                    a.ec2("image/*", account=False),
+                    a.ec2("snapshot/*", account=False),
+                    a.ec2("security-group/*"),
+                    a.ec2("subnet/*"),
+                    a.ec2("capacity-reservation/*"),
+                    a.ec2("placement-group/*"),
                 ],
                 "Action": ["ec2:RunInstances", "ec2:CreateFleet"],
             },
             {
                 "Sid": "AllowScopedEC2LaunchTemplateAccessActions",
                 "Effect": "Allow",
-                "Resource": f"{ec2}:*:launch-template/*",
+                "Resource": a.ec2("launch-template/*"),
                 "Action": ["ec2:RunInstances", "ec2:CreateFleet"],
                 "Condition": {
                     "StringEquals": {f"aws:ResourceTag/{owned}": "owned"},
@@ -201,7 +209,7 @@ def controller_policies(s: PolicyScope) -> dict[str, dict[str, Any]]:
             {
                 "Sid": "AllowScopedResourceTagging",
                 "Effect": "Allow",
-                "Resource": f"{ec2}:*:instance/*",
+                "Resource": a.ec2("instance/*"),
                 "Action": "ec2:CreateTags",
                 "Condition": {
                     "StringEquals": {f"aws:ResourceTag/{owned}": "owned"},
@@ -215,7 +223,7 @@ def controller_policies(s: PolicyScope) -> dict[str, dict[str, Any]]:
             {
                 "Sid": "AllowScopedDeletion",
                 "Effect": "Allow",
-                "Resource": [f"{ec2}:*:instance/*", f"{ec2}:*:launch-template/*"],
+                "Resource": [a.ec2("instance/*"), a.ec2("launch-template/*")],
                 "Action": ["ec2:TerminateInstances", "ec2:DeleteLaunchTemplate"],
                 "Condition": {
                     "StringEquals": {f"aws:ResourceTag/{owned}": "owned"},
@@ -290,7 +298,7 @@ def controller_policies(s: PolicyScope) -> dict[str, dict[str, Any]]:
             {
                 "Sid": "AllowAPIServerEndpointDiscovery",
                 "Effect": "Allow",
-                "Resource": f"{arn}:eks:{s.region}:{s.account_id}:cluster/{s.cluster_name}",
+                "Resource": a.eks_cluster(s.cluster_name),
                 "Action": "eks:DescribeCluster",
             }
         ),
@@ -325,7 +333,7 @@ def controller_policies(s: PolicyScope) -> dict[str, dict[str, Any]]:
             {
                 "Sid": "AllowSSMReadActions",
                 "Effect": "Allow",
-                "Resource": f"{arn}:ssm:{s.region}::parameter/aws/service/*",
+                "Resource": a.ssm_public_parameters(),
                 "Action": "ssm:GetParameter",
             },
             {
@@ -376,7 +384,8 @@ class KarpenterArgs:
 
     config: KarpenterConfig
     cluster_name: str
-    region: str
+    arns: Arns
+    """ARNs of the stack's account and region: the policies are built from them."""
     cluster_ready: Sequence[pulumi.Resource] = ()
     """What must exist first: the cluster with its Pod Identity agent and system nodes."""
     monitoring_crds: Sequence[pulumi.Resource] = ()
@@ -451,10 +460,11 @@ class Karpenter(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
+        scope = PolicyScope(cluster_name=cluster, arns=args.arns)
         aws.sqs.QueuePolicy(
             f"{name}-interruption",
             queue_url=queue.url,
-            policy=queue.arn.apply(lambda a: json.dumps(queue_policy(a), sort_keys=True)),
+            policy=json.dumps(queue_policy(scope.queue_arn), sort_keys=True),
             opts=child,
         )
         for suffix, pattern in interruption_event_patterns().items():
@@ -483,28 +493,7 @@ class Karpenter(pulumi.ComponentResource):
             opts=child,
         )
         self.controller_role_arn = controller_role.arn
-        documents = (
-            pulumi.Output.all(
-                aws.get_partition_output().partition,
-                aws.get_caller_identity_output().account_id,
-                node_role.arn,
-                queue.arn,
-            )
-            .apply(
-                lambda a: PolicyScope(
-                    cluster_name=cluster,
-                    region=args.region,
-                    partition=a[0],
-                    account_id=a[1],
-                    node_role_arn=a[2],
-                    queue_arn=a[3],
-                )
-            )
-            .apply(controller_policies)
-        )
-
-        def document(group: str) -> pulumi.Output[str]:
-            return documents.apply(lambda d: json.dumps(d[group], sort_keys=True))
+        documents = controller_policies(scope)
 
         attachments = []
         for group in POLICY_GROUPS:
@@ -512,7 +501,7 @@ class Karpenter(pulumi.ComponentResource):
                 f"{name}-controller-{group}",
                 name=resource_name(cluster, group),
                 description=f"Karpenter controller ({group}) for EKS cluster {cluster}",
-                policy=document(group),
+                policy=json.dumps(documents[group], sort_keys=True),
                 tags=tags,
                 opts=child,
             )

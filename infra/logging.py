@@ -39,8 +39,9 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from infra.arns import Arns
 from infra.cluster import assume_role_policy
-from infra.config import LOG_RETENTION_DAYS, LoggingConfig
+from infra.config import LoggingConfig
 from infra.conventions import (
     GPU_TOLERATION,
     LOGGING_NAMESPACE,
@@ -137,9 +138,12 @@ def log_group_name(cluster_name: str, route: LogRoute) -> str:
     return f"/eks/{cluster_name}/{route.group}"
 
 
-def log_group_arn(partition: str, region: str, account_id: str, name: str) -> str:
-    """ARN of a log group as IAM and the KMS encryption context spell it (no ``:*``)."""
-    return f"arn:{partition}:logs:{region}:{account_id}:log-group:{name}"
+def control_plane_log_group_name(cluster_name: str) -> str:
+    """The group EKS writes control-plane logs to; EKS creates it (without retention or
+    encryption) unless it exists, so the program creates it before the cluster, as
+    terraform-aws-eks does (``aws_cloudwatch_log_group.this`` in its main.tf). See
+    https://docs.aws.amazon.com/eks/latest/userguide/control-plane-logs.html"""
+    return f"/aws/eks/{cluster_name}/cluster"
 
 
 # --------------------------------------------------------------------------- pipeline
@@ -391,9 +395,7 @@ def fluent_bit_policy(group_arns: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def log_key_policy(
-    partition: str, region: str, account_id: str, group_arns: Sequence[str]
-) -> dict[str, Any]:
+def log_key_policy(arns: Arns, group_arns: Sequence[str]) -> dict[str, Any]:
     """Key policy of the log groups' KMS key.
 
     The account keeps administering the key through IAM (the AWS default statement);
@@ -406,14 +408,14 @@ def log_key_policy(
             {
                 "Sid": "AccountAdministersKeyThroughIam",
                 "Effect": "Allow",
-                "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
+                "Principal": {"AWS": arns.root},
                 "Action": "kms:*",
                 "Resource": "*",
             },
             {
                 "Sid": "CloudWatchLogsForPlatformLogGroups",
                 "Effect": "Allow",
-                "Principal": {"Service": f"logs.{region}.amazonaws.com"},
+                "Principal": {"Service": f"logs.{arns.region}.amazonaws.com"},
                 "Action": [
                     "kms:Encrypt*",
                     "kms:Decrypt*",
@@ -507,75 +509,62 @@ def saved_queries(routes: Sequence[LogRoute]) -> tuple[SavedQuery, ...]:
 
 
 @dataclass(frozen=True)
-class LoggingArgs:
-    """Inputs of :class:`Logging`."""
+class LogGroupsArgs:
+    """Inputs of :class:`LogGroups`."""
 
     config: LoggingConfig
     cluster_name: str
-    region: str
     serving_namespace: str
     """Namespace of the model servers; its logs go to the ``inference`` group."""
+    arns: Arns
     tags: Mapping[str, str] = field(default_factory=dict)
-    cluster_dependencies: Sequence[pulumi.Resource] = ()
-    """What the Pod Identity association waits for (the EKS cluster)."""
-    monitoring_crds: Sequence[pulumi.Resource] = ()
-    """Release(s) installing the ServiceMonitor CRD; the ServiceMonitor waits for them."""
 
     def __post_init__(self) -> None:
-        if self.config.retention_days not in LOG_RETENTION_DAYS:
-            raise ValueError(
-                f"config.retention_days ({self.config.retention_days}) must be one of "
-                f"{', '.join(map(str, LOG_RETENTION_DAYS))}"
-            )
-        if self.serving_namespace == LOGGING_NAMESPACE:
-            raise ValueError(
-                f"serving_namespace ({self.serving_namespace!r}) must not be the logging namespace"
-            )
-        # Routes are code, not config; a bad edit fails here, before any resource.
+        # Routes are code, not config; a bad edit fails here, before the first resource
+        # of the stack (LogGroups is built before the cluster).
         check_routes(default_routes(self.serving_namespace))
 
 
-class Logging(pulumi.ComponentResource):
-    """Fluent Bit DaemonSet, Pulumi-owned log groups (retention, KMS), Pod Identity role
-    scoped to those groups, a ServiceMonitor and saved Logs Insights queries.
+class LogGroups(pulumi.ComponentResource):
+    """Every CloudWatch log group of the stack, with the stack's retention and KMS key:
+    Fluent Bit's route groups and the EKS control-plane group. Created before the
+    cluster, so that EKS writes into a group we own instead of creating one that never
+    expires and is not encrypted."""
 
-    Pass the cluster's Kubernetes provider in ``opts`` (``provider=``).
-    """
-
-    log_group_names: dict[str, str]
-    """Route group (``inference``, ``platform``) -> log group name."""
-    role_arn: pulumi.Output[str]
+    names: dict[str, str]
+    """Route group (``inference``, ``platform``) -> log group name (Fluent Bit's)."""
+    arns: list[str]
+    """ARNs of the route groups (composed, so known at preview)."""
+    control_plane: aws.cloudwatch.LogGroup
+    groups: dict[str, aws.cloudwatch.LogGroup]
     kms_key_arn: pulumi.Output[str] | None
 
     def __init__(
-        self, name: str, args: LoggingArgs, opts: pulumi.ResourceOptions | None = None
+        self, name: str, args: LogGroupsArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("llm-platform:logging:Logging", name, None, opts)
+        super().__init__("llm-platform:logging:LogGroups", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         tags = dict(args.tags)
         routes = default_routes(args.serving_namespace)
-        self.log_group_names = {r.group: log_group_name(args.cluster_name, r) for r in routes}
-
-        partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self))
-        account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
-        # Computed, not read from the LogGroups: the key policy must name the groups
-        # before they exist (they are created with the key).
-        group_arns = pulumi.Output.all(partition.partition, account.account_id).apply(
-            lambda a: [
-                log_group_arn(a[0], args.region, a[1], n) for n in self.log_group_names.values()
-            ]
-        )
+        self.names = {r.group: log_group_name(args.cluster_name, r) for r in routes}
+        self.arns = [args.arns.log_group(n) for n in self.names.values()]
+        control_plane_name = control_plane_log_group_name(args.cluster_name)
 
         key: aws.kms.Key | None = None
         if args.config.kms_encryption:
+            # The key policy must name the groups before they exist (they are created
+            # with the key), hence ARNs composed from their names.
             key = aws.kms.Key(
                 f"{name}-logs",
                 description=f"CloudWatch Logs encryption for {args.cluster_name} log groups",
                 enable_key_rotation=True,
                 deletion_window_in_days=30,
-                policy=pulumi.Output.all(partition.partition, account.account_id, group_arns)
-                .apply(lambda a: log_key_policy(a[0], args.region, a[1], a[2]))
-                .apply(lambda p: json.dumps(p, sort_keys=True)),
+                policy=json.dumps(
+                    log_key_policy(
+                        args.arns, [*self.arns, args.arns.log_group(control_plane_name)]
+                    ),
+                    sort_keys=True,
+                ),
                 tags=tags,
                 opts=child,
             )
@@ -587,17 +576,60 @@ class Logging(pulumi.ComponentResource):
             )
         self.kms_key_arn = key.arn if key is not None else None
 
-        groups = {
-            r.group: aws.cloudwatch.LogGroup(
-                f"{name}-{r.group}",
-                name=self.log_group_names[r.group],
+        def group(role: str, group_name: str) -> aws.cloudwatch.LogGroup:
+            return aws.cloudwatch.LogGroup(
+                f"{name}-{role}",
+                name=group_name,
                 retention_in_days=args.config.retention_days,
                 kms_key_id=self.kms_key_arn,
                 tags=tags,
                 opts=child,
             )
-            for r in routes
-        }
+
+        self.groups = {r.group: group(r.group, self.names[r.group]) for r in routes}
+        self.control_plane = group("control-plane", control_plane_name)
+        self.register_outputs(
+            {"names": self.names, "arns": self.arns, "kms_key_arn": self.kms_key_arn}
+        )
+
+
+@dataclass(frozen=True)
+class LoggingArgs:
+    """Inputs of :class:`Logging`."""
+
+    cluster_name: str
+    region: str
+    serving_namespace: str
+    """Namespace of the model servers; its logs go to the ``inference`` group."""
+    log_groups: LogGroups
+    """The groups Fluent Bit writes to (created with the stack's retention and key)."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    cluster_dependencies: Sequence[pulumi.Resource] = ()
+    """What the Pod Identity association waits for (the EKS cluster)."""
+    monitoring_crds: Sequence[pulumi.Resource] = ()
+    """Release(s) installing the ServiceMonitor CRD; the ServiceMonitor waits for them."""
+
+
+class Logging(pulumi.ComponentResource):
+    """Fluent Bit DaemonSet writing to the stack's :class:`LogGroups`, with a Pod Identity
+    role scoped to those groups, a ServiceMonitor and saved Logs Insights queries.
+
+    Pass the cluster's Kubernetes provider in ``opts`` (``provider=``).
+    """
+
+    log_group_names: dict[str, str]
+    """Route group (``inference``, ``platform``) -> log group name."""
+    role_arn: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: LoggingArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("llm-platform:logging:Logging", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = dict(args.tags)
+        routes = default_routes(args.serving_namespace)
+        self.log_group_names = args.log_groups.names
+        groups = args.log_groups.groups
 
         role = aws.iam.Role(
             f"{name}-fluent-bit",
@@ -608,9 +640,7 @@ class Logging(pulumi.ComponentResource):
         policy = aws.iam.RolePolicy(
             f"{name}-fluent-bit",
             role=role.name,
-            policy=group_arns.apply(
-                lambda arns: json.dumps(fluent_bit_policy(arns), sort_keys=True)
-            ),
+            policy=json.dumps(fluent_bit_policy(args.log_groups.arns), sort_keys=True),
             opts=child,
         )
         association = aws.eks.PodIdentityAssociation(
@@ -660,10 +690,4 @@ class Logging(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=list(groups.values())),
             )
 
-        self.register_outputs(
-            {
-                "log_group_names": self.log_group_names,
-                "role_arn": self.role_arn,
-                "kms_key_arn": self.kms_key_arn,
-            }
-        )
+        self.register_outputs({"log_group_names": self.log_group_names, "role_arn": self.role_arn})

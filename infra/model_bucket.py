@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from infra.naming import model_bucket_name
+from infra.arns import Arns
 
 NONCURRENT_VERSION_DAYS = 30
 """Old versions of re-uploaded weights are kept this long (a rollback window)."""
@@ -41,8 +41,10 @@ def tls_only_policy(bucket_arn: str) -> str:
 class ModelBucketArgs:
     """Inputs of :class:`ModelBucket`."""
 
-    stack: str
-    region: str
+    bucket_name: str
+    """Physical name (``PlatformConfig.model_bucket``): explicit, so its ARN and policy
+    are known at preview."""
+    arns: Arns
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -62,12 +64,9 @@ class ModelBucket(pulumi.ComponentResource):
     ) -> None:
         super().__init__("llm-platform:storage:ModelBucket", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
         bucket = aws.s3.Bucket(
             f"{name}-bucket",
-            bucket=account.account_id.apply(
-                lambda account_id: model_bucket_name(account_id, args.region, args.stack)
-            ),
+            bucket=args.bucket_name,
             force_destroy=False,
             tags=dict(args.tags),
             opts=child,
@@ -132,7 +131,7 @@ class ModelBucket(pulumi.ComponentResource):
         aws.s3.BucketPolicy(
             f"{name}-tls-only",
             bucket=bucket.id,
-            policy=bucket.arn.apply(tls_only_policy),
+            policy=tls_only_policy(args.arns.s3_bucket(args.bucket_name)),
             opts=after_bucket,
         )
 

@@ -19,13 +19,18 @@ def model_bucket_name(account_id: str, region: str, stack: str) -> str:
     Account and region make it globally unique (bucket names are); the stack keeps dev
     and prod apart when they share an account.
     """
-    name = f"llm-platform-models-{stack}-{account_id}-{region}"
-    if not _BUCKET_NAME.fullmatch(name):
-        raise ValueError(
-            f"model bucket name {name!r} ({len(name)} characters) is not a valid S3 bucket "
-            "name: 3-63 lowercase letters, digits and '-'; use a shorter stack name"
-        )
-    return name
+    return f"llm-platform-models-{stack}-{account_id}-{region}"
+
+
+def bucket_name_problem(name: str) -> str | None:
+    """Why ``name`` is not a valid S3 bucket name, or ``None`` (checked with the config,
+    before anything is created)."""
+    if _BUCKET_NAME.fullmatch(name):
+        return None
+    return (
+        f"its model bucket name {name!r} ({len(name)} characters) is not a valid S3 bucket "
+        "name: 3-63 lowercase letters, digits and '-'; use a shorter stack name"
+    )
 
 
 def model_prefix(model: str) -> str:

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from infra.alert_rules import AlertRule
+from infra.arns import Arns
 from infra.budgets import (
     AwsBudgetsArgs,
     Budget,
@@ -19,8 +20,9 @@ from infra.budgets import (
     cost_rule_group,
     kubecost_alert_configs,
 )
-from tests.harness import find, find_all
+from tests.harness import find, find_all, run_stack
 from tools.mock_runtime import Recorded
+from tools.plan import typed_stack_config
 
 CLUSTER = Budget("all", "cluster", monthly_usd=7300, thresholds_percent=(50, 100))
 NAMESPACE = Budget(
@@ -103,7 +105,12 @@ def test_aws_budgets_args_need_the_cost_allocation_tag() -> None:
         ValueError,
         match=r"^tags \(\{'owner': 'x'\}\) must include cost-center: the AWS budgets filter on it$",
     ):
-        AwsBudgetsArgs(budgets=(CLUSTER,), stack="dev", tags={"owner": "x"})
+        AwsBudgetsArgs(
+            budgets=(CLUSTER,),
+            stack="dev",
+            arns=Arns(account_id="123456789012", region="us-west-2"),
+            tags={"owner": "x"},
+        )
 
 
 # --------------------------------------------------------------------------- AWS, per stack
@@ -126,7 +133,8 @@ def test_cluster_budget_is_an_aws_budget_on_the_cost_center_tag(
     assert b["costFilters"] == [
         {"name": "TagKeyValue", "values": [f"user:cost-center$ml-platform-{stack}"]}
     ]
-    topic = "arn:aws:sns:us-west-2:123456789012:cost-alerts"
+    cfg = typed_stack_config(stack)
+    topic = f"arn:aws:sns:{cfg.region}:{cfg.account_id}:{stack}-budget-alerts"
     assert [
         (
             n["notificationType"],
@@ -142,18 +150,35 @@ def test_cluster_budget_is_an_aws_budget_on_the_cost_center_tag(
         ("ACTUAL", 100.0, "GREATER_THAN", "PERCENTAGE", [topic]),
         ("FORECASTED", 100.0, "GREATER_THAN", "PERCENTAGE", [topic]),
     ]
-    assert "cost-cost-center" in budgets[0].depends_on
-    tag = find(
-        resources, "aws:costexplorer/costAllocationTag:CostAllocationTag", "cost-cost-center"
-    )
+    # Activation waits for the tag to appear in billing data and only works from the
+    # payer account: it is opt-in (``cost.activateCostAllocationTag``).
+    assert not cfg.cost.activate_cost_allocation_tag or "cost-cost-center" in budgets[0].depends_on
+
+
+def test_cost_allocation_tag_is_activated_only_when_asked_for() -> None:
+    default = run_stack("dev")
+    assert default.error is None
+    tags = "aws:costexplorer/costAllocationTag:CostAllocationTag"
+    assert not find_all(default.resources, tags)
+
+    def activate(config: dict[str, Any]) -> None:
+        config["llm-platform:cost"]["activateCostAllocationTag"] = True
+
+    activated = run_stack("dev", activate)
+    assert activated.error is None
+    tag = find(activated.resources, tags, "cost-cost-center")
     assert tag.inputs == {"tagKey": "cost-center", "status": "Active"}
+    (budget,) = find_all(activated.resources, "aws:budgets/budget:Budget")
+    assert "cost-cost-center" in budget.depends_on
 
 
 def test_budget_topic_is_encrypted_and_only_budgets_may_publish(
     stack: str, resources: tuple[Recorded, ...]
 ) -> None:
+    cfg = typed_stack_config(stack)
     topic = find(resources, "aws:sns/topic:Topic", "cost-alerts")
-    assert topic.inputs["kmsMasterKeyId"] == "arn:aws:kms:us-west-2:123456789012:key/cost-topic"
+    assert topic.inputs["name"] == f"{stack}-budget-alerts"
+    assert topic.inputs["kmsMasterKeyId"].startswith(f"arn:aws:kms:{cfg.region}:{cfg.account_id}:")
     key = find(resources, "aws:kms/key:Key", "cost-topic").inputs
     assert key["enableKeyRotation"] is True
     statements = {s["Sid"]: s for s in json.loads(key["policy"])["Statement"]}
@@ -166,8 +191,8 @@ def test_budget_topic_is_encrypted_and_only_budgets_may_publish(
     assert statement["Principal"] == {"Service": "budgets.amazonaws.com"}
     assert statement["Action"] == "SNS:Publish"
     assert statement["Condition"] == {
-        "StringEquals": {"aws:SourceAccount": "123456789012"},
-        "ArnLike": {"aws:SourceArn": "arn:aws:budgets::123456789012:*"},
+        "StringEquals": {"aws:SourceAccount": cfg.account_id},
+        "ArnLike": {"aws:SourceArn": f"arn:aws:budgets::{cfg.account_id}:*"},
     }
     subscriptions = find_all(resources, "aws:sns/topicSubscription:TopicSubscription")
     assert sorted(s.inputs["endpoint"] for s in subscriptions) == EMAILS[stack]

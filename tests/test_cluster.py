@@ -121,9 +121,10 @@ def test_managed_addons_at_config_versions_in_dependency_order(
         )
     for after in ("coredns", "aws-ebs-csi-driver"):
         assert "llm-system" in addons[after].depends_on
+    account = stack_config(stack)["llm-platform:accountId"]
     assert addons["aws-ebs-csi-driver"].inputs["podIdentityAssociations"] == [
         {
-            "roleArn": "arn:aws:iam::123456789012:role/llm-ebs-csi",
+            "roleArn": f"arn:aws:iam::{account}:role/llm-ebs-csi",
             "serviceAccount": "ebs-csi-controller-sa",
         }
     ]
@@ -192,7 +193,7 @@ def test_one_kubernetes_provider_from_the_deterministic_kubeconfig(
     region = stack_config(stack)["aws:region"]
     assert kubeconfig == render_kubeconfig(
         f"llm-{stack}",
-        f"https://LLM-{stack.upper()}0MOCK.gr7.us-west-2.eks.amazonaws.com",
+        f"https://LLM-{stack.upper()}0MOCK.gr7.{region}.eks.amazonaws.com",
         "TU9DSy1DTFVTVEVSLUNB",
         region,
     )

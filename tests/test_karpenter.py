@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from infra.arns import Arns
 from infra.config import KarpenterConfig
 from infra.karpenter import (
     POLICY_GROUPS,
@@ -19,17 +20,10 @@ from infra.karpenter import (
 )
 from tests.harness import find, find_all, run_stack
 from tools.mock_runtime import Recorded
+from tools.plan import typed_stack_config
 
 ACCOUNT = "123456789012"
-REGION = {"dev": "us-west-2", "prod": "us-east-1"}
-SCOPE = PolicyScope(
-    cluster_name="c1",
-    region="eu-west-1",
-    partition="aws",
-    account_id=ACCOUNT,
-    node_role_arn=f"arn:aws:iam::{ACCOUNT}:role/c1-karpenter-node",
-    queue_arn=f"arn:aws:sqs:eu-west-1:{ACCOUNT}:c1-karpenter-interruption",
-)
+SCOPE = PolicyScope(cluster_name="c1", arns=Arns(account_id=ACCOUNT, region="eu-west-1"))
 OWNED = "kubernetes.io/cluster/c1"
 # Actions that need no tag scope: reads AWS offers no resource-level permission for,
 # launch inputs owned by AWS or the VPC (AMIs, subnets, ...), and PassRole of one role.
@@ -217,7 +211,11 @@ def test_controller_release_waits_for_the_servicemonitor_crd(
 
 def test_args_reject_an_empty_cluster_name() -> None:
     with pytest.raises(ValueError, match=r"^cluster_name \(''\) must name the EKS cluster$"):
-        KarpenterArgs(config=KarpenterConfig(), cluster_name="", region="us-west-2")
+        KarpenterArgs(
+            config=KarpenterConfig(),
+            cluster_name="",
+            arns=Arns(account_id=ACCOUNT, region="us-west-2"),
+        )
 
 
 # --------------------------------------------------------------------------- stacks
@@ -231,7 +229,8 @@ def test_queue_is_encrypted_short_lived_and_tls_only(
     assert queue["messageRetentionSeconds"] == 300
     assert queue["sqsManagedSseEnabled"] is True
     policy = find(resources, "aws:sqs/queuePolicy:QueuePolicy", "karpenter-interruption").inputs
-    arn = f"arn:aws:sqs:us-west-2:{ACCOUNT}:llm-{stack}-karpenter-interruption"
+    cfg = typed_stack_config(stack)
+    arn = f"arn:aws:sqs:{cfg.region}:{cfg.account_id}:{cfg.cluster.name}-karpenter-interruption"
     assert json.loads(policy["policy"]) == queue_policy(arn)
 
 
@@ -262,23 +261,20 @@ def test_controller_role_is_for_pod_identity_with_the_scoped_policies(
             "Action": ["sts:AssumeRole", "sts:TagSession"],
         }
     ]
-    cluster = f"llm-{stack}"
-    expected = controller_policies(
-        PolicyScope(
-            cluster_name=cluster,
-            region=REGION[stack],
-            partition="aws",
-            account_id=ACCOUNT,
-            node_role_arn=f"arn:aws:iam::{ACCOUNT}:role/{cluster}-karpenter-node",
-            queue_arn=f"arn:aws:sqs:us-west-2:{ACCOUNT}:{cluster}-karpenter-interruption",
-        )
+    cfg = typed_stack_config(stack)
+    cluster = cfg.cluster.name
+    expected = controller_policies(PolicyScope(cluster_name=cluster, arns=cfg.arns))
+    assert expected["iam-integration"]["Statement"][0]["Resource"] == (
+        f"arn:aws:iam::{cfg.account_id}:role/{cluster}-karpenter-node"
     )
     attached = {
         a.inputs["policyArn"]
         for a in find_all(resources, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
         if a.inputs["role"] == f"{cluster}-karpenter-controller"
     }
-    assert attached == {f"arn:aws:iam::{ACCOUNT}:policy/karpenter-controller-{g}" for g in expected}
+    assert attached == {
+        f"arn:aws:iam::{cfg.account_id}:policy/{cluster}-karpenter-{g}" for g in expected
+    }
     for group, document in expected.items():
         policy = find(resources, "aws:iam/policy:Policy", f"karpenter-controller-{group}")
         assert json.loads(policy.inputs["policy"]) == document
@@ -295,7 +291,7 @@ def test_pod_identity_association_matches_the_charts_service_account(
     assert association.inputs["namespace"] == release["namespace"] == "karpenter"
     assert association.inputs["serviceAccount"] == release["values"]["serviceAccount"]["name"]
     assert association.inputs["roleArn"] == (
-        f"arn:aws:iam::{ACCOUNT}:role/llm-{stack}-karpenter-controller"
+        f"arn:aws:iam::{typed_stack_config(stack).account_id}:role/llm-{stack}-karpenter-controller"
     )
     assert "llm-eks" in association.depends_on
 
@@ -322,7 +318,8 @@ def test_node_role_has_worker_policies_and_an_ec2_linux_access_entry(
     entry = find(resources, "aws:eks/accessEntry:AccessEntry", "karpenter-node").inputs
     assert entry["type"] == "EC2_LINUX"
     assert entry["clusterName"] == f"llm-{stack}"
-    assert entry["principalArn"] == f"arn:aws:iam::{ACCOUNT}:role/{role['name']}"
+    account = typed_stack_config(stack).account_id
+    assert entry["principalArn"] == f"arn:aws:iam::{account}:role/{role['name']}"
 
 
 def test_both_charts_at_the_configured_version_crds_first(

@@ -10,6 +10,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
+from infra.arns import Arns
 from infra.config import LoggingConfig
 from infra.conventions import (
     GPU_TOLERATION,
@@ -25,6 +26,8 @@ from infra.logging import (
     STATE_DIR,
     Logging,
     LoggingArgs,
+    LogGroups,
+    LogGroupsArgs,
     LogRoute,
     check_routes,
     default_routes,
@@ -40,8 +43,6 @@ from tools.mock_runtime import ACCOUNT_ID, Recorded
 from tools.plan import typed_stack_config
 
 ROUTES = default_routes("inference")
-REGION = {"dev": "us-west-2", "prod": "us-east-1"}
-RETENTION = {"dev": 14, "prod": 90}
 
 # Keys each plugin accepts in Fluent Bit 5.1.1 (the chart's appVersion): the plugin's
 # config_map plus the generic keys of src/flb_{input,filter,output}.c. Fluent Bit
@@ -360,9 +361,10 @@ def test_fluent_bit_policy_names_exactly_the_groups() -> None:
 
 
 def test_key_policy_lets_cloudwatch_use_the_key_only_for_these_groups() -> None:
-    arns = ["arn:aws:logs:eu-west-1:1:log-group:/eks/c/a"]
-    admin, logs = log_key_policy("aws", "eu-west-1", "1", arns)["Statement"]
-    assert admin["Principal"] == {"AWS": "arn:aws:iam::1:root"}
+    arns = ["arn:aws:logs:eu-west-1:111122223333:log-group:/eks/c/a"]
+    scope = Arns(account_id="111122223333", region="eu-west-1")
+    admin, logs = log_key_policy(scope, arns)["Statement"]
+    assert admin["Principal"] == {"AWS": "arn:aws:iam::111122223333:root"}
     assert logs["Principal"] == {"Service": "logs.eu-west-1.amazonaws.com"}
     assert logs["Condition"] == {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": arns}}
 
@@ -370,33 +372,50 @@ def test_key_policy_lets_cloudwatch_use_the_key_only_for_these_groups() -> None:
 # --------------------------------------------------------------------------- both stacks
 
 
-def _group_arns(stack: str) -> list[str]:
-    cluster = f"llm-{stack}"
-    return [
-        f"arn:aws:logs:{REGION[stack]}:{ACCOUNT_ID}:log-group:/eks/{cluster}/{g}"
-        for g in ("inference", "platform")
-    ]
+def _group_arns(stack: str, *, control_plane: bool = False) -> list[str]:
+    cfg = typed_stack_config(stack)
+    prefix = f"arn:aws:logs:{cfg.region}:{cfg.account_id}:log-group:"
+    cluster = cfg.cluster.name
+    groups = [f"/eks/{cluster}/{g}" for g in ("inference", "platform")]
+    if control_plane:
+        groups.insert(0, f"/aws/eks/{cluster}/cluster")
+    return [prefix + g for g in groups]
 
 
 def test_log_groups_with_retention_and_kms(stack: str, resources: tuple[Recorded, ...]) -> None:
     key = find(resources, "aws:kms/key:Key", "llm-logs")
     assert key.inputs["enableKeyRotation"] is True
     policy = json.loads(key.inputs["policy"])
-    assert policy["Statement"][1]["Principal"] == {"Service": f"logs.{REGION[stack]}.amazonaws.com"}
+    region = typed_stack_config(stack).region
+    assert policy["Statement"][1]["Principal"] == {"Service": f"logs.{region}.amazonaws.com"}
     assert policy["Statement"][1]["Condition"]["ArnEquals"] == {
-        "kms:EncryptionContext:aws:logs:arn": _group_arns(stack)
+        "kms:EncryptionContext:aws:logs:arn": _group_arns(stack, control_plane=True)
     }
+    cfg = typed_stack_config(stack)
     groups = [
         r for r in find_all(resources, "aws:cloudwatch/logGroup:LogGroup") if r.parent == "llm"
     ]
-    assert [g.inputs["name"] for g in groups] == [
-        f"/eks/llm-{stack}/inference",
-        f"/eks/llm-{stack}/platform",
+    assert sorted(g.inputs["name"] for g in groups) == [
+        f"/aws/eks/{cfg.cluster.name}/cluster",
+        f"/eks/{cfg.cluster.name}/inference",
+        f"/eks/{cfg.cluster.name}/platform",
     ]
     for group in groups:
-        assert group.inputs["retentionInDays"] == RETENTION[stack]
-        assert group.inputs["kmsKeyId"] == f"arn:aws:kms:us-west-2:{ACCOUNT_ID}:key/llm-logs"
-        assert group.inputs["tags"]["cost-center"] == f"ml-platform-{stack}"
+        assert group.inputs["retentionInDays"] == cfg.logging.retention_days
+        assert group.inputs["kmsKeyId"] == (
+            f"arn:aws:kms:{cfg.region}:{cfg.account_id}:key/llm-logs"
+        )
+        assert group.inputs["tags"]["cost-center"] == cfg.tags["cost-center"]
+
+
+def test_control_plane_log_group_exists_before_the_cluster(
+    resources: tuple[Recorded, ...],
+) -> None:
+    # EKS would otherwise create /aws/eks/<name>/cluster itself: no retention, no key.
+    cluster = find(resources, "eks:index:Cluster", "llm-eks")
+    assert "llm-control-plane" in cluster.depends_on
+    group = find(resources, "aws:cloudwatch/logGroup:LogGroup", "llm-control-plane")
+    assert group.inputs["name"] == f"/aws/eks/{cluster.inputs['name']}/cluster"
 
 
 def test_without_kms_encryption_there_is_no_key() -> None:
@@ -432,7 +451,8 @@ def test_fluent_bit_role_is_pod_identity_scoped_to_the_groups(
     assert association.inputs["clusterName"] == f"llm-{stack}"
     assert association.inputs["namespace"] == LOGGING_NAMESPACE
     assert association.inputs["serviceAccount"] == SERVICE_ACCOUNT
-    assert association.inputs["roleArn"] == f"arn:aws:iam::{ACCOUNT_ID}:role/llm-fluent-bit"
+    account = typed_stack_config(stack).account_id
+    assert association.inputs["roleArn"] == f"arn:aws:iam::{account}:role/llm-fluent-bit"
     assert "llm-eks" in association.depends_on
 
 
@@ -476,7 +496,7 @@ def test_release_is_pinned_and_waits_for_identity_and_groups(
     assert release.inputs["createNamespace"] is True
     assert set(release.depends_on) >= {"llm-fluent-bit", "llm-inference", "llm-platform"}
     outputs = [entries(o) for o in parse(release.inputs["values"]["config"]["outputs"])]
-    assert {o["region"] for o in outputs} == {REGION[stack]}
+    assert {o["region"] for o in outputs} == {typed_stack_config(stack).region}
     assert [o["log_group_name"] for o in outputs] == [
         f"/eks/llm-{stack}/inference",
         f"/eks/llm-{stack}/platform",
@@ -544,66 +564,54 @@ def test_queries_use_only_fields_the_pipeline_produces() -> None:
 # --------------------------------------------------------------------------- args
 
 
-def test_args_reject_a_retention_cloudwatch_does_not_accept() -> None:
-    with pytest.raises(
-        ValueError, match=r"^config\.retention_days \(10\) must be one of 1, 3, 5, 7, 14, 30, "
-    ):
-        LoggingArgs(
-            config=LoggingConfig(retention_days=10),
-            cluster_name="c1",
-            region="eu-west-1",
-            serving_namespace="inference",
-        )
-
-
-def test_args_reject_serving_in_the_logging_namespace() -> None:
-    with pytest.raises(
-        ValueError, match=r"^serving_namespace \('logging'\) must not be the logging namespace$"
-    ):
-        LoggingArgs(
-            config=LoggingConfig(),
-            cluster_name="c1",
-            region="eu-west-1",
-            serving_namespace="logging",
-        )
-
-
 def test_component_routes_the_given_serving_namespace_and_region() -> None:
     def build() -> tuple[dict[str, str], str, str | None]:
+        groups = LogGroups(
+            "t",
+            LogGroupsArgs(
+                config=LoggingConfig(retention_days=7),
+                cluster_name="c1",
+                serving_namespace="models",
+                arns=Arns(account_id=ACCOUNT_ID, region="eu-west-1"),
+            ),
+        )
         logs = Logging(
             "t",
             LoggingArgs(
-                config=LoggingConfig(retention_days=7),
                 cluster_name="c1",
                 region="eu-west-1",
                 serving_namespace="models",
+                log_groups=groups,
             ),
             opts=pulumi.ResourceOptions(provider=k8s.Provider("k8s", kubeconfig="{}")),
         )
-        key = resolve(logs.kms_key_arn) if logs.kms_key_arn is not None else None
+        key = resolve(groups.kms_key_arn) if groups.kms_key_arn is not None else None
         return logs.log_group_names, resolve(logs.role_arn), key
 
     resources, (names, role_arn, key_arn) = run_component(build)
     assert names == {"inference": "/eks/c1/inference", "platform": "/eks/c1/platform"}
     assert role_arn == f"arn:aws:iam::{ACCOUNT_ID}:role/t-fluent-bit"
-    assert key_arn == f"arn:aws:kms:us-west-2:{ACCOUNT_ID}:key/t-logs"
+    assert key_arn == f"arn:aws:kms:us-west-2:{ACCOUNT_ID}:key/t-logs"  # the mocks' region
     release = find(resources, "kubernetes:helm.sh/v3:Release", "t-fluent-bit")
     assert "^(models)$" in release.inputs["values"]["config"]["filters"]
     policy = json.loads(find(resources, "aws:kms/key:Key", "t-logs").inputs["policy"])
     assert policy["Statement"][1]["Condition"]["ArnEquals"][
         "kms:EncryptionContext:aws:logs:arn"
     ] == [
+        f"arn:aws:logs:eu-west-1:{ACCOUNT_ID}:log-group:/aws/eks/c1/cluster",
         f"arn:aws:logs:eu-west-1:{ACCOUNT_ID}:log-group:/eks/c1/inference",
         f"arn:aws:logs:eu-west-1:{ACCOUNT_ID}:log-group:/eks/c1/platform",
     ]
 
 
 def test_plan_summary_lists_groups_and_queries(stack: str, resources: tuple[Recorded, ...]) -> None:
-    cluster = f"llm-{stack}"
-    assert logging_summary(list(resources), typed_stack_config(stack)) == [
+    cfg = typed_stack_config(stack)
+    cluster, days = cfg.cluster.name, cfg.logging.retention_days
+    assert logging_summary(list(resources), cfg) == [
         "Logs (CloudWatch):",
-        f"  /eks/{cluster}/inference: {RETENTION[stack]} days, KMS",
-        f"  /eks/{cluster}/platform: {RETENTION[stack]} days, KMS",
+        f"  /aws/eks/{cluster}/cluster: {days} days, KMS",
+        f"  /eks/{cluster}/inference: {days} days, KMS",
+        f"  /eks/{cluster}/platform: {days} days, KMS",
         f"  saved query {cluster}/recent-errors",
         f"  saved query {cluster}/slow-requests-by-model",
         f"  saved query {cluster}/token-usage-per-hour-by-model",

@@ -6,14 +6,14 @@ import json
 
 from infra.model_bucket import tls_only_policy
 from tests.harness import find
-from tools.mock_runtime import ACCOUNT_ID, Recorded
-
-REGION = {"dev": "us-west-2", "prod": "us-east-1"}
+from tools.mock_runtime import Recorded
+from tools.plan import typed_stack_config
 
 
 def test_bucket_name_and_tags(stack: str, resources: tuple[Recorded, ...]) -> None:
     bucket = find(resources, "aws:s3/bucket:Bucket", "models-bucket").inputs
-    assert bucket["bucket"] == f"llm-platform-models-{stack}-{ACCOUNT_ID}-{REGION[stack]}"
+    cfg = typed_stack_config(stack)
+    assert bucket["bucket"] == f"llm-platform-models-{stack}-{cfg.account_id}-{cfg.region}"
     assert bucket["tags"]["cost-center"] == f"ml-platform-{stack}"
     assert bucket["forceDestroy"] is False
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
-from infra.naming import model_bucket_name, model_manifest_key, model_prefix
+from infra.naming import bucket_name_problem, model_bucket_name, model_manifest_key, model_prefix
 
 
 def test_model_bucket_name_from_account_region_and_stack() -> None:
@@ -14,14 +12,15 @@ def test_model_bucket_name_from_account_region_and_stack() -> None:
     )
 
 
-def test_model_bucket_name_over_63_characters_is_rejected() -> None:
-    with pytest.raises(
-        ValueError,
-        match=r"^model bucket name 'llm-platform-models-a-very-long-stack-name-123456789012-"
-        r"ap-southeast-2' \(70 characters\) is not a valid S3 bucket name: 3-63 lowercase "
-        r"letters, digits and '-'; use a shorter stack name$",
-    ):
+def test_model_bucket_name_over_63_characters_is_a_problem() -> None:
+    assert bucket_name_problem(
         model_bucket_name("123456789012", "ap-southeast-2", "a-very-long-stack-name")
+    ) == (
+        "its model bucket name 'llm-platform-models-a-very-long-stack-name-123456789012-"
+        "ap-southeast-2' (70 characters) is not a valid S3 bucket name: 3-63 lowercase "
+        "letters, digits and '-'; use a shorter stack name"
+    )
+    assert bucket_name_problem(model_bucket_name("123456789012", "us-west-2", "dev")) is None
 
 
 def test_model_prefix_and_manifest_key() -> None:

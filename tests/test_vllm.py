@@ -9,7 +9,7 @@ import pytest
 
 from infra.config import ModelConfig, ServingConfig
 from tests.harness import find, find_all
-from tools.mock_runtime import ACCOUNT_ID, Recorded, Secret
+from tools.mock_runtime import Recorded, Secret
 from tools.plan import typed_stack_config
 from workloads.vllm import (
     VllmModelArgs,
@@ -25,7 +25,6 @@ from workloads.vllm import (
 )
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
-REGION = {"dev": "us-west-2", "prod": "us-east-1"}
 
 
 def _model(**overrides: Any) -> ModelConfig:
@@ -199,7 +198,7 @@ def test_each_enabled_model_is_served(stack: str, resources: tuple[Recorded, ...
     cfg = typed_stack_config(stack)
     deployments = _deployments(resources)
     assert sorted(deployments) == sorted(m.name for m in cfg.enabled_models) == ["chat", "code"]
-    bucket = f"llm-platform-models-{stack}-{ACCOUNT_ID}-{REGION[stack]}"
+    bucket = cfg.model_bucket
     for model in cfg.enabled_models:
         deployment = deployments[model.name]
         assert deployment == render_deployment(model, cfg.serving, bucket, f"vllm-{model.name}") | {
@@ -222,7 +221,7 @@ def test_prod_runs_two_or_more_replicas_spread_over_zones(
 def test_each_model_has_its_own_read_only_pod_identity(
     stack: str, resources: tuple[Recorded, ...]
 ) -> None:
-    bucket = f"llm-platform-models-{stack}-{ACCOUNT_ID}-{REGION[stack]}"
+    bucket = typed_stack_config(stack).model_bucket
     for name in ("chat", "code"):
         role = find(resources, "aws:iam/role:Role", f"model-{name}-role").inputs
         assert role["name"] == f"llm-{stack}-vllm-{name}"

@@ -15,7 +15,7 @@ def logging_summary(resources: list[Recorded], _cfg: PlatformConfig) -> list[str
         (
             r
             for r in resources
-            if r.type == LOG_GROUP and r.parent_type == "llm-platform:logging:Logging"
+            if r.type == LOG_GROUP and r.parent_type == "llm-platform:logging:LogGroups"
         ),
         key=lambda r: str(r.inputs.get("name")),
     )

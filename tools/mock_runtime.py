@@ -22,6 +22,7 @@ from typing import Any
 
 import pulumi
 import pulumi.runtime
+from pulumi.output import Unknown
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime import settings as pulumi_settings
@@ -30,6 +31,12 @@ from pulumi.runtime.sync_await import _sync_await
 
 PROJECT = "llm-platform"
 ACCOUNT_ID = "123456789012"
+"""Account of a run whose config names none (component tests)."""
+REGION = "us-west-2"
+"""Region of a run whose config names none (component tests)."""
+UNKNOWN = rpc.UNKNOWN
+"""How a value unknown at preview appears in recorded inputs: the engine's own sentinel,
+which is also what CrossGuard hands a policy (``pulumi_policy.proxy``)."""
 PROGRAM = Path(__file__).resolve().parent.parent / "__main__.py"
 
 
@@ -78,7 +85,10 @@ class Recorded:
 
 
 def _unwrap(value: Any) -> Any:
-    """Turn the wire form of secrets into :class:`Secret` recursively."""
+    """Turn the wire form of secrets into :class:`Secret` recursively, and values
+    unknown at preview into the engine's sentinel :data:`UNKNOWN`."""
+    if isinstance(value, Unknown):
+        return UNKNOWN
     if isinstance(value, dict):
         if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
             return Secret(_unwrap(value["value"]))
@@ -96,62 +106,96 @@ def _type_of(urn: str) -> str:
     return urn.split("::")[2].split("$")[-1]
 
 
-def _arn(service: str, kind: str, name: str, region: str = "us-west-2") -> str:
-    return f"arn:aws:{service}:{region}:{ACCOUNT_ID}:{kind}/{name}"
+@dataclass(frozen=True)
+class Cloud:
+    """The account and region the mocks answer for: the stack's own, so every ARN the
+    plan shows is the one ``pulumi up`` would produce."""
+
+    account_id: str = ACCOUNT_ID
+    region: str = REGION
+
+    def arn(self, service: str, resource: str) -> str:
+        return f"arn:aws:{service}:{self.region}:{self.account_id}:{resource}"
+
+    @classmethod
+    def of(cls, config: Mapping[str, str]) -> Cloud:
+        """From fully qualified stack config (``aws:region``, ``llm-platform:accountId``)."""
+        return cls(
+            account_id=config.get(f"{PROJECT}:accountId", ACCOUNT_ID),
+            region=config.get("aws:region", REGION),
+        )
 
 
-# Computed outputs a real provider returns for some types; everything else echoes its
-# inputs. Keyed by type token; each entry gets the mock args and returns extra outputs.
-FAKE_OUTPUTS: dict[str, Callable[[pulumi_mocks.MockResourceArgs], dict[str, Any]]] = {
-    "aws:iam/role:Role": lambda a: {
-        "arn": f"arn:aws:iam::{ACCOUNT_ID}:role/{a.inputs.get('name', a.name)}",
-        "name": a.inputs.get("name", a.name),
+def _physical(a: pulumi_mocks.MockResourceArgs, key: str = "name") -> str:
+    """The resource's physical name: the explicit one, else (standing in for Pulumi's
+    auto-name) its logical name."""
+    return str(a.inputs.get(key) or a.name)
+
+
+# Computed outputs a real provider returns for some types once a resource exists;
+# everything else echoes its inputs. Keyed by type token.
+FakeOutputs = Callable[[pulumi_mocks.MockResourceArgs, Cloud], dict[str, Any]]
+FAKE_OUTPUTS: dict[str, FakeOutputs] = {
+    "aws:iam/role:Role": lambda a, c: {
+        "arn": f"arn:aws:iam::{c.account_id}:role/{_physical(a)}",
+        "name": _physical(a),
     },
-    "aws:iam/policy:Policy": lambda a: {"arn": f"arn:aws:iam::{ACCOUNT_ID}:policy/{a.name}"},
-    "aws:iam/instanceProfile:InstanceProfile": lambda a: {"name": a.inputs.get("name", a.name)},
-    "aws:kms/key:Key": lambda a: {"arn": _arn("kms", "key", a.name), "keyId": f"{a.name}-key-id"},
-    "aws:sqs/queue:Queue": lambda a: {
-        "arn": _arn("sqs", "queue", a.inputs.get("name", a.name)).replace("queue/", ""),
-        "name": a.inputs.get("name", a.name),
-        "url": f"https://sqs.us-west-2.amazonaws.com/{ACCOUNT_ID}/{a.inputs.get('name', a.name)}",
+    "aws:iam/policy:Policy": lambda a, c: {
+        "arn": f"arn:aws:iam::{c.account_id}:policy/{_physical(a)}"
     },
-    "aws:s3/bucketV2:BucketV2": lambda a: {
-        "bucket": a.inputs.get("bucket", a.name),
-        "arn": f"arn:aws:s3:::{a.inputs.get('bucket', a.name)}",
+    "aws:iam/instanceProfile:InstanceProfile": lambda a, _c: {"name": _physical(a)},
+    "aws:kms/key:Key": lambda a, c: {
+        "arn": c.arn("kms", f"key/{a.name}"),
+        "keyId": f"{a.name}-key-id",
     },
-    "aws:s3/bucket:Bucket": lambda a: {
-        "bucket": a.inputs.get("bucket", a.name),
-        "arn": f"arn:aws:s3:::{a.inputs.get('bucket', a.name)}",
+    "aws:sqs/queue:Queue": lambda a, c: {
+        "arn": c.arn("sqs", _physical(a)),
+        "name": _physical(a),
+        "url": f"https://sqs.{c.region}.amazonaws.com/{c.account_id}/{_physical(a)}",
     },
-    "aws:cloudwatch/logGroup:LogGroup": lambda a: {
-        "arn": _arn("logs", "log-group", a.inputs.get("name", a.name)).replace(
-            "log-group/", "log-group:"
-        ),
+    "aws:s3/bucketV2:BucketV2": lambda a, _c: {
+        "bucket": _physical(a, "bucket"),
+        "arn": f"arn:aws:s3:::{_physical(a, 'bucket')}",
     },
-    "aws:sns/topic:Topic": lambda a: {"arn": _arn("sns", "topic", a.name).replace("topic/", "")},
-    "aws:ec2/launchTemplate:LaunchTemplate": lambda a: {"latestVersion": 1},
+    "aws:s3/bucket:Bucket": lambda a, _c: {
+        "bucket": _physical(a, "bucket"),
+        "arn": f"arn:aws:s3:::{_physical(a, 'bucket')}",
+    },
+    "aws:cloudwatch/logGroup:LogGroup": lambda a, c: {
+        "arn": c.arn("logs", f"log-group:{_physical(a)}"),
+    },
+    "aws:sns/topic:Topic": lambda a, c: {"arn": c.arn("sns", _physical(a))},
+    "aws:ec2/launchTemplate:LaunchTemplate": lambda _a, _c: {"latestVersion": 1},
     # pulumi-eks is a remote (multi-language) component: the engine, not Python,
     # computes its outputs, so the mock supplies the ones the program reads.
-    "eks:index:Cluster": lambda a: {
+    "eks:index:Cluster": lambda a, _c: {
         "clusterSecurityGroupId": f"sg-{a.inputs.get('name', a.name)}-cluster",
         "kubeconfigJson": "{}",
     },
 }
 
-# Data sources the program may call, by token.
-INVOKES: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
-    "aws:index/getCallerIdentity:getCallerIdentity": lambda _: {
-        "accountId": ACCOUNT_ID,
-        "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/offline-plan",
-        "userId": "AIDAOFFLINEPLAN",
-    },
-    "aws:eks/getCluster:getCluster": lambda args: {
-        "name": args["name"],
-        "endpoint": f"https://{args['name'].upper()}0MOCK.gr7.us-west-2.eks.amazonaws.com",
+
+def _get_cluster(args: Mapping[str, Any], c: Cloud) -> dict[str, Any]:
+    name = args["name"]
+    return {
+        "name": name,
+        "arn": c.arn("eks", f"cluster/{name}"),
+        "endpoint": f"https://{name.upper()}0MOCK.gr7.{c.region}.eks.amazonaws.com",
         "certificateAuthorities": [{"data": "TU9DSy1DTFVTVEVSLUNB"}],
-        "vpcConfig": {"clusterSecurityGroupId": f"sg-{args['name']}-cluster"},
+        "vpcConfig": {"clusterSecurityGroupId": f"sg-{name}-cluster"},
+    }
+
+
+# Data sources the program may call, by token.
+Invoke = Callable[[Mapping[str, Any], Cloud], dict[str, Any]]
+INVOKES: dict[str, Invoke] = {
+    "aws:index/getCallerIdentity:getCallerIdentity": lambda _, c: {
+        "accountId": c.account_id,
+        "arn": f"arn:aws:sts::{c.account_id}:assumed-role/offline-plan/session",
+        "userId": "AROAOFFLINEPLAN:session",
     },
-    "aws:index/getPartition:getPartition": lambda _: {
+    "aws:eks/getCluster:getCluster": _get_cluster,
+    "aws:index/getPartition:getPartition": lambda _, _c: {
         "partition": "aws",
         "dnsSuffix": "amazonaws.com",
     },
@@ -159,10 +203,23 @@ INVOKES: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
 
 
 class PlatformMocks(pulumi.runtime.Mocks):
-    """Echo inputs as outputs, plus the computed outputs in :data:`FAKE_OUTPUTS`."""
+    """The engine as the program sees it.
+
+    After apply (``preview=False``): outputs are the inputs plus the computed outputs in
+    :data:`FAKE_OUTPUTS`. At preview of a new stack (``preview=True``): nothing exists
+    yet, so a resource's id and every output it did not get as an input (ARNs, ids,
+    auto-generated names, endpoints) are unknown, as the engine reports them for a
+    resource it is about to create.
+    """
+
+    def __init__(self, cloud: Cloud = Cloud(), *, preview: bool = False) -> None:
+        self.cloud = cloud
+        self.preview = preview
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        extra = FAKE_OUTPUTS.get(args.typ, lambda _a: {})(args)
+        if self.preview:
+            return "", dict(args.inputs)
+        extra = FAKE_OUTPUTS.get(args.typ, lambda _a, _c: {})(args, self.cloud)
         return f"{args.name}-id", {**args.inputs, **extra}
 
     def call(
@@ -171,7 +228,7 @@ class PlatformMocks(pulumi.runtime.Mocks):
         handler = INVOKES.get(args.token)
         if handler is None:
             raise KeyError(f"the offline mocks have no answer for data source {args.token}")
-        return handler(args.args), []
+        return handler(args.args, self.cloud), []
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
@@ -233,13 +290,15 @@ def run_program(
     stack: str,
     secret_keys: frozenset[str] = frozenset(),
     program: Callable[[], None] | None = None,
+    preview: bool = False,
 ) -> Run:
     """Run ``program`` (default: the project's ``__main__.py``) with ``config``.
 
     ``config`` holds fully qualified keys (``llm-platform:gpuPools``) with string
     values, structured ones as JSON, the way the Pulumi CLI passes them. Exceptions
     from the program (such as ``ConfigError``) land in ``Run.error``, with whatever was
-    registered before them in ``Run.resources``.
+    registered before them in ``Run.resources``. With ``preview`` the engine answers
+    as for the first ``pulumi preview`` of a new stack (see :class:`PlatformMocks`).
     """
     result = Run()
     # A loop of its own per run (the root stack resource created by set_mocks binds to
@@ -254,11 +313,12 @@ def run_program(
     logger = logging.getLogger(f"llm-platform.mock.{stack}")
     logger.propagate = False
     logger.handlers = [_Collect(result.warnings)]
-    monitor = RecordingMonitor(PlatformMocks())
+    mocks = PlatformMocks(Cloud.of(config), preview=preview)
+    monitor = RecordingMonitor(mocks)
     pulumi_settings.ROOT.set(None)
     pulumi.runtime.set_all_config(dict(config), sorted(secret_keys))
     pulumi.runtime.set_mocks(
-        PlatformMocks(), project=PROJECT, stack=stack, preview=False, logger=logger, monitor=monitor
+        mocks, project=PROJECT, stack=stack, preview=preview, logger=logger, monitor=monitor
     )
 
     def body() -> None:

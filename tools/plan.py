@@ -100,11 +100,14 @@ def typed_stack_config(stack: str, root: Path = ROOT) -> PlatformConfig:
 def masked(value: Any) -> Any:
     """Inputs with every secret replaced by ``"[secret]"``.
 
+    A secret mapping or list keeps its shape (``stringData: {api-key: "[secret]"}``), so
+    a masked object stays schema-valid and a reviewer still sees which keys it sets.
+
     Whole numbers are shown as integers: the engine carries every number as a double,
     but ``replicas: 2`` is what the stack file said and what Kubernetes stores.
     """
     if isinstance(value, Secret):
-        return MASK
+        return _mask_leaves(value.value)
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, dict):
@@ -112,6 +115,16 @@ def masked(value: Any) -> Any:
     if isinstance(value, list):
         return [masked(v) for v in value]
     return value
+
+
+def _mask_leaves(value: Any) -> Any:
+    if isinstance(value, Secret):
+        return _mask_leaves(value.value)
+    if isinstance(value, dict):
+        return {k: _mask_leaves(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_leaves(v) for v in value]
+    return MASK
 
 
 def is_kubernetes_object(r: Recorded) -> bool:
@@ -215,10 +228,18 @@ def plan(
     out = (out_root or ROOT / "build") / stack
     log(f"[1/4] reading Pulumi.{stack}.yaml")
     stack_file = load_stack_file(stack, stack_dir)
-    log(f"[2/4] running __main__.py under the mock runtime (stack {stack})")
+    log(f"[2/4] running __main__.py under the mock runtime (stack {stack}): apply, preview")
     run = run_program(stack_file.config, stack=stack, secret_keys=stack_file.secret_keys)
     if run.error is not None:
         raise run.error
+    # Once more as the first `pulumi preview` of a new stack sees it: what the policy
+    # pack must decide there (with outputs of resources not yet created unknown) is what
+    # lets `pulumi up --policy-pack` start at all.
+    preview = run_program(
+        stack_file.config, stack=stack, secret_keys=stack_file.secret_keys, preview=True
+    )
+    if preview.error is not None:
+        raise preview.error
     # The program accepted this config, so loading it again cannot fail.
     cfg = load_stack_config(stack_file.config, stack=stack, secret_keys=stack_file.secret_keys)
     resources = sorted(run.resources, key=lambda r: (r.type, r.name))
@@ -259,8 +280,11 @@ def plan(
         if lines:
             result.summary += [*lines, ""]
     verdicts = policy.verdicts(resources, cfg)
-    result.mandatory_violations = policy.mandatory_violations(verdicts)
-    result.summary += [*policy.summary(verdicts, stack), ""]
+    previewed = policy.verdicts(preview.resources, cfg)
+    result.mandatory_violations = policy.mandatory_violations(
+        previewed, "at preview"
+    ) + policy.mandatory_violations(verdicts)
+    result.summary += [*policy.summary(verdicts, previewed, stack), ""]
     for warning in sorted(set(run.warnings)):
         result.summary.append(f"warning: {warning}")
     files[out / "summary.txt"] = "\n".join(result.summary) + "\n"

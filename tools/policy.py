@@ -76,27 +76,37 @@ def verdicts(resources: Iterable[Recorded], cfg: PlatformConfig) -> list[Verdict
     return evaluate(RULES, seen, pack_config(cfg))
 
 
-def mandatory_violations(found: Iterable[Verdict]) -> list[str]:
-    """``<rule>: <message>`` for every violation of a mandatory rule."""
-    return [f"{v.rule}: {m}" for v in found if v.level == "mandatory" for m in v.violations]
+def mandatory_violations(found: Iterable[Verdict], when: str = "") -> list[str]:
+    """``<rule>: <message>`` for every violation of a mandatory rule (``when``, e.g.
+    ``at preview``, is added after the rule name)."""
+    at = f" {when}" if when else ""
+    return [f"{v.rule}{at}: {m}" for v in found if v.level == "mandatory" for m in v.violations]
 
 
-def summary(found: list[Verdict], stack: str) -> list[str]:
-    """The plan's policy section: one line per rule, its violations under it."""
-    width = max((len(v.rule) for v in found), default=0)
-    lines = [f"Policy verdicts ({PACK_NAME}, policies/config.{stack}.json):"]
-    for v in found:
-        if v.level == "disabled":
-            status, detail = "disabled", ""
-        elif v.violations:
-            status = "MANDATORY" if v.level == "mandatory" else "advisory"
-            detail = f"{len(v.violations)} violation{'s' if len(v.violations) != 1 else ''}"
-        elif v.checked == 0:
-            status, detail = "n/a", "no resource of its kind"
-        else:
-            status, detail = "pass", f"{v.checked} checked"
-        lines.append(f"  {status:<9}  {v.rule.ljust(width)}  {detail}".rstrip())
-        lines += [f"      - {m}" for m in v.violations]
+def _status(v: Verdict) -> str:
+    if v.level == "disabled":
+        return "disabled"
+    if v.violations:
+        kind = "MANDATORY" if v.level == "mandatory" else "advisory"
+        return f"{kind} x{len(v.violations)}"
+    return "n/a" if v.checked == 0 else f"pass ({v.checked})"
+
+
+def summary(applied: list[Verdict], previewed: list[Verdict], stack: str) -> list[str]:
+    """The plan's policy section: one line per rule with its verdict at the first
+    ``pulumi preview`` of a new stack (outputs of resources not yet created unknown) and
+    after apply (every output known); the violations of each under it."""
+    width = max((len(v.rule) for v in applied), default=0)
+    at_preview = {v.rule: v for v in previewed}
+    lines = [
+        f"Policy verdicts ({PACK_NAME}, policies/config.{stack}.json):",
+        f"  {'rule'.ljust(width)}  {'preview (new stack)':<20}  after apply",
+    ]
+    for v in applied:
+        p = at_preview[v.rule]
+        lines.append(f"  {v.rule.ljust(width)}  {_status(p):<20}  {_status(v)}".rstrip())
+        lines += [f"      - at preview: {m}" for m in p.violations]
+        lines += [f"      - after apply: {m}" for m in v.violations]
     return lines
 
 

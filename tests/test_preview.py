@@ -1,0 +1,134 @@
+"""The program as the first ``pulumi preview`` of a new stack sees it.
+
+Nothing exists yet: ids and every output a resource did not get as an input (ARNs,
+auto-generated names, endpoints) are unknown. What the policy pack decides here is what
+lets ``pulumi up --policy-pack`` start at all, so every mandatory rule must be decidable.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from policies.core import Resource, evaluate
+from policies.rules import RULES
+from tests.harness import find, find_all, planned, resolve, run_component
+from tools import policy
+from tools.mock_runtime import UNKNOWN, Cloud, run_program
+from tools.plan import load_stack_file, typed_stack_config
+
+
+def _preview(stack: str) -> list[Any]:
+    stack_file = load_stack_file(stack)
+    run = run_program(
+        stack_file.config, stack=stack, secret_keys=stack_file.secret_keys, preview=True
+    )
+    if run.error is not None:
+        raise run.error
+    return run.resources
+
+
+def _contains_unknown(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_contains_unknown(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_contains_unknown(v) for v in value)
+    return bool(value == UNKNOWN)
+
+
+def test_preview_has_no_mandatory_violation(stack: str) -> None:
+    cfg = typed_stack_config(stack)
+    verdicts = policy.verdicts(_preview(stack), cfg)
+    assert policy.mandatory_violations(verdicts) == []
+    # The mandatory rules did run: every rule that checks something here checked it.
+    assert {v.rule for v in verdicts if v.checked} >= {
+        "iam-no-wildcard-action",
+        "cost-tags-required",
+        "gpu-nodepool-requires-gpu-limit",
+    }
+
+
+def test_preview_sees_outputs_of_resources_not_yet_created_as_unknown(stack: str) -> None:
+    resources = _preview(stack)
+    # The Karpenter node role's ARN (an output) feeds its access entry: unknown here.
+    entry = find(resources, "aws:eks/accessEntry:AccessEntry", "karpenter-node")
+    assert entry.inputs["principalArn"] == UNKNOWN
+    # Policy documents never depend on such outputs: they are composed from config.
+    documents = [
+        r
+        for r in resources
+        if r.type
+        in {
+            "aws:iam/policy:Policy",
+            "aws:iam/rolePolicy:RolePolicy",
+            "aws:s3/bucketPolicy:BucketPolicy",
+            "aws:sqs/queuePolicy:QueuePolicy",
+            "aws:sns/topicPolicy:TopicPolicy",
+            "aws:kms/key:Key",
+        }
+        and "policy" in r.inputs
+    ]
+    assert documents
+    for r in documents:
+        assert not _contains_unknown(r.inputs.get("policy")), r.name
+        json.loads(r.inputs["policy"])
+
+
+def test_preview_policy_documents_equal_the_applied_ones(stack: str) -> None:
+    applied = {(r.type, r.name): r.inputs.get("policy") for r in planned(stack)}
+    for r in _preview(stack):
+        if r.type.endswith(("Policy", "/key:Key")) and "policy" in r.inputs:
+            assert r.inputs["policy"] == applied[(r.type, r.name)], r.name
+
+
+def test_unknown_arn_makes_a_mandatory_rule_fail_at_preview() -> None:
+    """The mode does catch the class of defect: a document built from an ARN output."""
+
+    def build() -> None:
+        queue = aws.sqs.Queue("q")
+        aws.sqs.QueuePolicy(
+            "q",
+            queue_url=queue.url,
+            policy=queue.arn.apply(
+                lambda arn: json.dumps({"Statement": [{"Action": "sqs:Send", "Resource": arn}]})
+            ),
+        )
+
+    preview = run_program({}, stack="t", program=build, preview=True)
+    (found,) = find_all(preview.resources, "aws:sqs/queuePolicy:QueuePolicy")
+    rule = next(r for r in RULES if r.name == "iam-no-wildcard-action")
+    (verdict,) = evaluate(
+        [rule], [Resource(found.type, found.name, found.inputs)], {rule.name: "mandatory"}
+    )
+    assert verdict.violations == (
+        "aws:sqs/queuePolicy:QueuePolicy q: policy cannot be verified at preview "
+        "(unknown until apply)",
+    )
+
+
+def test_mocks_answer_with_the_stacks_account_and_region(stack: str) -> None:
+    cfg = typed_stack_config(stack)
+    assert Cloud.of(load_stack_file(stack).config) == Cloud(cfg.account_id, cfg.region)
+
+    def build() -> tuple[str, str]:
+        identity = aws.get_caller_identity()
+        queue = aws.sqs.Queue("q", name="q")
+        return identity.account_id, resolve(queue.arn)
+
+    config = {"aws:region": cfg.region, "llm-platform:accountId": cfg.account_id}
+    box: list[tuple[str, str]] = []
+    run = run_program(config, stack=stack, program=lambda: box.append(build()))
+    assert run.error is None
+    assert box == [(cfg.account_id, f"arn:aws:sqs:{cfg.region}:{cfg.account_id}:q")]
+
+
+def test_run_component_stays_after_apply() -> None:
+    def build() -> bool:
+        return bool(resolve(aws.sqs.Queue("q").arn.apply(lambda a: a.startswith("arn:"))))
+
+    _, known = run_component(build)
+    assert known is True
+    assert pulumi.runtime.is_dry_run() is False
