@@ -95,6 +95,7 @@ monitoring = Monitoring(
         grafana_admin_password=secret(cfg.grafana_admin_password),
         slack_webhook_url=secret(cfg.slack_webhook_url),
         pagerduty_routing_key=secret(cfg.pagerduty_routing_key),
+        volume_tags=tags,
     ),
     opts=pulumi.ResourceOptions(provider=cluster.provider),
 )
@@ -200,6 +201,7 @@ kubecost = Kubecost(
         config=cfg.cost,
         cluster_name=cfg.cluster.name,
         region=cfg.region,
+        storage_class=monitoring.storage_class_name,
         crds=[monitoring.crd_release],
         runbook_base_url=cfg.observability.runbook_base_url,
     ),

@@ -30,6 +30,20 @@ EBS_CSI_SERVICE_ACCOUNT = "ebs-csi-controller-sa"
 ADDONS_BEFORE_NODES = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
 
 
+def addon_configuration(addon: str) -> str | None:
+    """``configurationValues`` of a managed add-on (JSON), or ``None`` for its defaults.
+
+    vpc-cni: EKS ignores every NetworkPolicy unless the CNI's network policy agent is
+    on (``enableNetworkPolicy``, a string, default ``"false"`` in the chart's values.yaml
+    at v1.20.4; https://docs.aws.amazon.com/eks/latest/userguide/cni-network-policy-configure.html).
+    Without it, the model servers' NetworkPolicy is decoration, and vLLM's routes outside
+    ``/v1`` (``/invocations`` among them) answer without the API key.
+    """
+    if addon == "vpc-cni":
+        return json.dumps({"enableNetworkPolicy": "true"}, sort_keys=True)
+    return None
+
+
 def assume_role_policy(service: str, *, tag_session: bool = False) -> str:
     """Trust policy letting an AWS service principal assume a role.
 
@@ -343,6 +357,7 @@ class Cluster(pulumi.ComponentResource):
             cluster_name=cfg.name,
             addon_name=addon,
             addon_version=cfg.addons[addon],  # type: ignore[index]
+            configuration_values=addon_configuration(addon),
             # Our config is the source of truth for managed add-on settings.
             resolve_conflicts_on_create="OVERWRITE",
             resolve_conflicts_on_update="OVERWRITE",

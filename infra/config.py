@@ -42,6 +42,7 @@ from infra.gpu_catalog import GPU_FAMILIES, allowed_instance_types
 from infra.naming import IAM_ROLE_NAME_MAX, bucket_name_problem, model_bucket_name, model_role_name
 from infra.nodepool_model import AMI_VERSION_EXAMPLES, ami_version_ok
 from workloads.gpu_memory import ModelShape, check_fit
+from workloads.host_memory import required_memory_gib
 
 NAMESPACE = "llm-platform"
 
@@ -283,6 +284,11 @@ class ModelConfig(_Section):
     """Kubernetes name and S3 prefix (``models/<name>/``) of the model."""
     served_model_name: Annotated[str, Field(min_length=1)]
     """Name clients send in the OpenAI ``model`` field, e.g. ``Qwen/Qwen2.5-3B-Instruct``."""
+    revision: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    """Weights revision served, e.g. the Hugging Face commit or a date (``2024-09-19``):
+    replicas load ``models/<name>/<revision>/`` and start only once
+    ``tools models sync`` finished it. Changing it is a zero-downtime rolling update;
+    setting the previous value back is the rollback."""
     enabled: bool = True
     gpu_pool: DnsLabel
     """Name of the GPU pool (``gpuPools[].name``) the model runs on."""
@@ -300,8 +306,10 @@ class ModelConfig(_Section):
     extra_args: tuple[str, ...] = ()
     """Further ``vllm serve`` flags, e.g. ``[--enable-prefix-caching]``."""
     resources: ContainerResources | None = None
-    """CPU and memory of the server container; default 3 vCPU and 12Gi per GPU (fits the
-    smallest single-GPU sizes next to the node's DaemonSets)."""
+    """CPU and memory of the server container; default 3 vCPU per GPU and the memory the
+    server needs while loading (``workloads.host_memory``: 12Gi for one GPU with the
+    default streamer buffer). A smaller memory is rejected: the pod would be OOM-killed
+    while streaming weights."""
 
     @property
     def shape(self) -> ModelShape:
@@ -336,6 +344,11 @@ class ServingConfig(_Section):
     drain_seconds: Annotated[int, Field(ge=5, le=600)] = 60
     """How long a stopping replica finishes in-flight requests (vLLM ``--shutdown-timeout``);
     the preStop delay and the pod's termination grace period derive from it (default 60)."""
+    streamer_buffer_gib: Annotated[int, Field(ge=1, le=64, alias="streamerBufferGiB")] = 4
+    """CPU buffer of the Run:ai streamer per GPU worker while weights load (vLLM
+    ``memory_limit``; default 4 GiB). Must hold the largest tensor (about 1 GiB for 7B
+    models, 2 GiB for 70B); the model containers' memory is sized from it
+    (``workloads.host_memory``)."""
     queue_depth_per_replica: Annotated[int, Field(ge=1, le=1000)] = 8
     """KEDA target: waiting requests (``vllm:num_requests_waiting``) per replica before
     scaling out (default 8)."""
@@ -828,6 +841,15 @@ def _cross_checks(cfg: PlatformConfig) -> list[str]:
                 f"{len(role)} characters; IAM allows {IAM_ROLE_NAME_MAX} (shorten the model "
                 "or cluster name)"
             )
+        need = required_memory_gib(model.tensor_parallel_size, cfg.serving.streamer_buffer_gib)
+        if model.resources is not None and _gib(model.resources.memory) < need:
+            problems.append(
+                f"{at}.resources.memory = {json.dumps(model.resources.memory)}: the server "
+                f"needs {need}Gi while loading (streamer buffer "
+                f"{cfg.serving.streamer_buffer_gib}GiB x {model.tensor_parallel_size} GPU(s) "
+                "plus vLLM's processes and /dev/shm); raise it or lower "
+                "serving.streamerBufferGiB"
+            )
         too_big = check_fit(model.name, model.shape, types_)
         if too_big is not None:
             problems.append(f"{at}: {too_big}")
@@ -898,6 +920,11 @@ def _cross_checks(cfg: PlatformConfig) -> list[str]:
             )
 
     return problems
+
+
+def _gib(quantity: str) -> float:
+    """A ``512Mi``/``4Gi`` memory quantity in GiB."""
+    return int(quantity[:-2]) / (1024 if quantity.endswith("Mi") else 1)
 
 
 def _non_gpu_families(path: str, families: tuple[str, ...]) -> list[str]:

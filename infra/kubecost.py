@@ -93,7 +93,12 @@ RECORDING_RULES: list[dict[str, Any]] = [
 
 
 def kubecost_values(
-    config: CostConfig, *, cluster_name: str, region: str, budgets: Sequence[Budget]
+    config: CostConfig,
+    *,
+    cluster_name: str,
+    region: str,
+    budgets: Sequence[Budget],
+    storage_class: str,
 ) -> dict[str, Any]:
     """Helm values of the cost-analyzer release."""
     on_system_nodes = {"nodeSelector": dict(SYSTEM_NODE_LABELS), "tolerations": [SYSTEM_TOLERATION]}
@@ -116,6 +121,10 @@ def kubecost_values(
             "gpuLabel": gpu_label,
             "gpuLabelValue": gpu_value,
         },
+        # The chart's PVC names no class by default, and EKS has no default StorageClass:
+        # the claim would stay Pending and the release time out
+        # (``persistentVolume.storageClass`` in cost-analyzer/values.yaml).
+        "persistentVolume": {"storageClass": storage_class},
         "kubecostModel": {"resources": config.kubecost_model_resources.render()},
         "kubecostFrontend": {"resources": config.kubecost_frontend_resources.render()},
         **on_system_nodes,
@@ -158,6 +167,8 @@ class KubecostArgs:
     config: CostConfig
     cluster_name: str
     region: str
+    storage_class: pulumi.Input[str]
+    """StorageClass of Kubecost's volume (created by Monitoring; an Output orders it)."""
     crds: Sequence[pulumi.Resource] = field(default_factory=tuple)
     """What installs the ServiceMonitor/PrometheusRule CRDs (prometheus-operator-crds)."""
     runbook_base_url: str = ObservabilityConfig.model_fields["runbook_base_url"].default
@@ -189,11 +200,14 @@ class Kubecost(pulumi.ComponentResource):
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=REPOSITORY),
             namespace=KUBECOST_NAMESPACE,
             create_namespace=True,
-            values=kubecost_values(
-                args.config,
-                cluster_name=args.cluster_name,
-                region=args.region,
-                budgets=args.budgets,
+            values=pulumi.Output.from_input(args.storage_class).apply(
+                lambda storage_class: kubecost_values(
+                    args.config,
+                    cluster_name=args.cluster_name,
+                    region=args.region,
+                    budgets=args.budgets,
+                    storage_class=storage_class,
+                )
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -14,7 +14,8 @@ Creates, in the ``monitoring`` namespace:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import pulumi
@@ -63,6 +64,8 @@ class MonitoringArgs:
     grafana_admin_password: pulumi.Input[str]
     slack_webhook_url: pulumi.Input[str]
     pagerduty_routing_key: pulumi.Input[str]
+    volume_tags: Mapping[str, str] = field(default_factory=dict)
+    """Cost tags of the EBS volumes the StorageClass provisions."""
 
     def __post_init__(self) -> None:
         if not self.cluster_name:
@@ -81,9 +84,16 @@ def _volume(gib: int) -> dict[str, Any]:
     }
 
 
-def storage_class_parameters() -> dict[str, str]:
-    """EBS CSI driver parameters: gp3 (3,000 IOPS baseline at any size), encrypted."""
-    return {"type": "gp3", "encrypted": "true", "csi.storage.k8s.io/fstype": "ext4"}
+def storage_class_parameters(tags: Mapping[str, str]) -> dict[str, str]:
+    """EBS CSI driver parameters: gp3 (3,000 IOPS baseline at any size), encrypted, and
+    the stack's cost tags on every volume it provisions (``tagSpecification_<n>``, see
+    https://github.com/kubernetes-sigs/aws-ebs-csi-driver/blob/master/docs/tagging.md),
+    so the volumes count towards the budgets that filter on those tags."""
+    tagged = {
+        f"tagSpecification_{i}": f"{key}={value}"
+        for i, (key, value) in enumerate(sorted(tags.items()), start=1)
+    }
+    return {"type": "gp3", "encrypted": "true", "csi.storage.k8s.io/fstype": "ext4", **tagged}
 
 
 def kube_prometheus_stack_values(
@@ -174,6 +184,8 @@ class Monitoring(pulumi.ComponentResource):
     """kube-prometheus-stack, the platform's alert rules, Alertmanager routing, dashboards."""
 
     crd_release: k8s.helm.v3.Release
+    storage_class_name: pulumi.Output[str]
+    """The encrypted, cost-tagged gp3 StorageClass every chart volume uses."""
     """Release installing the monitoring.coreos.com CRDs: ``depends_on`` it for CRs."""
     release: k8s.helm.v3.Release
     selector_labels: dict[str, str]
@@ -199,7 +211,7 @@ class Monitoring(pulumi.ComponentResource):
             f"{name}-gp3",
             metadata={"name": STORAGE_CLASS},
             provisioner="ebs.csi.aws.com",
-            parameters=storage_class_parameters(),
+            parameters=storage_class_parameters(args.volume_tags),
             reclaim_policy=cfg.storage_reclaim_policy,
             # EBS volumes are zonal: create them where the pod is scheduled.
             volume_binding_mode="WaitForFirstConsumer",
@@ -289,4 +301,6 @@ class Monitoring(pulumi.ComponentResource):
                 opts=in_namespace,
             )
 
+        # An Output, so what takes it (Kubecost's volume) is created after the class.
+        self.storage_class_name = storage.metadata.name
         self.register_outputs({"crd_release": self.crd_release.name, "release": self.release.name})

@@ -34,13 +34,20 @@ def bucket_name_problem(name: str) -> str | None:
 
 
 def model_prefix(model: str) -> str:
-    """Key prefix of one model's files in the model bucket: ``models/<model>/``."""
+    """Key prefix of every revision of one model: ``models/<model>/`` (what the model's
+    Pod Identity role may read)."""
     return f"models/{model}/"
 
 
-def model_manifest_key(model: str) -> str:
-    """The manifest the model sync writes last: ``models/<model>/manifest.json``."""
-    return f"{model_prefix(model)}manifest.json"
+def revision_prefix(model: str, revision: str) -> str:
+    """Key prefix of one revision's files: ``models/<model>/<revision>/``."""
+    return f"{model_prefix(model)}{revision}/"
+
+
+def model_manifest_key(model: str, revision: str) -> str:
+    """The revision's completion marker: ``models/<model>/<revision>/manifest.json``,
+    which the model sync writes last, once every file it lists is in the bucket."""
+    return f"{revision_prefix(model, revision)}manifest.json"
 
 
 IAM_ROLE_NAME_MAX = 64

@@ -250,3 +250,14 @@ def test_every_aws_resource_naming_the_cluster_waits_for_it(
     naming = [r for r in resources if r.type.startswith("aws:") and "clusterName" in r.inputs]
     assert len(naming) >= 10
     assert [r.name for r in naming if not reaches_cluster(r.name, set())] == []
+
+
+def test_network_policies_are_enforced(resources: tuple[Recorded, ...]) -> None:
+    # The program renders NetworkPolicies (model servers); EKS enforces none of them
+    # unless the VPC CNI's network policy agent is on.
+    assert find_all(resources, "kubernetes:networking.k8s.io/v1:NetworkPolicy")
+    addons = {a.inputs["addonName"]: a.inputs for a in find_all(resources, "aws:eks/addon:Addon")}
+    assert json.loads(addons["vpc-cni"]["configurationValues"]) == {"enableNetworkPolicy": "true"}
+    # pulumi-eks must not install a second vpc-cni add-on next to ours.
+    cluster = find(resources, "eks:index:Cluster", "llm-eks").inputs
+    assert cluster["useDefaultVpcCni"] is True

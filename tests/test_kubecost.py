@@ -123,4 +123,9 @@ def test_our_prometheus_scrapes_cost_model_and_gets_recording_rules(
 
 def test_kubecost_args_need_a_cluster_name() -> None:
     with pytest.raises(ValueError, match=r"^cluster_name \(''\) must name the EKS cluster$"):
-        KubecostArgs(config=typed_stack_config("dev").cost, cluster_name="", region="us-west-2")
+        KubecostArgs(
+            config=typed_stack_config("dev").cost,
+            cluster_name="",
+            region="us-west-2",
+            storage_class="gp3",
+        )

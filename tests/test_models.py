@@ -14,14 +14,17 @@ import pytest
 from boto3.s3.transfer import TransferConfig
 from moto import mock_aws
 
-from infra.naming import model_bucket_name, model_manifest_key
+from infra.naming import model_manifest_key
 from tools import models
 from tools.__main__ import main as cli
 from tools.aws import ToolError
+from tools.plan import typed_stack_config
 
-ACCOUNT = "123456789012"  # moto's account
-REGION = "us-west-2"  # dev
-BUCKET = model_bucket_name(ACCOUNT, REGION, "dev")
+DEV = typed_stack_config("dev")
+REGION = DEV.region
+BUCKET = DEV.model_bucket
+REV = "r1"
+CHAT_REVISION = next(m.revision for m in DEV.models if m.name == "chat")
 MiB = 1024 * 1024
 # The smallest parts S3 accepts, so a 6 MiB file goes up in two parts.
 SMALL_PARTS = TransferConfig(multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB)
@@ -32,6 +35,8 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         monkeypatch.setenv(key, "testing")
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+    # moto answers STS as the stack's own account (the tool refuses any other).
+    monkeypatch.setenv("MOTO_ACCOUNT_ID", DEV.account_id)
     with mock_aws():
         client = boto3.client("s3", region_name=REGION)
         client.create_bucket(
@@ -50,11 +55,12 @@ def model_dir(tmp_path: Path) -> Path:
     return root
 
 
-def _sync(s3: Any, directory: Path, **kwargs: Any) -> models.SyncResult:
+def _sync(s3: Any, directory: Path, revision: str = REV, **kwargs: Any) -> models.SyncResult:
     return models.sync(
         s3,
         BUCKET,
         "chat",
+        revision,
         directory,
         transfer=SMALL_PARTS,
         log=lambda _: None,
@@ -75,17 +81,18 @@ def test_first_sync_uploads_everything_with_checksums_then_the_manifest(
     assert result.skipped == []
 
     weights = s3.head_object(
-        Bucket=BUCKET, Key="models/chat/model.safetensors", ChecksumMode="ENABLED"
+        Bucket=BUCKET, Key="models/chat/r1/model.safetensors", ChecksumMode="ENABLED"
     )
     assert weights["ETag"].strip('"').endswith("-2")  # multipart, two parts
     assert weights["Metadata"] == {"sha256": _sha(model_dir / "model.safetensors")}
     assert "ChecksumSHA256" in weights
 
     manifest = json.loads(
-        s3.get_object(Bucket=BUCKET, Key=model_manifest_key("chat"))["Body"].read()
+        s3.get_object(Bucket=BUCKET, Key=model_manifest_key("chat", REV))["Body"].read()
     )
     assert manifest == {
         "model": "chat",
+        "revision": REV,
         "files": [
             {
                 "path": p,
@@ -104,15 +111,23 @@ def test_rerun_uploads_nothing(s3: Any, model_dir: Path) -> None:
     assert again.skipped == ["config.json", "model.safetensors", "tokenizer/tokenizer.json"]
 
 
-def test_only_a_changed_file_is_uploaded_again(s3: Any, model_dir: Path) -> None:
+def test_a_synced_revision_never_changes(s3: Any, model_dir: Path) -> None:
     _sync(s3, model_dir)
     (model_dir / "config.json").write_text('{"architectures": ["Qwen3ForCausalLM"]}\n')
-    result = _sync(s3, model_dir)
-    assert result.uploaded == ["config.json"]
+    with pytest.raises(
+        ToolError,
+        match=rf"^revision r1 of model chat is already synced with other files "
+        rf"\(s3://{BUCKET}/models/chat/r1/manifest.json\); a synced revision never changes",
+    ):
+        _sync(s3, model_dir)
+    # A new revision next to it: only its own prefix, the old one stays for rollback.
+    result = _sync(s3, model_dir, revision="r2")
+    assert result.uploaded == ["config.json", "model.safetensors", "tokenizer/tokenizer.json"]
     manifest = json.loads(
-        s3.get_object(Bucket=BUCKET, Key=model_manifest_key("chat"))["Body"].read()
+        s3.get_object(Bucket=BUCKET, Key=model_manifest_key("chat", "r2"))["Body"].read()
     )
     assert manifest["files"][0]["sha256"] == _sha(model_dir / "config.json")
+    s3.head_object(Bucket=BUCKET, Key=model_manifest_key("chat", REV))
 
 
 def test_rerun_after_an_interruption_resumes_without_a_manifest(
@@ -130,9 +145,9 @@ def test_rerun_after_an_interruption_resumes_without_a_manifest(
     monkeypatch.setattr(s3, "upload_file", upload_then_die)
     with pytest.raises(KeyboardInterrupt):
         _sync(s3, model_dir)
-    assert calls == ["models/chat/config.json"]
+    assert calls == ["models/chat/r1/config.json"]
     listed = s3.list_objects_v2(Bucket=BUCKET, Prefix="models/chat/")["Contents"]
-    assert [o["Key"] for o in listed] == ["models/chat/config.json"]  # no manifest
+    assert [o["Key"] for o in listed] == ["models/chat/r1/config.json"]  # no manifest
 
     monkeypatch.setattr(s3, "upload_file", real_upload)
     result = _sync(s3, model_dir)
@@ -141,18 +156,19 @@ def test_rerun_after_an_interruption_resumes_without_a_manifest(
 
 
 def test_stale_objects_are_reported_and_deleted_on_request(s3: Any, model_dir: Path) -> None:
-    _sync(s3, model_dir)
-    (model_dir / "tokenizer" / "tokenizer.json").unlink()
+    # Left over from an interrupted sync of other files to the same, unfinished revision.
+    s3.put_object(Bucket=BUCKET, Key="models/chat/r1/old.bin", Body=b"x")
     kept = _sync(s3, model_dir)
-    assert kept.stale == ["models/chat/tokenizer/tokenizer.json"]
-    s3.head_object(Bucket=BUCKET, Key="models/chat/tokenizer/tokenizer.json")
+    assert kept.stale == ["models/chat/r1/old.bin"]
+    s3.head_object(Bucket=BUCKET, Key="models/chat/r1/old.bin")
     deleted = _sync(s3, model_dir, delete=True)
-    assert deleted.stale == ["models/chat/tokenizer/tokenizer.json"]
+    assert deleted.stale == ["models/chat/r1/old.bin"]
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]]
     assert keys == [
-        "models/chat/config.json",
-        "models/chat/manifest.json",
-        "models/chat/model.safetensors",
+        "models/chat/r1/config.json",
+        "models/chat/r1/manifest.json",
+        "models/chat/r1/model.safetensors",
+        "models/chat/r1/tokenizer/tokenizer.json",
     ]
 
 
@@ -161,10 +177,32 @@ def test_cli_syncs_to_the_stack_bucket(
 ) -> None:
     assert cli(["models", "sync", "dev", "chat", str(model_dir)]) == 0
     out = capsys.readouterr().out
+    prefix = f"s3://{BUCKET}/models/chat/{CHAT_REVISION}/"
     assert out.splitlines() == [
-        f"s3://{BUCKET}/models/chat/: 3 files, 3 to upload, 0 unchanged",
-        f"wrote s3://{BUCKET}/models/chat/manifest.json",
+        f"{prefix}: 3 files, 3 to upload, 0 unchanged",
+        f"wrote {prefix}manifest.json",
     ]
+
+
+def test_cli_writes_another_revision_when_asked(
+    s3: Any, model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(["models", "sync", "dev", "chat", str(model_dir), "--revision", "next"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"wrote s3://{BUCKET}/models/chat/next/manifest.json"
+    )
+
+
+@pytest.mark.usefixtures("s3")
+def test_cli_refuses_credentials_of_another_account(
+    model_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MOTO_ACCOUNT_ID", "999999999999")
+    assert cli(["models", "sync", "dev", "chat", str(model_dir)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: the credentials are of account 999999999999, stack dev deploys into "
+        f"{DEV.account_id} (llm-platform:accountId)\n"
+    )
 
 
 @pytest.mark.usefixtures("s3")

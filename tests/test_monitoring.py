@@ -25,6 +25,7 @@ from infra.monitoring import (
 from tests.harness import find, find_all
 from tests.test_alert_rules import load_stack
 from tools.mock_runtime import Recorded, Secret
+from tools.plan import typed_stack_config
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
@@ -253,3 +254,13 @@ def test_kube_state_metrics_exposes_the_model_label(resources: tuple[Recorded, .
     """Model-scope cost rules join kube_pod_labels on label_llm_platform_io_model."""
     ksm = values(resources)["kube-state-metrics"]
     assert ksm["metricLabelsAllowlist"] == ["pods=[llm-platform.io/model]"]
+
+
+def test_storage_class_tags_every_volume_with_the_cost_tags(
+    stack: str, resources: tuple[Recorded, ...]
+) -> None:
+    sc = find(resources, "kubernetes:storage.k8s.io/v1:StorageClass", "monitoring-gp3")
+    tags = typed_stack_config(stack).all_tags
+    specs = {k: v for k, v in sc.inputs["parameters"].items() if k.startswith("tagSpecification_")}
+    assert sorted(specs.values()) == sorted(f"{k}={v}" for k, v in tags.items())
+    assert sorted(specs) == [f"tagSpecification_{i}" for i in range(1, len(tags) + 1)]

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from infra.naming import bucket_name_problem, model_bucket_name, model_manifest_key, model_prefix
+from infra.naming import (
+    bucket_name_problem,
+    model_bucket_name,
+    model_manifest_key,
+    model_prefix,
+    revision_prefix,
+)
 
 
 def test_model_bucket_name_from_account_region_and_stack() -> None:
@@ -25,4 +31,5 @@ def test_model_bucket_name_over_63_characters_is_a_problem() -> None:
 
 def test_model_prefix_and_manifest_key() -> None:
     assert model_prefix("chat") == "models/chat/"
-    assert model_manifest_key("chat") == "models/chat/manifest.json"
+    assert revision_prefix("chat", "r1") == "models/chat/r1/"
+    assert model_manifest_key("chat", "r1") == "models/chat/r1/manifest.json"

@@ -73,6 +73,20 @@ def test_masked_replaces_every_secret() -> None:
         "a": ["[secret]", {"b": "[secret]"}],
         "c": "y",
     }
+    # A secret mapping keeps its keys, so a masked Secret object stays schema-valid.
+    assert plan_tool.masked({"stringData": Secret({"api-key": "k", "n": [1]})}) == {
+        "stringData": {"api-key": "[secret]", "n": ["[secret]"]}
+    }
+
+
+def test_every_planned_secret_keeps_its_keys(stack: str, tmp_path: Path) -> None:
+    plan_tool.plan(stack, out_root=tmp_path, log=lambda _: None)
+    secrets = sorted((tmp_path / stack / "manifests").glob("secret-*.yaml"))
+    assert secrets
+    for path in secrets:
+        data = yaml.safe_load(path.read_text())["stringData"]
+        assert isinstance(data, dict) and data, path.name
+        assert set(data.values()) == {"[secret]"}, path.name
 
 
 def test_bad_config_exits_2_with_the_message_and_no_traceback(
@@ -100,3 +114,15 @@ def test_unknown_stack_exits_2_listing_stacks(capsys: pytest.CaptureFixture[str]
 def test_committed_build_dir_is_not_required(tmp_path: Path) -> None:
     shutil.rmtree(tmp_path, ignore_errors=True)
     assert plan_tool.plan("prod", out_root=tmp_path, log=lambda _: None).exit_code == 0
+
+
+def test_summary_shows_each_models_revision(stack: str, tmp_path: Path) -> None:
+    from tools.plan import typed_stack_config
+
+    result = plan_tool.plan(stack, out_root=tmp_path, log=lambda _: None)
+    cfg = typed_stack_config(stack)
+    lines = result.summary[result.summary.index("Models (vLLM):") + 1 :]
+    for model in cfg.enabled_models:
+        line = next(line for line in lines if line.startswith(f"  {model.name}: "))
+        assert f" revision {model.revision}, pool {model.gpu_pool}, " in line
+        assert line.endswith(f"/models/{model.name}/{model.revision}/")

@@ -11,8 +11,10 @@ from infra.config import ModelConfig, ServingConfig
 from tests.harness import find, find_all
 from tools.mock_runtime import Recorded, Secret
 from tools.plan import typed_stack_config
+from workloads.host_memory import PROCESS_GIB, WORKER_GIB, required_memory_gib, shm_gib
 from workloads.vllm import (
     VllmModelArgs,
+    container_resources,
     drain_timings,
     model_read_policy,
     probe_timings,
@@ -32,6 +34,7 @@ def _model(**overrides: Any) -> ModelConfig:
         {
             "name": "m",
             "servedModelName": "org/M-8B",
+            "revision": "r1",
             "gpuPool": "gpu",
             "parametersBillions": 8.03,
             "numLayers": 32,
@@ -76,10 +79,12 @@ def test_vllm_args_from_typed_config() -> None:
         maxNumSeqs=16,
         extraArgs=["--enable-prefix-caching"],
     )
-    assert vllm_args(model, "bucket-1", drain_timings(30)) == [
-        "s3://bucket-1/models/m/",
+    serving = ServingConfig(streamer_buffer_gib=2)
+    assert vllm_args(model, "bucket-1", drain_timings(30), serving) == [
+        "s3://bucket-1/models/m/r1/",
         "--served-model-name", "org/M-8B",
         "--load-format", "runai_streamer",
+        "--model-loader-extra-config", '{"memory_limit": 2147483648}',
         "--host", "0.0.0.0",
         "--port", "8000",
         "--tensor-parallel-size", "2",
@@ -124,7 +129,10 @@ def test_rollout_never_drops_a_serving_replica() -> None:
         "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
     }
     template = spec["template"]
-    assert template["metadata"]["annotations"] == {"karpenter.sh/do-not-disrupt": "true"}
+    assert template["metadata"]["annotations"] == {
+        "karpenter.sh/do-not-disrupt": "true",
+        "llm-platform.io/revision": "r1",
+    }
     assert template["spec"]["terminationGracePeriodSeconds"] == 65  # 10 + 40 + 15
     assert _container(deployment)["lifecycle"] == {"preStop": {"sleep": {"seconds": 10}}}
     assert spec["progressDeadlineSeconds"] > probe_timings(_model()).startup_window_seconds
@@ -205,7 +213,8 @@ def test_each_enabled_model_is_served(stack: str, resources: tuple[Recorded, ...
             "apiVersion": deployment["apiVersion"],
             "kind": deployment["kind"],
         }
-        assert _container(deployment)["args"][0] == f"s3://{bucket}/models/{model.name}/"
+        uri = f"s3://{bucket}/models/{model.name}/{model.revision}/"
+        assert _container(deployment)["args"][0] == uri
 
 
 def test_prod_runs_two_or_more_replicas_spread_over_zones(
@@ -265,3 +274,58 @@ def test_api_key_secret_stays_secret(resources: tuple[Recorded, ...]) -> None:
     # The engine marks the whole property secret; the plan masks it, state encrypts it.
     assert isinstance(secret["stringData"], Secret)
     assert secret["stringData"].value == {"api-key": "offline-placeholder-llm-platform-modelApiKey"}
+
+
+def test_vllm_starts_only_on_a_completely_synced_revision() -> None:
+    model = _model(revision="2024-09-19")
+    pod = render_deployment(model, ServingConfig(), "bucket-1", "vllm-m")["spec"]["template"]
+    (gate,) = pod["spec"]["initContainers"]
+    assert gate["image"] == ServingConfig().vllm_image  # already on the node for the server
+    assert gate["command"][:2] == ["python3", "-c"]
+    assert {e["name"]: e["value"] for e in gate["env"]} == {
+        "WEIGHTS_BUCKET": "bucket-1",
+        "WEIGHTS_MANIFEST": "models/m/2024-09-19/manifest.json",
+        "WEIGHTS_WAIT_SECONDS": "300",
+    }
+    compile(gate["command"][2], "weights-gate", "exec")  # the script is valid Python
+    # The server reads exactly the revision the gate checked.
+    (server,) = pod["spec"]["containers"]
+    assert server["args"][0] == "s3://bucket-1/models/m/2024-09-19/"
+
+
+def test_changing_the_revision_is_a_rolling_update_that_keeps_serving() -> None:
+    old = render_deployment(_model(revision="a"), ServingConfig(), "b", "vllm-m")
+    new = render_deployment(_model(revision="b"), ServingConfig(), "b", "vllm-m")
+    assert old["spec"]["template"] != new["spec"]["template"]  # a new ReplicaSet
+    assert old["spec"]["selector"] == new["spec"]["selector"]  # the same Deployment
+    assert new["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
+    # Setting the old revision back renders the old template again: the rollback.
+    assert render_deployment(_model(revision="a"), ServingConfig(), "b", "vllm-m") == old
+
+
+@pytest.mark.parametrize("tp", [1, 2, 4])
+def test_container_memory_holds_the_streamer_buffer_and_vllm(tp: int) -> None:
+    serving = ServingConfig()
+    resources = container_resources(_model(tensorParallelSize=tp), serving)
+    memory = int(resources["limits"]["memory"].removesuffix("Gi"))
+    assert resources["requests"]["memory"] == resources["limits"]["memory"]
+    assert memory == required_memory_gib(tp, serving.streamer_buffer_gib)
+    assert memory >= tp * serving.streamer_buffer_gib + shm_gib(tp) + PROCESS_GIB
+
+
+def test_every_committed_model_fits_its_container_while_loading(
+    stack: str, resources: tuple[Recorded, ...]
+) -> None:
+    cfg = typed_stack_config(stack)
+    deployments = _deployments(resources)
+    for model in cfg.enabled_models:
+        container = _container(deployments[model.name])
+        args = container["args"]
+        loader = json.loads(args[args.index("--model-loader-extra-config") + 1])
+        buffer_gib = loader["memory_limit"] / 1024**3
+        memory = int(container["resources"]["limits"]["memory"].removesuffix("Gi"))
+        # Without the bound the streamer buffers the whole checkpoint (up to 40 GB).
+        weights = model.parameters_billions * 2 if model.quantization is None else 0
+        assert buffer_gib * model.tensor_parallel_size < weights or weights == 0
+        tp = model.tensor_parallel_size
+        assert memory >= tp * (buffer_gib + WORKER_GIB) + PROCESS_GIB + shm_gib(tp)

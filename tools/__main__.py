@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     models = commands.add_parser("models", help="manage model files in the stack's model bucket")
     model_commands = models.add_subparsers(dest="models_command", required=True)
     sync = model_commands.add_parser(
-        "sync", help="upload a local model directory to s3://<model bucket>/models/<model>/"
+        "sync",
+        help="upload a local model directory to s3://<model bucket>/models/<model>/<revision>/",
     )
     sync.add_argument("stack", help="stack name: reads Pulumi.<stack>.yaml")
     sync.add_argument("model", help="model name from the stack's llm-platform:models")
@@ -50,7 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     sync.add_argument(
         "--delete",
         action="store_true",
-        help="delete objects under the model prefix that are not in the directory",
+        help="delete objects under the revision's prefix that are not in the directory",
+    )
+    sync.add_argument(
+        "--revision",
+        default=None,
+        help="revision to write (default: the model's revision in the stack config)",
     )
     sync.add_argument("--stack-dir", type=Path, default=None, help=argparse.SUPPRESS)
 
@@ -84,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             args.model,
             args.directory,
             delete=args.delete,
+            revision=args.revision,
             stack_dir=args.stack_dir or models_tool.ROOT,
         )
     if args.command == "preview-comment":

@@ -1,8 +1,10 @@
 """Model sync: upload a local model directory to the stack's model bucket.
 
 ``python -m tools models sync <stack> <model> <local-dir>`` puts every file of
-``<local-dir>`` under ``s3://<model bucket>/models/<model>/`` (the prefix the model's
-Pod Identity role may read) and writes ``models/<model>/manifest.json`` last:
+``<local-dir>`` under ``s3://<model bucket>/models/<model>/<revision>/`` (the revision
+the stack config names, or ``--revision``) and writes the revision's
+``manifest.json`` last: the completion marker the model pods wait for before vLLM
+starts (``workloads.vllm``, init container ``weights``).
 
 - large files go up as multipart uploads (:data:`TRANSFER`), each part and object with
   an S3-verified SHA-256 checksum (``ChecksumAlgorithm=SHA256``);
@@ -12,10 +14,13 @@ Pod Identity role may read) and writes ``models/<model>/manifest.json`` last:
   or the object's metadata) is skipped, so a re-run after an interruption uploads only
   what is missing or changed;
 - the manifest lists every file with its size and SHA-256; it is written only after all
-  uploads succeeded, so a manifest always describes a complete model.
+  uploads succeeded, so a manifest always describes a complete model;
+- a revision with a manifest is immutable: replicas may be serving it, and setting the
+  previous revision back must be a real rollback. Syncing other files to it fails;
+  sync them to a new revision instead.
 
-The bucket name comes from :func:`infra.naming.model_bucket_name` with the caller's
-account (STS) and the stack's region: the same derivation the program uses to create it.
+The bucket name is the stack's (:attr:`infra.config.PlatformConfig.model_bucket`); the
+tool refuses credentials of another account than the stack's ``accountId``.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import boto3
 from boto3.s3.transfer import TransferConfig
 
 from infra.config import NAMESPACE, ConfigError, PlatformConfig
-from infra.naming import model_bucket_name, model_manifest_key, model_prefix
+from infra.naming import model_manifest_key, revision_prefix
 from tools.aws import ToolError, aws_errors
 from tools.plan import ROOT, typed_stack_config
 
@@ -71,10 +76,11 @@ def scan(directory: Path) -> list[LocalFile]:
     ]
 
 
-def manifest(model: str, files: list[LocalFile]) -> dict[str, Any]:
+def manifest(model: str, revision: str, files: list[LocalFile]) -> dict[str, Any]:
     """The manifest document (deterministic: files sorted by path)."""
     return {
         "model": model,
+        "revision": revision,
         "files": [
             {"path": f.path, "size": f.size, "sha256": f.sha256}
             for f in sorted(files, key=lambda f: f.path)
@@ -150,6 +156,7 @@ def sync(
     s3: Any,
     bucket: str,
     model: str,
+    revision: str,
     directory: Path,
     *,
     delete: bool = False,
@@ -157,13 +164,14 @@ def sync(
     log: Callable[[str], None] = print,
     stream: TextIO = sys.stderr,
 ) -> SyncResult:
-    """Upload ``directory`` to ``bucket`` under ``models/<model>/``; manifest last."""
+    """Upload ``directory`` to ``bucket`` under ``models/<model>/<revision>/``; manifest
+    last. Raises :class:`ToolError` when the revision is complete with other files."""
     if not directory.is_dir():
         raise ToolError(f"{directory} is not a directory")
     files = scan(directory)
     if not files:
         raise ToolError(f"{directory} holds no files")
-    prefix, manifest_key = model_prefix(model), model_manifest_key(model)
+    prefix, manifest_key = revision_prefix(model, revision), model_manifest_key(model, revision)
     if any(prefix + f.path == manifest_key for f in files):
         raise ToolError(f"{directory}/manifest.json would collide with the sync manifest")
     try:
@@ -173,6 +181,13 @@ def sync(
             f"bucket {bucket} does not exist: deploy the stack (pulumi up) before syncing models"
         ) from None
     known = _remote_manifest(s3, bucket, manifest_key, manifest_key in remote)
+    if known and known != {f.path: f.sha256 for f in files}:
+        raise ToolError(
+            f"revision {revision} of model {model} is already synced with other files "
+            f"(s3://{bucket}/{manifest_key}); a synced revision never changes, since "
+            f"replicas may serve it: sync {directory} to a new revision and set it in "
+            f"{NAMESPACE}:models"
+        )
 
     def unchanged(f: LocalFile) -> bool:
         key = prefix + f.path
@@ -213,7 +228,7 @@ def sync(
             "re-run with --delete to remove them"
         )
 
-    body = json.dumps(manifest(model, files), indent=2, sort_keys=True).encode() + b"\n"
+    body = json.dumps(manifest(model, revision, files), indent=2, sort_keys=True).encode() + b"\n"
     s3.put_object(
         Bucket=bucket,
         Key=manifest_key,
@@ -231,19 +246,26 @@ def main(
     directory: Path,
     *,
     delete: bool = False,
+    revision: str | None = None,
     stack_dir: Path = ROOT,
     session: Any = None,
 ) -> int:
-    """CLI entry (``models sync``): 0 synced, 2 bad input or AWS error."""
+    """CLI entry (``models sync``): 0 synced, 2 bad input or AWS error. ``revision``
+    defaults to the one the stack config names for the model."""
     try:
         cfg = typed_stack_config(stack, stack_dir)
         check_model(cfg, model)
+        revision = revision or next(m.revision for m in cfg.models if m.name == model)
         session = session or boto3.session.Session()
         with aws_errors(f"stack {stack} ({cfg.region})"):
             account = session.client("sts", region_name=cfg.region).get_caller_identity()
-            bucket = model_bucket_name(account["Account"], cfg.region, stack)
+            if account["Account"] != cfg.account_id:
+                raise ToolError(
+                    f"the credentials are of account {account['Account']}, stack {stack} "
+                    f"deploys into {cfg.account_id} ({NAMESPACE}:accountId)"
+                )
             s3 = session.client("s3", region_name=cfg.region)
-            sync(s3, bucket, model, directory, delete=delete)
+            sync(s3, cfg.model_bucket, model, revision, directory, delete=delete)
     except (ConfigError, ToolError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

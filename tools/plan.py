@@ -33,6 +33,7 @@ from tools.cost_summary import gpu_spend_section
 from tools.gpu_capacity import gpu_capacity_section
 from tools.logging_summary import logging_summary
 from tools.mock_runtime import Recorded, Secret, run_program
+from tools.models_summary import models_summary
 
 ROOT = Path(__file__).resolve().parent.parent
 MASK = "[secret]"
@@ -192,6 +193,7 @@ SUMMARY_SECTIONS: list[SummarySection] = [
     _resources_by_kind,
     _helm_releases,
     gpu_capacity_section,
+    models_summary,
     gpu_spend_section,
     logging_summary,
     alerts_summary,

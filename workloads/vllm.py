@@ -32,10 +32,12 @@ from infra.conventions import (
     PROMETHEUS_URL,
     ZONE_LABEL,
 )
-from infra.naming import model_prefix, model_role_name
+from infra.naming import model_manifest_key, model_prefix, model_role_name, revision_prefix
 from workloads.gpu_memory import weights_gib_per_gpu
+from workloads.host_memory import required_memory_gib, shm_gib, streamer_memory_limit_bytes
 
 PORT: Final = 8000
+REVISION_ANNOTATION: Final = "llm-platform.io/revision"
 API_KEY_SECRET: Final = "vllm-api-key"
 API_KEY_KEY: Final = "api-key"
 
@@ -100,10 +102,12 @@ def drain_timings(drain_seconds: int) -> DrainTimings:
     )
 
 
-def container_resources(model: ModelConfig) -> dict[str, Any]:
-    """Requests = limits for GPUs (the scheduler needs both); memory limit = request."""
+def container_resources(model: ModelConfig, serving: ServingConfig) -> dict[str, Any]:
+    """Requests = limits for GPUs (the scheduler needs both); memory limit = request,
+    by default what the server needs while loading (``workloads.host_memory``)."""
+    memory = required_memory_gib(model.tensor_parallel_size, serving.streamer_buffer_gib)
     res = model.resources or ContainerResources(
-        cpu=str(3 * model.tensor_parallel_size), memory=f"{12 * model.tensor_parallel_size}Gi"
+        cpu=str(3 * model.tensor_parallel_size), memory=f"{memory}Gi"
     )
     gpus = {GPU_RESOURCE: str(model.tensor_parallel_size)}
     rendered = res.render()
@@ -112,7 +116,7 @@ def container_resources(model: ModelConfig) -> dict[str, Any]:
 
 def shm_size(model: ModelConfig) -> str:
     """/dev/shm for NCCL between tensor-parallel workers (it counts against memory)."""
-    return f"{2 * model.tensor_parallel_size}Gi" if model.tensor_parallel_size > 1 else "1Gi"
+    return f"{shm_gib(model.tensor_parallel_size)}Gi"
 
 
 NODE_AND_IMAGE_SECONDS: Final = 1200
@@ -126,17 +130,75 @@ def rollout_timeout(model: ModelConfig) -> str:
 
 
 def model_uri(bucket: str, model: ModelConfig) -> str:
-    return f"s3://{bucket}/{model_prefix(model.name)}"
+    """The revision the replicas serve: ``s3://<bucket>/models/<name>/<revision>/``."""
+    return f"s3://{bucket}/{revision_prefix(model.name, model.revision)}"
 
 
-def vllm_args(model: ModelConfig, bucket: str, drain: DrainTimings) -> list[str]:
+WEIGHTS_WAIT_SECONDS: Final = 300
+"""How long the weights gate waits for a revision's completion marker before it fails
+(the pod then restarts it with back-off, and never starts vLLM meanwhile)."""
+WEIGHTS_GATE_RESOURCES: Final = {
+    "requests": {"cpu": "100m", "memory": "256Mi"},
+    "limits": {"memory": "256Mi"},
+}
+
+# Runs in the vLLM image itself (already on the node for the server; its
+# vllm-openai-base stage installs boto3, see docker/Dockerfile in vllm-project/vllm), with
+# the pod's Pod Identity credentials. The manifest is written last by `tools models sync`
+# (tools/models.py), so its presence means the revision is complete; every file it lists
+# is checked again (size) so a manifest never vouches for a deleted object.
+WEIGHTS_GATE_SCRIPT: Final = """\
+import json, os, sys, time
+import boto3
+bucket, key = os.environ["WEIGHTS_BUCKET"], os.environ["WEIGHTS_MANIFEST"]
+prefix = key.rsplit("/", 1)[0] + "/"
+s3 = boto3.client("s3")
+deadline = time.monotonic() + int(os.environ["WEIGHTS_WAIT_SECONDS"])
+while True:
+    try:
+        manifest = json.load(s3.get_object(Bucket=bucket, Key=key)["Body"])
+        break
+    except s3.exceptions.NoSuchKey:
+        if time.monotonic() > deadline:
+            sys.exit(f"s3://{bucket}/{key} not found: revision not synced (tools models sync)")
+        time.sleep(10)
+for f in manifest["files"]:
+    size = s3.head_object(Bucket=bucket, Key=prefix + f["path"])["ContentLength"]
+    if size != f["size"]:
+        sys.exit(f"s3://{bucket}/{prefix}{f['path']}: {size} bytes, manifest says {f['size']}")
+print(f"s3://{bucket}/{prefix}: {len(manifest['files'])} files complete")
+"""
+
+
+def render_weights_gate(model: ModelConfig, serving: ServingConfig, bucket: str) -> dict[str, Any]:
+    """Init container: the server starts only on a revision that is completely synced."""
+    return {
+        "name": "weights",
+        "image": serving.vllm_image,
+        "command": ["python3", "-c", WEIGHTS_GATE_SCRIPT],
+        "env": [
+            {"name": "WEIGHTS_BUCKET", "value": bucket},
+            {"name": "WEIGHTS_MANIFEST", "value": model_manifest_key(model.name, model.revision)},
+            {"name": "WEIGHTS_WAIT_SECONDS", "value": str(WEIGHTS_WAIT_SECONDS)},
+        ],
+        "resources": WEIGHTS_GATE_RESOURCES,
+    }
+
+
+def vllm_args(
+    model: ModelConfig, bucket: str, drain: DrainTimings, serving: ServingConfig
+) -> list[str]:
     """Arguments of ``vllm serve`` (the image's entrypoint)."""
+    loader = {"memory_limit": streamer_memory_limit_bytes(serving.streamer_buffer_gib)}
     args = [
         model_uri(bucket, model),
         "--served-model-name",
         model.served_model_name,
         "--load-format",
         "runai_streamer",
+        # Bounds the streamer's CPU buffer; the container's memory is sized from it.
+        "--model-loader-extra-config",
+        json.dumps(loader, sort_keys=True),
         "--host",
         "0.0.0.0",
         "--port",
@@ -200,12 +262,16 @@ def render_deployment(
             "template": {
                 "metadata": {
                     "labels": labels,
-                    # Karpenter never consolidates or expires a node under a serving (or
-                    # loading) replica; replicas move only through rollouts.
-                    "annotations": {"karpenter.sh/do-not-disrupt": "true"},
+                    "annotations": {
+                        # Karpenter never consolidates or expires a node under a serving
+                        # (or loading) replica; replicas move only through rollouts.
+                        "karpenter.sh/do-not-disrupt": "true",
+                        REVISION_ANNOTATION: model.revision,
+                    },
                 },
                 "spec": {
                     "serviceAccountName": service_account,
+                    "initContainers": [render_weights_gate(model, serving, bucket)],
                     "terminationGracePeriodSeconds": drain.grace_period_seconds,
                     "tolerations": [dict(GPU_TOLERATION)],
                     "affinity": {
@@ -244,7 +310,7 @@ def render_deployment(
                         {
                             "name": "vllm",
                             "image": serving.vllm_image,
-                            "args": vllm_args(model, bucket, drain),
+                            "args": vllm_args(model, bucket, drain, serving),
                             "ports": [{"name": "http", "containerPort": PORT}],
                             "env": [
                                 {
@@ -259,7 +325,7 @@ def render_deployment(
                                 # Weights come from S3 only; never fall back to the Hub.
                                 {"name": "HF_HUB_OFFLINE", "value": "1"},
                             ],
-                            "resources": container_resources(model),
+                            "resources": container_resources(model, serving),
                             "startupProbe": _health_probe(
                                 probes.startup_period_seconds,
                                 probes.startup_failure_threshold,
