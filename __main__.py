@@ -7,15 +7,20 @@ then hands typed sections to the components.
 
 from __future__ import annotations
 
+import json
+
 import pulumi
 import pulumi.runtime
+import pulumi_aws as aws
 from pulumi.runtime import config as runtime_config
 from pydantic import SecretStr
 
 from infra.alert_rules import alert_inputs
 from infra.budgets import AwsBudgets, AwsBudgetsArgs, Budget
+from infra.ci_runner import CiRunner, CiRunnerArgs
+from infra.ci_runner import log_group_name as ci_runner_log_group
 from infra.cluster import Cluster, ClusterArgs
-from infra.config import PlatformConfig, load_stack_config
+from infra.config import NAMESPACE, ConfigError, PlatformConfig, load_stack_config
 from infra.gpu_node_pools import GpuNodePools, GpuNodePoolsArgs
 from infra.gpu_operator import GpuOperator, GpuOperatorArgs
 from infra.karpenter import Karpenter, KarpenterArgs
@@ -37,6 +42,19 @@ def read_stack_config() -> PlatformConfig:
     return load_stack_config(values, stack=pulumi.get_stack(), secret_keys=secret_keys)
 
 
+def check_account(cfg: PlatformConfig) -> None:
+    """Refuse credentials of another account than the stack's, before any resource."""
+    caller = aws.get_caller_identity()
+    if caller.account_id != cfg.account_id:
+        raise ConfigError(
+            [
+                f"{NAMESPACE}:accountId = {json.dumps(cfg.account_id)}: the credentials "
+                f"running this update ({caller.arn}) belong to account {caller.account_id}; "
+                "use the stack's account"
+            ]
+        )
+
+
 def secret(value: SecretStr | None) -> pulumi.Output[str]:
     """A required secret of the config as a Pulumi secret (never a plain string)."""
     if value is None:  # load_config rejects a stack without its required secrets
@@ -45,6 +63,7 @@ def secret(value: SecretStr | None) -> pulumi.Output[str]:
 
 
 cfg = read_stack_config()
+check_account(cfg)
 tags = cfg.all_tags
 
 network = Network(
@@ -65,6 +84,11 @@ log_groups = LogGroups(
         cluster_name=cfg.cluster.name,
         serving_namespace=cfg.serving.namespace,
         arns=cfg.arns,
+        other_groups=(
+            {"ci-runner": ci_runner_log_group(cfg.cluster.name)}
+            if cfg.ci.runner == "codebuild"
+            else {}
+        ),
         tags=tags,
     ),
 )
@@ -76,10 +100,26 @@ cluster = Cluster(
         region=cfg.region,
         vpc_id=network.vpc_id,
         private_subnet_ids=network.private_subnet_ids,
+        viewers=(cfg.ci.preview_role_arn,),
         control_plane_log_group=log_groups.control_plane,
         tags=tags,
     ),
 )
+
+if cfg.ci.runner == "codebuild":
+    CiRunner(
+        "ci",
+        CiRunnerArgs(
+            config=cfg.ci,
+            cluster_name=cfg.cluster.name,
+            arns=cfg.arns,
+            vpc_id=network.vpc_id,
+            private_subnet_ids=network.private_subnet_ids,
+            cluster_security_group_id=cluster.security_group_id,
+            log_group=log_groups.others["ci-runner"].name,
+            tags=tags,
+        ),
+    )
 
 cluster_budget = min(
     (b for b in cfg.cost.budgets if b.scope == "cluster"), key=lambda b: b.monthly_usd

@@ -17,6 +17,11 @@ from infra.config import ClusterConfig
 from infra.conventions import SYSTEM_NODE_LABELS, SYSTEM_TAINT
 
 CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+# Read-only, Secrets included: `pulumi preview --refresh` reads Helm's release Secrets;
+# the Kubernetes provider falls back to a client-side diff when a server-side dry run is
+# Forbidden (provider.go in pulumi/pulumi-kubernetes). See
+# https://docs.aws.amazon.com/eks/latest/userguide/access-policy-permissions.html
+CLUSTER_VIEW_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSAdminViewPolicy"
 NODE_MANAGED_POLICIES = (
     "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
     # The VPC CNI runs with the node role's rights (the add-on's default).
@@ -107,6 +112,19 @@ def render_kubeconfig(
     }
 
 
+def access_entry(principal_arn: str, role: str, policy_arn: str) -> eks.AccessEntryArgs:
+    """An access entry with one cluster-wide access policy."""
+    return eks.AccessEntryArgs(
+        principal_arn=principal_arn,
+        access_policies={
+            role: eks.AccessPolicyAssociationArgs(
+                policy_arn=policy_arn,
+                access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
+            )
+        },
+    )
+
+
 def system_node_taints() -> list[dict[str, str]]:
     """The system taint in the EKS node group API's spelling (``NO_SCHEDULE``)."""
     return [{**SYSTEM_TAINT, "effect": "NO_SCHEDULE"}]
@@ -120,6 +138,8 @@ class ClusterArgs:
     region: str
     vpc_id: pulumi.Input[str]
     private_subnet_ids: pulumi.Input[Sequence[str]]
+    viewers: Sequence[str] = ()
+    """Principals with read-only access (the CI preview role)."""
     control_plane_log_group: pulumi.Resource | None = None
     """The ``/aws/eks/<name>/cluster`` group, created first so that EKS writes into it
     (with the stack's retention and key) instead of creating its own."""
@@ -177,19 +197,17 @@ class Cluster(pulumi.ComponentResource):
             private_subnet_ids=args.private_subnet_ids,
             node_associate_public_ip_address=False,
             authentication_mode=eks.AuthenticationMode.API,
+            # Not the principal running the first `pulumi up`: EKS made an entry for the
+            # creator already (the config rejects it here).
             access_entries={
-                f"admin-{i}": eks.AccessEntryArgs(
-                    principal_arn=arn,
-                    access_policies={
-                        "cluster-admin": eks.AccessPolicyAssociationArgs(
-                            policy_arn=CLUSTER_ADMIN_POLICY,
-                            access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(
-                                type="cluster"
-                            ),
-                        )
-                    },
-                )
-                for i, arn in enumerate(cfg.admins)
+                **{
+                    f"admin-{i}": access_entry(arn, "cluster-admin", CLUSTER_ADMIN_POLICY)
+                    for i, arn in enumerate(cfg.admins)
+                },
+                **{
+                    f"viewer-{i}": access_entry(arn, "view", CLUSTER_VIEW_POLICY)
+                    for i, arn in enumerate(args.viewers)
+                },
             },
             # Controllers run on our own managed node group; Karpenter makes the rest.
             skip_default_node_group=True,

@@ -186,6 +186,38 @@ class ClusterConfig(_Section):
     """EKS add-on versions, e.g. ``vpc-cni: v1.20.4-eksbuild.1``. All five are required."""
 
 
+IamRoleArn = Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")]
+GITHUB_HOSTED_LABEL = "ubuntu-24.04"
+
+
+class CiConfig(_Section):
+    """How CI deploys and previews the stack (README, "CI setup").
+
+    The workflows read these values from the stack file (``python -m tools ci-settings``),
+    so the roles they assume and the runner they use are reviewed with the stack."""
+
+    deploy_role_arn: IamRoleArn
+    """Role ``pulumi-up.yml`` assumes through GitHub OIDC. It runs the first ``pulumi up``
+    (README, "First deploy of a new environment") and so creates the cluster: EKS gives it
+    an admin access entry of its own, and it must not be in ``cluster.admins``."""
+    preview_role_arn: IamRoleArn
+    """Read-only role ``preview.yml`` assumes; it gets a read-only access entry
+    (``AmazonEKSAdminViewPolicy``)."""
+    runner: Literal["codebuild", "github-hosted"] = "codebuild"
+    """Where the jobs run: ``codebuild``, an AWS CodeBuild-hosted GitHub Actions runner the
+    stack creates in its private subnets, allowed to the API endpoint (default); or
+    ``github-hosted``, only for an endpoint open to the internet (GitHub's runners have
+    no fixed addresses)."""
+    github_repository: Annotated[str, Field(pattern=r"^[\w.-]+/[\w.-]+$")] = (
+        "llm-platform/llm-platform"
+    )
+    """``owner/name`` of the repository whose workflow jobs the CodeBuild runner takes."""
+    job_timeout_minutes: Annotated[int, Field(ge=30, le=720)] = 180
+    """Longest a deploy job may run; the slowest first deploy (cluster, nodes, charts,
+    model rollouts) takes about 90 minutes (default 180). The STS session of the job and
+    the CodeBuild build timeout are derived from it."""
+
+
 class KarpenterConfig(_Section):
     """Karpenter controller release."""
 
@@ -542,6 +574,7 @@ class PlatformConfig(_Section):
     logging: LoggingConfig = LoggingConfig()
     cost: CostConfig
     policy: PolicyConfig
+    ci: CiConfig
     slack_webhook_url: SecretStr | None = None
     """Secret. Alertmanager Slack incoming-webhook URL."""
     pagerduty_routing_key: SecretStr | None = None
@@ -743,6 +776,39 @@ def _cross_checks(cfg: PlatformConfig) -> list[str]:
         )
 
     c = cfg.cluster
+    # pulumi-eks creates the cluster with bootstrapClusterCreatorAdminPermissions (not
+    # configurable): the creator already has an access entry, and a second one for the
+    # same principal fails with ResourceInUseException
+    # (https://github.com/pulumi/pulumi-eks/issues/2373).
+    for i, arn in enumerate(c.admins):
+        if arn == cfg.ci.deploy_role_arn:
+            problems.append(
+                f"{ns}:cluster.admins[{i}] = {json.dumps(arn)}: this is ci.deployRoleArn, "
+                "which creates the cluster and so already gets an admin access entry from "
+                "EKS; a second entry for it fails (ResourceInUseException). Remove it here"
+            )
+        if arn == cfg.ci.preview_role_arn:
+            problems.append(
+                f"{ns}:cluster.admins[{i}] = {json.dumps(arn)}: this is ci.previewRoleArn, "
+                "which gets a read-only access entry; one principal has one access entry"
+            )
+    problems += _duplicates("cluster.admins", list(c.admins))
+    if cfg.ci.preview_role_arn == cfg.ci.deploy_role_arn:
+        problems.append(
+            f"{ns}:ci.previewRoleArn = {json.dumps(cfg.ci.preview_role_arn)}: must differ "
+            "from ci.deployRoleArn (previews run read-only)"
+        )
+    if cfg.ci.runner == "github-hosted" and not open_to_internet(c):
+        problems.append(
+            f'{ns}:ci.runner = "github-hosted": GitHub-hosted runners have no fixed '
+            "addresses, so they cannot reach an API endpoint that is "
+            + (
+                f"limited to {', '.join(map(str, c.public_access_cidrs))}"
+                if c.endpoint_public_access
+                else "private (cluster.endpointPublicAccess false)"
+            )
+            + "; use runner codebuild (a runner in the VPC)"
+        )
     if c.endpoint_public_access and not c.public_access_cidrs:
         problems.append(
             f"{ns}:cluster.publicAccessCidrs = []: a public endpoint needs at least one CIDR "
@@ -920,6 +986,13 @@ def _cross_checks(cfg: PlatformConfig) -> list[str]:
             )
 
     return problems
+
+
+def open_to_internet(cluster: ClusterConfig) -> bool:
+    """Whether any address on the internet may reach the cluster's API endpoint."""
+    return cluster.endpoint_public_access and any(
+        n.prefixlen == 0 for n in cluster.public_access_cidrs
+    )
 
 
 def _gib(quantity: str) -> float:

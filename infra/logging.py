@@ -517,6 +517,8 @@ class LogGroupsArgs:
     serving_namespace: str
     """Namespace of the model servers; its logs go to the ``inference`` group."""
     arns: Arns
+    other_groups: Mapping[str, str] = field(default_factory=dict)
+    """Further groups of the stack (role -> name), e.g. the CI runner's build logs."""
     tags: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -537,6 +539,8 @@ class LogGroups(pulumi.ComponentResource):
     """ARNs of the route groups (composed, so known at preview)."""
     control_plane: aws.cloudwatch.LogGroup
     groups: dict[str, aws.cloudwatch.LogGroup]
+    """Fluent Bit's groups by route."""
+    others: dict[str, aws.cloudwatch.LogGroup]
     kms_key_arn: pulumi.Output[str] | None
 
     def __init__(
@@ -561,7 +565,12 @@ class LogGroups(pulumi.ComponentResource):
                 deletion_window_in_days=30,
                 policy=json.dumps(
                     log_key_policy(
-                        args.arns, [*self.arns, args.arns.log_group(control_plane_name)]
+                        args.arns,
+                        [
+                            *self.arns,
+                            args.arns.log_group(control_plane_name),
+                            *(args.arns.log_group(n) for n in args.other_groups.values()),
+                        ],
                     ),
                     sort_keys=True,
                 ),
@@ -588,6 +597,7 @@ class LogGroups(pulumi.ComponentResource):
 
         self.groups = {r.group: group(r.group, self.names[r.group]) for r in routes}
         self.control_plane = group("control-plane", control_plane_name)
+        self.others = {role: group(role, n) for role, n in args.other_groups.items()}
         self.register_outputs(
             {"names": self.names, "arns": self.arns, "kms_key_arn": self.kms_key_arn}
         )

@@ -22,6 +22,7 @@ TAGGABLE_TYPES = frozenset(
     {
         "aws:budgets/budget:Budget",
         "aws:cloudwatch/eventRule:EventRule",
+        "aws:codebuild/project:Project",
         "aws:cloudwatch/logGroup:LogGroup",
         "aws:cloudwatch/metricAlarm:MetricAlarm",
         "aws:ec2/eip:Eip",
@@ -46,6 +47,7 @@ TAGGABLE_TYPES = frozenset(
         "aws:s3/bucketV2:BucketV2",
         "aws:sns/topic:Topic",
         "aws:sqs/queue:Queue",
+        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
         "eks:index:Cluster",
     }
 )

@@ -9,21 +9,15 @@ import pytest
 
 from infra.cluster import (
     CLUSTER_ADMIN_POLICY,
+    CLUSTER_VIEW_POLICY,
     Cluster,
     ClusterArgs,
     render_kubeconfig,
 )
-from infra.config import ClusterConfig
-from tests.harness import find, find_all, resolve, run_component, stack_config
+from infra.config import ClusterConfig, ConfigError
+from tests.harness import find, find_all, resolve, run_component, run_stack, stack_config
 from tools.mock_runtime import Recorded
-
-ADMINS = {
-    "dev": ["arn:aws:iam::111122223333:role/PlatformAdmin"],
-    "prod": [
-        "arn:aws:iam::444455556666:role/PlatformAdmin",
-        "arn:aws:iam::444455556666:role/GitHubActionsDeploy",
-    ],
-}
+from tools.plan import typed_stack_config
 
 
 def _eks(resources: tuple[Recorded, ...]) -> dict[str, Any]:
@@ -57,18 +51,41 @@ def test_api_authentication_with_admin_access_entries(
     eks = _eks(resources)
     assert eks["authenticationMode"] == "API"
     assert eks["name"] == f"llm-{stack}"
+    cfg = typed_stack_config(stack)
+
+    def entry(arn: str, role: str, policy: str) -> dict[str, Any]:
+        access = {role: {"policyArn": policy, "accessScope": {"type": "cluster"}}}
+        return {"principalArn": arn, "accessPolicies": access}
+
     assert eks["accessEntries"] == {
-        f"admin-{i}": {
-            "principalArn": arn,
-            "accessPolicies": {
-                "cluster-admin": {
-                    "policyArn": CLUSTER_ADMIN_POLICY,
-                    "accessScope": {"type": "cluster"},
-                }
-            },
-        }
-        for i, arn in enumerate(ADMINS[stack])
+        **{
+            f"admin-{i}": entry(arn, "cluster-admin", CLUSTER_ADMIN_POLICY)
+            for i, arn in enumerate(cfg.cluster.admins)
+        },
+        "viewer-0": entry(cfg.ci.preview_role_arn, "view", CLUSTER_VIEW_POLICY),
     }
+    # EKS gives the creator (the deploy role, which runs the first `pulumi up`) an entry
+    # of its own; a second one for it would fail with ResourceInUseException.
+    principals = [e["principalArn"] for e in eks["accessEntries"].values()]
+    assert cfg.ci.deploy_role_arn not in principals
+    assert len(set(principals)) == len(principals)
+
+
+def test_config_rejects_the_deploy_role_as_an_admin(stack: str) -> None:
+    def deployer_as_admin(config: dict[str, Any]) -> None:
+        ci = config["llm-platform:ci"]
+        config["llm-platform:cluster"]["admins"].append(ci["deployRoleArn"])
+
+    run = run_stack(stack, deployer_as_admin)
+    assert isinstance(run.error, ConfigError)
+    assert run.resources == []
+    cfg = typed_stack_config(stack)
+    assert run.error.problems == [
+        f"llm-platform:cluster.admins[{len(cfg.cluster.admins)}] = "
+        f'"{cfg.ci.deploy_role_arn}": this is ci.deployRoleArn, which creates the cluster '
+        "and so already gets an admin access entry from EKS; a second entry for it fails "
+        "(ResourceInUseException). Remove it here"
+    ]
 
 
 def test_secrets_encrypted_with_a_rotating_key_and_all_logs_on(

@@ -24,8 +24,8 @@ def _model(c: Config, i: int = 0) -> dict[str, Any]:
 
 
 ROOT_KEYS = (
-    "accountId, cluster, cost, cpuPool, gpuOperator, gpuPools, grafanaAdminPassword, karpenter, "
-    "logging, "
+    "accountId, ci, cluster, cost, cpuPool, gpuOperator, gpuPools, grafanaAdminPassword, "
+    "karpenter, logging, "
     "modelApiKey, models, network, nodeClass, observability, pagerdutyRoutingKey, policy, "
     "serving, slackWebhookUrl, tags, zones"
 )

@@ -382,30 +382,36 @@ def _group_arns(stack: str, *, control_plane: bool = False) -> list[str]:
     return [prefix + g for g in groups]
 
 
+def _stack_groups(resources: tuple[Recorded, ...]) -> list[Recorded]:
+    return [
+        r
+        for r in find_all(resources, "aws:cloudwatch/logGroup:LogGroup")
+        if r.parent_type == "llm-platform:logging:LogGroups"
+    ]
+
+
 def test_log_groups_with_retention_and_kms(stack: str, resources: tuple[Recorded, ...]) -> None:
+    cfg = typed_stack_config(stack)
     key = find(resources, "aws:kms/key:Key", "llm-logs")
     assert key.inputs["enableKeyRotation"] is True
     policy = json.loads(key.inputs["policy"])
-    region = typed_stack_config(stack).region
+    region = cfg.region
     assert policy["Statement"][1]["Principal"] == {"Service": f"logs.{region}.amazonaws.com"}
+    groups = _stack_groups(resources)
+    names = sorted(g.inputs["name"] for g in groups)
+    # Fluent Bit's, the control plane's, and every other group the stack creates.
+    assert set(_group_arns(stack, control_plane=True)) <= {cfg.arns.log_group(n) for n in names}
     assert policy["Statement"][1]["Condition"]["ArnEquals"] == {
-        "kms:EncryptionContext:aws:logs:arn": _group_arns(stack, control_plane=True)
+        "kms:EncryptionContext:aws:logs:arn": sorted(cfg.arns.log_group(n) for n in names)
     }
-    cfg = typed_stack_config(stack)
-    groups = [
-        r for r in find_all(resources, "aws:cloudwatch/logGroup:LogGroup") if r.parent == "llm"
-    ]
-    assert sorted(g.inputs["name"] for g in groups) == [
-        f"/aws/eks/{cfg.cluster.name}/cluster",
-        f"/eks/{cfg.cluster.name}/inference",
-        f"/eks/{cfg.cluster.name}/platform",
-    ]
     for group in groups:
         assert group.inputs["retentionInDays"] == cfg.logging.retention_days
         assert group.inputs["kmsKeyId"] == (
             f"arn:aws:kms:{cfg.region}:{cfg.account_id}:key/llm-logs"
         )
         assert group.inputs["tags"]["cost-center"] == cfg.tags["cost-center"]
+    # No log group of the stack escapes this component (its retention and key).
+    assert len(groups) == len(find_all(resources, "aws:cloudwatch/logGroup:LogGroup"))
 
 
 def test_control_plane_log_group_exists_before_the_cluster(
@@ -467,10 +473,16 @@ def _actions(document: dict[str, Any]) -> list[str]:
 def test_no_other_iam_grants_cloudwatch_logs(stack: str, resources: tuple[Recorded, ...]) -> None:
     """Node roles (and every other principal) get no CloudWatch Logs rights."""
     ours = find(resources, "aws:iam/rolePolicy:RolePolicy", "llm-fluent-bit")
+    # The CI runner's build role writes its own build logs, and nothing else.
+    ci = find(resources, "aws:iam/rolePolicy:RolePolicy", "ci-role")
+    ci_logs = [s for s in json.loads(ci.inputs["policy"])["Statement"] if "logs:" in str(s)]
+    assert [s["Sid"] for s in ci_logs] == ["WriteBuildLogs"]
+    assert all("/aws/codebuild/" in r for r in ci_logs[0]["Resource"])
     documents = [
         json.loads(r.inputs["policy"])
         for r in resources
-        if r.type in ("aws:iam/rolePolicy:RolePolicy", "aws:iam/policy:Policy") and r is not ours
+        if r.type in ("aws:iam/rolePolicy:RolePolicy", "aws:iam/policy:Policy")
+        and r not in (ours, ci)
     ]
     documents += [
         json.loads(r.inputs["assumeRolePolicy"]) for r in find_all(resources, "aws:iam/role:Role")
@@ -607,11 +619,11 @@ def test_component_routes_the_given_serving_namespace_and_region() -> None:
 def test_plan_summary_lists_groups_and_queries(stack: str, resources: tuple[Recorded, ...]) -> None:
     cfg = typed_stack_config(stack)
     cluster, days = cfg.cluster.name, cfg.logging.retention_days
+    names = sorted(g.inputs["name"] for g in _stack_groups(resources))
+    assert {f"/aws/eks/{cluster}/cluster", f"/eks/{cluster}/inference"} <= set(names)
     assert logging_summary(list(resources), cfg) == [
         "Logs (CloudWatch):",
-        f"  /aws/eks/{cluster}/cluster: {days} days, KMS",
-        f"  /eks/{cluster}/inference: {days} days, KMS",
-        f"  /eks/{cluster}/platform: {days} days, KMS",
+        *(f"  {n}: {days} days, KMS" for n in names),
         f"  saved query {cluster}/recent-errors",
         f"  saved query {cluster}/slow-requests-by-model",
         f"  saved query {cluster}/token-usage-per-hour-by-model",

@@ -13,6 +13,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from infra.config import ConfigError
 from policies.core import Resource, evaluate
 from policies.rules import RULES
 from tests.harness import find, find_all, planned, resolve, run_component
@@ -132,3 +133,21 @@ def test_run_component_stays_after_apply() -> None:
     _, known = run_component(build)
     assert known is True
     assert pulumi.runtime.is_dry_run() is False
+
+
+def test_credentials_of_another_account_are_refused_before_any_resource(stack: str) -> None:
+    cfg = typed_stack_config(stack)
+    stack_file = load_stack_file(stack)
+    run = run_program(
+        stack_file.config,
+        stack=stack,
+        secret_keys=stack_file.secret_keys,
+        cloud=Cloud(cfg.account_id, cfg.region, caller_account_id="999999999999"),
+    )
+    assert isinstance(run.error, ConfigError)
+    assert run.resources == []
+    assert run.error.problems == [
+        f'llm-platform:accountId = "{cfg.account_id}": the credentials running this update '
+        "(arn:aws:sts::999999999999:assumed-role/plan/session) belong to account "
+        "999999999999; use the stack's account"
+    ]

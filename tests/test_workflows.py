@@ -45,7 +45,7 @@ def _workflow(name: str) -> dict[str, Any]:
 
 def test_workflows_pass_actionlint() -> None:
     files = sorted(str(p) for p in WORKFLOWS.glob("*.yml"))
-    assert len(files) == 4
+    assert len(files) == 5
     result = subprocess.run(
         [*_actionlint(), *files], cwd=ROOT, capture_output=True, text=True, check=False
     )
@@ -117,20 +117,55 @@ def test_pr_workflow_runs_without_secrets_and_read_only() -> None:
 def test_preview_has_oidc_and_pr_write_only_there_and_skips_forks() -> None:
     preview = _workflow("preview.yml")
     assert preview["permissions"] == {}
-    job = preview["jobs"]["preview"]
-    assert job["permissions"] == {
-        "contents": "read",
-        "id-token": "write",
-        "pull-requests": "write",
-    }
-    assert job["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
-    assert [m["stack"] for m in job["strategy"]["matrix"]["include"]] == list(STACKS)
+    assert list(preview["jobs"]) == list(STACKS)
+    for stack, job in preview["jobs"].items():
+        assert job["uses"] == "./.github/workflows/pulumi-preview.yml"
+        assert job["with"] == {"stack": stack}
+        assert job["permissions"] == {
+            "contents": "read",
+            "id-token": "write",
+            "pull-requests": "write",
+        }
+        assert job["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
+    job = _workflow("pulumi-preview.yml")["jobs"]["preview"]
     run = next(s for s in job["steps"] if s.get("id") == "preview")["run"]
     assert "pulumi preview --stack" in run and POLICY_ARGS in run
     comment = next(s for s in job["steps"] if s.get("name") == "Comment on the pull request")
     assert "--paginate" in comment["run"] and "--method PATCH" in comment["run"]
     for name in ("pr.yml", "deploy.yml", "pulumi-up.yml"):
         assert "pull-requests" not in (WORKFLOWS / name).read_text()
+
+
+@pytest.mark.parametrize(
+    ("workflow", "job", "kind"),
+    [("pulumi-up.yml", "up", "deploy"), ("pulumi-preview.yml", "preview", "preview")],
+)
+def test_cloud_jobs_run_where_the_stack_file_says(workflow: str, job: str, kind: str) -> None:
+    """Runner, role, timeout and session length all come from `tools ci-settings`, so a
+    stack's endpoint settings and the runner that reaches it are decided in one place."""
+    jobs = _workflow(workflow)["jobs"]
+    settings = jobs["settings"]
+    assert settings["runs-on"] == "ubuntu-24.04"  # reads a file; no cloud access
+    assert "id-token" not in settings["permissions"]
+    step = next(s for s in settings["steps"] if s.get("id") == "settings")
+    assert f'python -m tools ci-settings "$STACK" {kind} >> "$GITHUB_OUTPUT"' in step["run"]
+    outputs = {"runs-on", "role-arn", "timeout-minutes", "role-duration-seconds"}
+    assert settings["outputs"] == {k: f"${{{{ steps.settings.outputs.{k} }}}}" for k in outputs}
+    cloud = jobs[job]
+    assert cloud["needs"] == "settings"
+    assert cloud["runs-on"] == "${{ needs.settings.outputs.runs-on }}"
+    assert cloud["timeout-minutes"] == "${{ fromJSON(needs.settings.outputs.timeout-minutes) }}"
+    setup = next(s for s in cloud["steps"] if s.get("uses") == "./.github/actions/pulumi-setup")
+    assert setup["with"]["role-arn"] == "${{ needs.settings.outputs.role-arn }}"
+    assert setup["with"]["role-duration-seconds"] == (
+        "${{ needs.settings.outputs.role-duration-seconds }}"
+    )
+    credentials = next(
+        s
+        for s in _load(SETUP_ACTION)["runs"]["steps"]
+        if "configure-aws-credentials" in s.get("uses", "")
+    )
+    assert credentials["with"]["role-duration-seconds"] == "${{ inputs.role-duration-seconds }}"
 
 
 def test_deploy_runs_dev_then_prod_behind_the_production_environment() -> None:

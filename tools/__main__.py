@@ -60,6 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     sync.add_argument("--stack-dir", type=Path, default=None, help=argparse.SUPPRESS)
 
+    settings = commands.add_parser(
+        "ci-settings", help="a stack's runner, role and timeouts as GitHub Actions outputs"
+    )
+    settings.add_argument("stack", help="stack name: reads Pulumi.<stack>.yaml")
+    settings.add_argument("job", choices=["deploy", "preview"])
+
     comment = commands.add_parser(
         "preview-comment", help="render the PR comment for one stack's pulumi preview (CI)"
     )
@@ -93,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
             revision=args.revision,
             stack_dir=args.stack_dir or models_tool.ROOT,
         )
+    if args.command == "ci-settings":
+        from tools import ci_settings
+
+        return ci_settings.main(args.stack, args.job)
     if args.command == "preview-comment":
         from tools import preview_comment
 

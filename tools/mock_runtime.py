@@ -113,6 +113,8 @@ class Cloud:
 
     account_id: str = ACCOUNT_ID
     region: str = REGION
+    caller_account_id: str | None = None
+    """Account of the credentials (``getCallerIdentity``); default: ``account_id``."""
 
     def arn(self, service: str, resource: str) -> str:
         return f"arn:aws:{service}:{self.region}:{self.account_id}:{resource}"
@@ -190,8 +192,8 @@ def _get_cluster(args: Mapping[str, Any], c: Cloud) -> dict[str, Any]:
 Invoke = Callable[[Mapping[str, Any], Cloud], dict[str, Any]]
 INVOKES: dict[str, Invoke] = {
     "aws:index/getCallerIdentity:getCallerIdentity": lambda _, c: {
-        "accountId": c.account_id,
-        "arn": f"arn:aws:sts::{c.account_id}:assumed-role/offline-plan/session",
+        "accountId": c.caller_account_id or c.account_id,
+        "arn": f"arn:aws:sts::{c.caller_account_id or c.account_id}:assumed-role/plan/session",
         "userId": "AROAOFFLINEPLAN:session",
     },
     "aws:eks/getCluster:getCluster": _get_cluster,
@@ -291,6 +293,7 @@ def run_program(
     secret_keys: frozenset[str] = frozenset(),
     program: Callable[[], None] | None = None,
     preview: bool = False,
+    cloud: Cloud | None = None,
 ) -> Run:
     """Run ``program`` (default: the project's ``__main__.py``) with ``config``.
 
@@ -298,7 +301,9 @@ def run_program(
     values, structured ones as JSON, the way the Pulumi CLI passes them. Exceptions
     from the program (such as ``ConfigError``) land in ``Run.error``, with whatever was
     registered before them in ``Run.resources``. With ``preview`` the engine answers
-    as for the first ``pulumi preview`` of a new stack (see :class:`PlatformMocks`).
+    as for the first ``pulumi preview`` of a new stack (see :class:`PlatformMocks`);
+    ``cloud`` overrides the account and region the mocks answer for (default: the
+    config's).
     """
     result = Run()
     # A loop of its own per run (the root stack resource created by set_mocks binds to
@@ -313,7 +318,7 @@ def run_program(
     logger = logging.getLogger(f"llm-platform.mock.{stack}")
     logger.propagate = False
     logger.handlers = [_Collect(result.warnings)]
-    mocks = PlatformMocks(Cloud.of(config), preview=preview)
+    mocks = PlatformMocks(cloud or Cloud.of(config), preview=preview)
     monitor = RecordingMonitor(mocks)
     pulumi_settings.ROOT.set(None)
     pulumi.runtime.set_all_config(dict(config), sorted(secret_keys))

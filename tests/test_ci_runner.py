@@ -1,0 +1,97 @@
+"""CI reaches every cluster it deploys: the runner the workflows use for a stack (from
+``tools ci-settings``) is one that reaches that stack's API endpoint, with a role
+session that outlasts the job."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from infra.arns import Arns
+from infra.ci_runner import API_PORT, project_name, service_role_policy
+from infra.config import GITHUB_HOSTED_LABEL, ConfigError, open_to_internet
+from tests.harness import find, find_all, run_stack
+from tools.ci_settings import ci_settings
+from tools.mock_runtime import Recorded
+from tools.plan import typed_stack_config
+
+PROJECT = "aws:codebuild/project:Project"
+
+
+@pytest.mark.parametrize("kind", ["deploy", "preview"])
+def test_the_workflow_runner_reaches_the_stacks_endpoint(
+    stack: str, resources: tuple[Recorded, ...], kind: Any
+) -> None:
+    cfg = typed_stack_config(stack)
+    settings = ci_settings(cfg, kind, "42", "1")
+    if settings["runs-on"] == GITHUB_HOSTED_LABEL:
+        # GitHub's runners have no fixed addresses: only an open endpoint admits them.
+        assert open_to_internet(cfg.cluster)
+        return
+    # A CodeBuild runner of this stack, in its private subnets, admitted on 443.
+    assert settings["runs-on"] == f"codebuild-{project_name(cfg.cluster.name)}-42-1"
+    project = find(resources, PROJECT, "ci-project").inputs
+    assert project["name"] == project_name(cfg.cluster.name)
+    cluster_inputs = find(resources, "eks:index:Cluster", "llm-eks").inputs
+    assert project["vpcConfig"]["subnets"] == cluster_inputs["privateSubnetIds"]
+    (rule,) = find_all(resources, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    cluster = find(resources, "eks:index:Cluster", "llm-eks")
+    assert rule.inputs["securityGroupId"] == f"sg-{cluster.inputs['name']}-cluster"
+    assert rule.inputs["referencedSecurityGroupId"] == "ci-sg-id"
+    assert project["vpcConfig"]["securityGroupIds"] == ["ci-sg-id"]
+    assert (rule.inputs["fromPort"], rule.inputs["toPort"]) == (API_PORT, API_PORT)
+    webhook = find(resources, "aws:codebuild/webhook:Webhook", "ci-webhook").inputs
+    assert webhook["filterGroups"] == [
+        {"filters": [{"type": "EVENT", "pattern": "WORKFLOW_JOB_QUEUED"}]}
+    ]
+    # The build may run as long as the job; the STS session outlasts it.
+    minutes = int(settings["timeout-minutes"])
+    assert project["buildTimeout"] >= minutes
+    assert int(settings["role-duration-seconds"]) >= minutes * 60
+
+
+def test_a_github_hosted_runner_for_a_closed_endpoint_is_rejected(stack: str) -> None:
+    def hosted(config: dict[str, Any]) -> None:
+        config["llm-platform:ci"]["runner"] = "github-hosted"
+
+    run = run_stack(stack, hosted)
+    assert isinstance(run.error, ConfigError)
+    assert run.resources == []
+    (problem,) = run.error.problems
+    assert problem.startswith(
+        'llm-platform:ci.runner = "github-hosted": GitHub-hosted runners have no fixed '
+        "addresses, so they cannot reach an API endpoint that is "
+    )
+    assert problem.endswith("; use runner codebuild (a runner in the VPC)")
+
+
+def test_a_github_hosted_runner_for_an_open_endpoint_creates_no_runner() -> None:
+    def hosted_and_open(config: dict[str, Any]) -> None:
+        config["llm-platform:ci"]["runner"] = "github-hosted"
+        config["llm-platform:cluster"]["endpointPublicAccess"] = True
+        config["llm-platform:cluster"]["publicAccessCidrs"] = ["0.0.0.0/0"]
+
+    run = run_stack("dev", hosted_and_open)
+    assert run.error is None
+    assert not find_all(run.resources, PROJECT)
+    cfg = typed_stack_config("dev")
+    settings = ci_settings(
+        cfg.model_copy(update={"ci": cfg.ci.model_copy(update={"runner": "github-hosted"})}),
+        "deploy",
+        "1",
+        "1",
+    )
+    assert settings["runs-on"] == GITHUB_HOSTED_LABEL
+
+
+def test_build_role_may_only_log_and_join_the_vpc() -> None:
+    policy = service_role_policy(Arns("111122223333", "eu-west-1"), "/aws/codebuild/c-ci-runner")
+    actions = sorted(a for s in policy["Statement"] for a in s["Action"])
+    assert all(a.startswith(("logs:", "ec2:")) for a in actions)
+    assert "*" not in json.dumps([s["Action"] for s in policy["Statement"]])
+    attach = next(s for s in policy["Statement"] if s["Sid"] == "AttachToTheVpc")
+    assert attach["Condition"]["StringEquals"] == {
+        "ec2:AuthorizedService": "codebuild.amazonaws.com"
+    }

@@ -1,0 +1,51 @@
+"""CI settings of a stack, as GitHub Actions step outputs.
+
+``python -m tools ci-settings <stack> deploy|preview`` prints ``key=value`` lines for
+``$GITHUB_OUTPUT``: the runner label the job must run on to reach the stack's API
+endpoint, the role it assumes, its timeout and an STS session as long as that timeout.
+The workflows (``pulumi-up.yml``, ``pulumi-preview.yml``) read nothing else about a
+stack, so the stack file alone decides how CI reaches it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Final, Literal
+
+from infra.ci_runner import runs_on
+from infra.config import ConfigError, PlatformConfig
+from tools.plan import ROOT, typed_stack_config
+
+Job = Literal["deploy", "preview"]
+PREVIEW_TIMEOUT_MINUTES: Final = 30
+MAX_SESSION_SECONDS: Final = 43_200
+"""STS's ceiling for a role session (the role's MaxSessionDuration must allow it)."""
+
+
+def ci_settings(cfg: PlatformConfig, job: Job, run_id: str, attempt: str) -> dict[str, str]:
+    """The outputs of the workflows' settings job for one stack and job."""
+    deploy = job == "deploy"
+    minutes = cfg.ci.job_timeout_minutes if deploy else PREVIEW_TIMEOUT_MINUTES
+    return {
+        "runs-on": runs_on(cfg.ci, cfg.cluster.name, run_id, attempt),
+        "role-arn": cfg.ci.deploy_role_arn if deploy else cfg.ci.preview_role_arn,
+        "timeout-minutes": str(minutes),
+        # The session outlives the job: credentials never expire mid-update.
+        "role-duration-seconds": str(min(minutes * 60, MAX_SESSION_SECONDS)),
+    }
+
+
+def main(stack: str, job: Job, root: Path = ROOT) -> int:
+    """CLI entry: print the settings (0), or the config error (2)."""
+    try:
+        cfg = typed_stack_config(stack, root)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    run_id = os.environ.get("GITHUB_RUN_ID", "0")
+    attempt = os.environ.get("GITHUB_RUN_ATTEMPT", "1")
+    for key, value in ci_settings(cfg, job, run_id, attempt).items():
+        print(f"{key}={value}")
+    return 0
