@@ -667,6 +667,12 @@ def load_config(
     problems = _cross_checks(cfg)
     if problems:
         raise ConfigError(problems)
+    # Imported here: the renderers import this module.
+    from infra.render_checks import render_problems
+
+    problems = render_problems(cfg)
+    if problems:
+        raise ConfigError(problems)
     return cfg
 
 
@@ -857,8 +863,24 @@ def _cross_checks(cfg: PlatformConfig) -> list[str]:
                 f"{at}.instanceSizes = {json.dumps(list(pool.instance_sizes))}: no instance "
                 f"type of {', '.join(pool.instance_families)} has these sizes"
             )
-        if len(set(pool.capacity_types)) != len(pool.capacity_types):
-            problems.append(f"{at}.capacityTypes: capacity types must be unique")
+        for key, values in (
+            ("instanceFamilies", pool.instance_families),
+            ("instanceSizes", pool.instance_sizes),
+            ("capacityTypes", pool.capacity_types),
+        ):
+            repeated = sorted({v for v in values if values.count(v) > 1})
+            if repeated:
+                problems.append(
+                    f"{at}.{key} = {json.dumps(list(values))}: repeats {', '.join(repeated)}; "
+                    "list each once"
+                )
+        if pool.disruption_budget_nodes.endswith("%") and (
+            int(pool.disruption_budget_nodes[:-1]) > 100
+        ):
+            problems.append(
+                f"{at}.disruptionBudgetNodes = {json.dumps(pool.disruption_budget_nodes)}: a "
+                "percentage of the pool's nodes, at most 100%"
+            )
 
     nc = cfg.node_class
     if not ami_version_ok(nc.ami_family, nc.ami_version):

@@ -320,6 +320,43 @@ INVALID: list[tuple[str, Callable[[Config], object], str]] = [
         lambda c: c.update({f"{NS}:gpuPools": []}),
         f"{NS}:gpuPools = []: list should have at least 1 item after validation, not 0",
     ),
+    # Rejected by the renderers' own models; run with the config, before any resource.
+    (
+        "repeated instance family",
+        lambda c: _pool(c).update(instanceFamilies=["g6", "g6"]),
+        f'{NS}:gpuPools[0].instanceFamilies = ["g6", "g6"]: repeats g6; list each once',
+    ),
+    (
+        "disruption budget over 100%",
+        lambda c: _pool(c).update(disruptionBudgetNodes="150%"),
+        f'{NS}:gpuPools[0].disruptionBudgetNodes = "150%": a percentage of the pool\'s nodes, '
+        "at most 100%",
+    ),
+    (
+        "VPC too small for its subnets",
+        lambda c: c[f"{NS}:network"].update(cidr="10.0.0.0/20"),
+        f'{NS}:network.cidr = "10.0.0.0/20": subnet prefixes (/19, /24) must be longer than '
+        "the VPC's /20",
+    ),
+    (
+        "no room for the zones",
+        lambda c: c[f"{NS}:network"].update(cidr="10.0.0.0/18"),
+        f'{NS}:network.cidr = "10.0.0.0/18": 10.0.0.0/18 has room for 1 zones with /19 '
+        "private subnets plus the public block, not 2",
+    ),
+    (
+        "serving in a platform namespace",
+        lambda c: c.setdefault(f"{NS}:serving", {}).update(namespace="logging"),
+        f'{NS}:serving.namespace = "logging": a platform namespace; use another (platform '
+        "namespaces: karpenter, gpu-operator, monitoring, logging, keda, kubecost)",
+    ),
+    (
+        "model memory below what loading needs",
+        lambda c: _model(c).update(resources={"cpu": "2", "memory": "8Gi"}),
+        f'{NS}:models[0].resources.memory = "8Gi": the server needs 12Gi while loading '
+        "(streamer buffer 4GiB x 1 GPU(s) plus vLLM's processes and /dev/shm); raise it or "
+        "lower serving.streamerBufferGiB",
+    ),
 ]
 
 

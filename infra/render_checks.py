@@ -1,0 +1,85 @@
+"""Render everything a config decides before any resource is registered.
+
+Components build typed models (subnet plan, NodePools, EC2NodeClasses, alert rules,
+budgets, model Deployments) whose own checks raise ``ValueError``. Run from inside a
+component, such a check fires after earlier components registered their resources: on a
+real ``pulumi up``, a half-created stack and a traceback. Here the same pure functions
+run on the validated config first, and whatever they reject becomes a config problem
+naming the section it came from (exit 2, nothing registered). Each check still lives
+once, in the model that owns it; this module only runs them early.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from infra.config import NAMESPACE, PlatformConfig
+
+
+def _problem(path: str, build: Callable[[], object]) -> list[str]:
+    """``[<namespace>:<path>: <why>]`` when ``build`` raises ``ValueError``, else ``[]``."""
+    try:
+        build()
+    except ValueError as exc:
+        return [f"{NAMESPACE}:{path}: {exc}"]
+    return []
+
+
+def render_problems(cfg: PlatformConfig) -> list[str]:
+    """What the components' renderers would reject in ``cfg``, one line per problem."""
+    # Imported here: these modules import infra.config, which calls this at load time.
+    from infra.alert_rules import alert_inputs, platform_rule_groups
+    from infra.budgets import Budget
+    from infra.gpu_node_pools import (
+        CPU_NODE_CLASS,
+        CPU_VOLUME_GIB,
+        GPU_NODE_CLASS,
+        cpu_node_pool,
+        gpu_node_pool,
+        node_class,
+    )
+    from infra.karpenter import resource_name
+    from infra.logging import check_routes, default_routes
+    from infra.network import plan_subnets
+    from workloads.vllm import render_deployment
+
+    net, nc = cfg.network, cfg.node_class
+    problems = _problem(
+        f'network.cidr = "{net.cidr}"',
+        lambda: plan_subnets(
+            net.cidr, cfg.zones, net.private_subnet_prefix, net.public_subnet_prefix
+        ),
+    )
+    for i, pool in enumerate(cfg.gpu_pools):
+        problems += _problem(f"gpuPools[{i}]", lambda p=pool: gpu_node_pool(p, cfg.zones))  # type: ignore[misc]
+    problems += _problem("cpuPool", lambda: cpu_node_pool(cfg.cpu_pool, cfg.zones))
+    for name, gib, snapshot in (
+        (GPU_NODE_CLASS, nc.root_volume_gib, nc.data_volume_snapshot_id),
+        (CPU_NODE_CLASS, CPU_VOLUME_GIB, None),
+    ):
+        problems += _problem(
+            "nodeClass",
+            lambda n=name, g=gib, s=snapshot: node_class(  # type: ignore[misc]
+                n,
+                nc,
+                cluster_name=cfg.cluster.name,
+                role=resource_name(cfg.cluster.name, "node"),
+                tags=cfg.all_tags,
+                volume_gib=g,
+                snapshot_id=s,
+            ),
+        )
+    for i, budget in enumerate(cfg.cost.budgets):
+        problems += _problem(f"cost.budgets[{i}]", lambda b=budget: Budget.from_config(b))  # type: ignore[misc]
+    problems += _problem("observability", lambda: platform_rule_groups(alert_inputs(cfg)))
+    problems += _problem(
+        "serving.namespace", lambda: check_routes(default_routes(cfg.serving.namespace))
+    )
+    for i, model in enumerate(cfg.models):
+        problems += _problem(
+            f"models[{i}]",
+            lambda m=model: render_deployment(  # type: ignore[misc]
+                m, cfg.serving, cfg.model_bucket, f"vllm-{m.name}"
+            ),
+        )
+    return problems
