@@ -95,3 +95,17 @@ def test_build_role_may_only_log_and_join_the_vpc() -> None:
     assert attach["Condition"]["StringEquals"] == {
         "ec2:AuthorizedService": "codebuild.amazonaws.com"
     }
+
+
+def test_cli_prints_github_outputs(
+    stack: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tools.__main__ import main as cli
+
+    monkeypatch.setenv("GITHUB_RUN_ID", "7")
+    monkeypatch.setenv("GITHUB_RUN_ATTEMPT", "2")
+    assert cli(["ci-settings", stack, "preview"]) == 0
+    cfg = typed_stack_config(stack)
+    expected = ci_settings(cfg, "preview", "7", "2")
+    assert capsys.readouterr().out.splitlines() == [f"{k}={v}" for k, v in expected.items()]
+    assert expected["role-arn"] == cfg.ci.preview_role_arn

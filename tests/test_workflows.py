@@ -45,7 +45,7 @@ def _workflow(name: str) -> dict[str, Any]:
 
 def test_workflows_pass_actionlint() -> None:
     files = sorted(str(p) for p in WORKFLOWS.glob("*.yml"))
-    assert len(files) == 5
+    assert len(files) == 6
     result = subprocess.run(
         [*_actionlint(), *files], cwd=ROOT, capture_output=True, text=True, check=False
     )
@@ -144,13 +144,19 @@ def test_cloud_jobs_run_where_the_stack_file_says(workflow: str, job: str, kind:
     """Runner, role, timeout and session length all come from `tools ci-settings`, so a
     stack's endpoint settings and the runner that reaches it are decided in one place."""
     jobs = _workflow(workflow)["jobs"]
-    settings = jobs["settings"]
+    assert jobs["settings"]["uses"] == "./.github/workflows/ci-settings.yml"
+    assert jobs["settings"]["with"] == {"stack": "${{ inputs.stack }}", "job": kind}
+    shared = _workflow("ci-settings.yml")
+    settings = shared["jobs"]["settings"]
     assert settings["runs-on"] == "ubuntu-24.04"  # reads a file; no cloud access
     assert "id-token" not in settings["permissions"]
     step = next(s for s in settings["steps"] if s.get("id") == "settings")
-    assert f'python -m tools ci-settings "$STACK" {kind} >> "$GITHUB_OUTPUT"' in step["run"]
+    assert 'python -m tools ci-settings "$STACK" "$JOB" >> "$GITHUB_OUTPUT"' in step["run"]
     outputs = {"runs-on", "role-arn", "timeout-minutes", "role-duration-seconds"}
     assert settings["outputs"] == {k: f"${{{{ steps.settings.outputs.{k} }}}}" for k in outputs}
+    assert {k: v["value"] for k, v in shared["on"]["workflow_call"]["outputs"].items()} == {
+        k: f"${{{{ jobs.settings.outputs.{k} }}}}" for k in outputs
+    }
     cloud = jobs[job]
     assert cloud["needs"] == "settings"
     assert cloud["runs-on"] == "${{ needs.settings.outputs.runs-on }}"

@@ -144,7 +144,9 @@ WEIGHTS_GATE_RESOURCES: Final = {
 
 # Runs in the vLLM image itself (already on the node for the server; its
 # vllm-openai-base stage installs boto3, see docker/Dockerfile in vllm-project/vllm), with
-# the pod's Pod Identity credentials. The manifest is written last by `tools models sync`
+# the pod's Pod Identity credentials (EKS's pod identity webhook injects them into init
+# containers too: pkg/handler, testdata rawPodWithInitContainer, in
+# aws/amazon-eks-pod-identity-webhook). The manifest is written last by `tools models sync`
 # (tools/models.py), so its presence means the revision is complete; every file it lists
 # is checked again (size) so a manifest never vouches for a deleted object.
 WEIGHTS_GATE_SCRIPT: Final = """\
