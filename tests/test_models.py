@@ -233,3 +233,39 @@ def test_progress_bar_reaches_100_percent() -> None:
     for _ in range(4):
         progress(MiB)
     assert stream.getvalue().endswith("\r[##########] 100% 4.0/4.0 MiB\n")
+
+
+def _run_gate(monkeypatch: pytest.MonkeyPatch, revision: str) -> str:
+    """Run the model pods' weights gate (the init container's script) against moto."""
+    from infra.naming import model_manifest_key as manifest_key
+    from workloads.vllm import WEIGHTS_GATE_SCRIPT
+
+    monkeypatch.setenv("WEIGHTS_BUCKET", BUCKET)
+    monkeypatch.setenv("WEIGHTS_MANIFEST", manifest_key("chat", revision))
+    monkeypatch.setenv("WEIGHTS_WAIT_SECONDS", "0")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    out = io.StringIO()
+    monkeypatch.setattr("sys.stdout", out)
+    exec(compile(WEIGHTS_GATE_SCRIPT, "weights-gate", "exec"), {"__name__": "__main__"})
+    return out.getvalue()
+
+
+def test_weights_gate_passes_a_synced_revision(
+    s3: Any, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _sync(s3, model_dir)
+    assert _run_gate(monkeypatch, REV) == f"s3://{BUCKET}/models/chat/r1/: 3 files complete\n"
+
+
+def test_weights_gate_stops_a_missing_or_half_synced_revision(
+    s3: Any, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Half-synced: files are there, the manifest (written last) is not.
+    s3.put_object(Bucket=BUCKET, Key="models/chat/r1/config.json", Body=b"{}")
+    with pytest.raises(SystemExit, match=r"models/chat/r1/manifest.json not found: revision"):
+        _run_gate(monkeypatch, REV)
+    # A manifest whose file was replaced behind its back.
+    _sync(s3, model_dir, revision="r2")
+    s3.put_object(Bucket=BUCKET, Key="models/chat/r2/config.json", Body=b"{}")
+    with pytest.raises(SystemExit, match=r"models/chat/r2/config.json: 2 bytes, manifest says"):
+        _run_gate(monkeypatch, "r2")
