@@ -16,6 +16,7 @@ from pulumi.runtime import config as runtime_config
 from pydantic import SecretStr
 
 from infra.alert_rules import alert_inputs
+from infra.arns import same_principal
 from infra.budgets import AwsBudgets, AwsBudgetsArgs, Budget
 from infra.ci_runner import CiRunner, CiRunnerArgs
 from infra.ci_runner import log_group_name as ci_runner_log_group
@@ -42,8 +43,11 @@ def read_stack_config() -> PlatformConfig:
     return load_stack_config(values, stack=pulumi.get_stack(), secret_keys=secret_keys)
 
 
-def check_account(cfg: PlatformConfig) -> None:
-    """Refuse credentials of another account than the stack's, before any resource."""
+def check_caller(cfg: PlatformConfig) -> None:
+    """Refuse credentials that would deploy the stack wrongly, before any resource: of
+    another account, or of a principal with no way into the cluster (neither the deploy
+    role, which creates it and so gets EKS's creator entry, nor an admin; previews may
+    also run as the preview role)."""
     caller = aws.get_caller_identity()
     if caller.account_id != cfg.account_id:
         raise ConfigError(
@@ -51,6 +55,19 @@ def check_account(cfg: PlatformConfig) -> None:
                 f"{NAMESPACE}:accountId = {json.dumps(cfg.account_id)}: the credentials "
                 f"running this update ({caller.arn}) belong to account {caller.account_id}; "
                 "use the stack's account"
+            ]
+        )
+    allowed = [cfg.ci.deploy_role_arn, *cfg.cluster.admins]
+    if pulumi.runtime.is_dry_run():
+        allowed.append(cfg.ci.preview_role_arn)
+    if not any(same_principal(caller.arn, arn) for arn in allowed):
+        raise ConfigError(
+            [
+                f"{NAMESPACE}:ci.deployRoleArn = {json.dumps(cfg.ci.deploy_role_arn)}: the "
+                f"credentials running this update ({caller.arn}) are neither this role nor "
+                "in cluster.admins. On a new stack they would become the cluster's creator "
+                "and lock the deploy role out; on an existing one they cannot reach the "
+                "cluster. Run as the deploy role (the bootstrap workflow) or an admin"
             ]
         )
 
@@ -63,7 +80,7 @@ def secret(value: SecretStr | None) -> pulumi.Output[str]:
 
 
 cfg = read_stack_config()
-check_account(cfg)
+check_caller(cfg)
 tags = cfg.all_tags
 
 network = Network(

@@ -78,3 +78,18 @@ class Arns:
     def ssm_public_parameters(self) -> str:
         """AWS-owned public SSM parameters (AMI ids): ``/aws/service/*``."""
         return f"arn:{self.partition}:ssm:{self.region}::parameter/aws/service/*"
+
+
+def same_principal(caller_arn: str, principal_arn: str) -> bool:
+    """Whether STS caller ``caller_arn`` is the IAM user or role ``principal_arn``.
+
+    A role's session is ``arn:<p>:sts::<account>:assumed-role/<name>/<session>``: it
+    keeps the role's name but not its path, so roles compare by account and name.
+    """
+    caller, principal = caller_arn.split(":"), principal_arn.split(":")
+    if len(caller) < 6 or len(principal) < 6 or caller[4] != principal[4]:
+        return False
+    kind, _, rest = caller[5].partition("/")
+    if kind == "assumed-role" and principal[5].startswith("role/"):
+        return rest.split("/")[0] == principal[5].rsplit("/", 1)[-1]
+    return caller_arn == principal_arn

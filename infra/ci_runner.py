@@ -46,6 +46,11 @@ def log_group_name(cluster_name: str) -> str:
     return f"/aws/codebuild/{project_name(cluster_name)}"
 
 
+def actor_filter(actor_ids: Sequence[int]) -> str:
+    """``ACTOR_ACCOUNT_ID`` pattern admitting exactly these GitHub user ids."""
+    return "^(" + "|".join(str(i) for i in sorted(actor_ids)) + ")$"
+
+
 def runs_on(ci: CiConfig, cluster_name: str, run_id: str, attempt: str) -> str:
     """The ``runs-on`` label of a job that must reach the stack's cluster."""
     if ci.runner == "github-hosted":
@@ -53,11 +58,21 @@ def runs_on(ci: CiConfig, cluster_name: str, run_id: str, attempt: str) -> str:
     return f"codebuild-{project_name(cluster_name)}-{run_id}-{attempt}"
 
 
-def service_role_policy(arns: Arns, log_group: str) -> dict[str, Any]:
-    """The project's role: its log group, and the network interfaces of a VPC build."""
+def service_role_policy(arns: Arns, log_group: str, connection_arn: str) -> dict[str, Any]:
+    """The project's role: its log group, the GitHub connection, and the network
+    interfaces of a VPC build."""
+    # The connection's service prefix is also its IAM one (codeconnections, or the older
+    # codestar-connections): https://docs.aws.amazon.com/codebuild/latest/userguide/connections-github-app.html
+    service = connection_arn.split(":")[2]
     return {
         "Version": "2012-10-17",
         "Statement": [
+            {
+                "Sid": "UseTheGitHubConnection",
+                "Effect": "Allow",
+                "Action": [f"{service}:GetConnection", f"{service}:GetConnectionToken"],
+                "Resource": connection_arn,
+            },
             {
                 "Sid": "WriteBuildLogs",
                 "Effect": "Allow",
@@ -163,7 +178,10 @@ class CiRunner(pulumi.ComponentResource):
             role=role.id,
             # Composed from the name, not the group's output: known at preview.
             policy=json.dumps(
-                service_role_policy(args.arns, log_group_name(args.cluster_name)), sort_keys=True
+                service_role_policy(
+                    args.arns, log_group_name(args.cluster_name), self._connection(args)
+                ),
+                sort_keys=True,
             ),
             opts=child,
         )
@@ -176,6 +194,9 @@ class CiRunner(pulumi.ComponentResource):
             source=aws.codebuild.ProjectSourceArgs(
                 type="GITHUB",
                 location=f"https://github.com/{args.config.github_repository}.git",
+                auth=aws.codebuild.ProjectSourceAuthArgs(
+                    type="CODECONNECTIONS", resource=self._connection(args)
+                ),
             ),
             artifacts=aws.codebuild.ProjectArtifactsArgs(type="NO_ARTIFACTS"),
             environment=aws.codebuild.ProjectEnvironmentArgs(
@@ -200,12 +221,18 @@ class CiRunner(pulumi.ComponentResource):
             f"{name}-webhook",
             project_name=project.name,
             build_type="BUILD",
+            # Only jobs started by the listed people: a pull request from a fork can ask
+            # for this runner's label, and the runner sits next to the API endpoint.
             filter_groups=[
                 aws.codebuild.WebhookFilterGroupArgs(
                     filters=[
                         aws.codebuild.WebhookFilterGroupFilterArgs(
                             type="EVENT", pattern="WORKFLOW_JOB_QUEUED"
-                        )
+                        ),
+                        aws.codebuild.WebhookFilterGroupFilterArgs(
+                            type="ACTOR_ACCOUNT_ID",
+                            pattern=actor_filter(args.config.allowed_actor_ids),
+                        ),
                     ]
                 )
             ],
@@ -214,3 +241,9 @@ class CiRunner(pulumi.ComponentResource):
         self.register_outputs(
             {"project_name": self.project_name, "security_group_id": self.security_group_id}
         )
+
+    @staticmethod
+    def _connection(args: CiRunnerArgs) -> str:
+        # The config requires it for runner codebuild, the only one this component serves.
+        assert args.config.github_connection_arn is not None
+        return args.config.github_connection_arn

@@ -208,10 +208,25 @@ class CiConfig(_Section):
     stack creates in its private subnets, allowed to the API endpoint (default); or
     ``github-hosted``, only for an endpoint open to the internet (GitHub's runners have
     no fixed addresses)."""
-    github_repository: Annotated[str, Field(pattern=r"^[\w.-]+/[\w.-]+$")] = (
-        "llm-platform/llm-platform"
-    )
+    github_repository: Annotated[str, Field(pattern=r"^[\w.-]+/[\w.-]+$")]
     """``owner/name`` of the repository whose workflow jobs the CodeBuild runner takes."""
+    github_connection_arn: (
+        Annotated[
+            str,
+            Field(
+                pattern=r"^arn:aws[a-z-]*:(codeconnections|codestar-connections):[a-z0-9-]+:"
+                r"\d{12}:connection/[0-9a-f-]+$"
+            ),
+        ]
+        | None
+    ) = None
+    """The AWS CodeConnections connection to GitHub the CodeBuild runner authenticates
+    with (made once per account by hand: README, "CI setup"); required for ``codebuild``."""
+    allowed_actor_ids: tuple[Annotated[int, Field(ge=1)], ...] = ()
+    """Numeric GitHub user ids whose workflow jobs the CodeBuild runner may take: the
+    runner sits inside the VPC, next to the API endpoint, and a pull request from a fork
+    can ask for its label. Required for ``codebuild``; ids from
+    ``gh api users/<login> --jq .id``."""
     job_timeout_minutes: Annotated[int, Field(ge=30, le=720)] = 180
     """Longest a deploy job may run; the slowest first deploy (cluster, nodes, charts,
     model rollouts) takes about 90 minutes (default 180). The STS session of the job and
@@ -804,6 +819,17 @@ def _cross_checks(cfg: PlatformConfig) -> list[str]:
             f"{ns}:ci.previewRoleArn = {json.dumps(cfg.ci.preview_role_arn)}: must differ "
             "from ci.deployRoleArn (previews run read-only)"
         )
+    if cfg.ci.runner == "codebuild":
+        if cfg.ci.github_connection_arn is None:
+            problems.append(
+                f"{ns}:ci.githubConnectionArn: required for runner codebuild (the CodeBuild "
+                'connection to GitHub, made once per account: README, "CI setup")'
+            )
+        if not cfg.ci.allowed_actor_ids:
+            problems.append(
+                f"{ns}:ci.allowedActorIds = []: runner codebuild needs the GitHub user ids "
+                "whose jobs may run inside the VPC (a fork's pull request could ask for it)"
+            )
     if cfg.ci.runner == "github-hosted" and not open_to_internet(c):
         problems.append(
             f'{ns}:ci.runner = "github-hosted": GitHub-hosted runners have no fixed '

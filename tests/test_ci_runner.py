@@ -5,12 +5,13 @@ session that outlasts the job."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
 
 from infra.arns import Arns
-from infra.ci_runner import API_PORT, project_name, service_role_policy
+from infra.ci_runner import API_PORT, actor_filter, project_name, service_role_policy
 from infra.config import GITHUB_HOSTED_LABEL, ConfigError, open_to_internet
 from tests.harness import find, find_all, run_stack
 from tools.ci_settings import ci_settings
@@ -43,9 +44,20 @@ def test_the_workflow_runner_reaches_the_stacks_endpoint(
     assert project["vpcConfig"]["securityGroupIds"] == ["ci-sg-id"]
     assert (rule.inputs["fromPort"], rule.inputs["toPort"]) == (API_PORT, API_PORT)
     webhook = find(resources, "aws:codebuild/webhook:Webhook", "ci-webhook").inputs
+    # Only the listed people's jobs: a fork's pull request may ask for the label too.
     assert webhook["filterGroups"] == [
-        {"filters": [{"type": "EVENT", "pattern": "WORKFLOW_JOB_QUEUED"}]}
+        {
+            "filters": [
+                {"type": "EVENT", "pattern": "WORKFLOW_JOB_QUEUED"},
+                {"type": "ACTOR_ACCOUNT_ID", "pattern": actor_filter(cfg.ci.allowed_actor_ids)},
+            ]
+        }
     ]
+    assert project["source"]["auth"] == {
+        "type": "CODECONNECTIONS",
+        "resource": cfg.ci.github_connection_arn,
+    }
+    assert project["source"]["location"] == f"https://github.com/{cfg.ci.github_repository}.git"
     # The build may run as long as the job; the STS session outlasts it.
     minutes = int(settings["timeout-minutes"])
     assert project["buildTimeout"] >= minutes
@@ -67,6 +79,40 @@ def test_a_github_hosted_runner_for_a_closed_endpoint_is_rejected(stack: str) ->
     assert problem.endswith("; use runner codebuild (a runner in the VPC)")
 
 
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        (
+            "githubConnectionArn",
+            "llm-platform:ci.githubConnectionArn: required for runner codebuild (the CodeBuild "
+            'connection to GitHub, made once per account: README, "CI setup")',
+        ),
+        (
+            "allowedActorIds",
+            "llm-platform:ci.allowedActorIds = []: runner codebuild needs the GitHub user ids "
+            "whose jobs may run inside the VPC (a fork's pull request could ask for it)",
+        ),
+    ],
+)
+def test_a_codebuild_runner_needs_its_connection_and_actors(key: str, problem: str) -> None:
+    def drop(config: dict[str, Any]) -> None:
+        config["llm-platform:ci"]["runner"] = "codebuild"
+        config["llm-platform:ci"].pop(key, None)
+
+    run = run_stack("dev", drop)
+    assert isinstance(run.error, ConfigError)
+    assert run.error.problems == [problem]
+    assert run.resources == []
+
+
+def test_bootstrap_runs_on_a_hosted_runner_as_the_deploy_role(stack: str) -> None:
+    cfg = typed_stack_config(stack)
+    settings = ci_settings(cfg, "bootstrap", "1", "1")
+    assert settings["runs-on"] == GITHUB_HOSTED_LABEL  # the in-VPC runner does not exist yet
+    assert settings["role-arn"] == cfg.ci.deploy_role_arn
+    assert settings == ci_settings(cfg, "deploy", "1", "1") | {"runs-on": GITHUB_HOSTED_LABEL}
+
+
 def test_a_github_hosted_runner_for_an_open_endpoint_creates_no_runner() -> None:
     def hosted_and_open(config: dict[str, Any]) -> None:
         config["llm-platform:ci"]["runner"] = "github-hosted"
@@ -86,10 +132,22 @@ def test_a_github_hosted_runner_for_an_open_endpoint_creates_no_runner() -> None
     assert settings["runs-on"] == GITHUB_HOSTED_LABEL
 
 
-def test_build_role_may_only_log_and_join_the_vpc() -> None:
-    policy = service_role_policy(Arns("111122223333", "eu-west-1"), "/aws/codebuild/c-ci-runner")
+def test_actor_filter_matches_exactly_the_listed_ids() -> None:
+    pattern = re.compile(actor_filter((42, 7)))
+    assert pattern.fullmatch("7") and pattern.fullmatch("42")
+    assert not pattern.search("427") and not pattern.search("1")
+
+
+def test_build_role_may_only_log_use_its_connection_and_join_the_vpc() -> None:
+    connection = "arn:aws:codeconnections:eu-west-1:111122223333:connection/abc-123"
+    policy = service_role_policy(
+        Arns("111122223333", "eu-west-1"), "/aws/codebuild/c-ci-runner", connection
+    )
     actions = sorted(a for s in policy["Statement"] for a in s["Action"])
-    assert all(a.startswith(("logs:", "ec2:")) for a in actions)
+    assert all(a.startswith(("logs:", "ec2:", "codeconnections:")) for a in actions)
+    use = next(s for s in policy["Statement"] if s["Sid"] == "UseTheGitHubConnection")
+    assert use["Resource"] == connection
+    assert use["Action"] == ["codeconnections:GetConnection", "codeconnections:GetConnectionToken"]
     assert "*" not in json.dumps([s["Action"] for s in policy["Statement"]])
     attach = next(s for s in policy["Statement"] if s["Sid"] == "AttachToTheVpc")
     assert attach["Condition"]["StringEquals"] == {

@@ -13,6 +13,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from infra.arns import same_principal
 from infra.config import ConfigError
 from policies.core import Resource, evaluate
 from policies.rules import RULES
@@ -112,7 +113,10 @@ def test_unknown_arn_makes_a_mandatory_rule_fail_at_preview() -> None:
 
 def test_mocks_answer_with_the_stacks_account_and_region(stack: str) -> None:
     cfg = typed_stack_config(stack)
-    assert Cloud.of(load_stack_file(stack).config) == Cloud(cfg.account_id, cfg.region)
+    deploy_role = cfg.ci.deploy_role_arn.rsplit("/", 1)[-1]
+    assert Cloud.of(load_stack_file(stack).config) == Cloud(
+        cfg.account_id, cfg.region, caller_role=deploy_role
+    )
 
     def build() -> tuple[str, str]:
         identity = aws.get_caller_identity()
@@ -148,6 +152,48 @@ def test_credentials_of_another_account_are_refused_before_any_resource(stack: s
     assert run.resources == []
     assert run.error.problems == [
         f'llm-platform:accountId = "{cfg.account_id}": the credentials running this update '
-        "(arn:aws:sts::999999999999:assumed-role/plan/session) belong to account "
-        "999999999999; use the stack's account"
+        "(arn:aws:sts::999999999999:assumed-role/offline-plan/offline-plan) belong to "
+        "account 999999999999; use the stack's account"
     ]
+
+
+def _run_as(stack: str, role: str, *, preview: bool = False) -> Any:
+    cfg = typed_stack_config(stack)
+    stack_file = load_stack_file(stack)
+    return run_program(
+        stack_file.config,
+        stack=stack,
+        secret_keys=stack_file.secret_keys,
+        preview=preview,
+        cloud=Cloud(cfg.account_id, cfg.region, caller_role=role),
+    )
+
+
+def test_only_the_deploy_role_or_an_admin_may_run_an_update(stack: str) -> None:
+    """Anyone else would become a new cluster's creator and lock the deploy role out."""
+    cfg = typed_stack_config(stack)
+    name = cfg.ci.deploy_role_arn.rsplit("/", 1)[-1]
+    assert _run_as(stack, name).error is None
+    assert _run_as(stack, cfg.cluster.admins[0].rsplit("/", 1)[-1]).error is None
+    preview_role = cfg.ci.preview_role_arn.rsplit("/", 1)[-1]
+    assert _run_as(stack, preview_role, preview=True).error is None
+    for role, preview in (("SomeoneElse", False), (preview_role, False)):
+        run = _run_as(stack, role, preview=preview)
+        assert isinstance(run.error, ConfigError), role
+        assert run.resources == []
+        (problem,) = run.error.problems
+        assert problem.startswith(
+            f'llm-platform:ci.deployRoleArn = "{cfg.ci.deploy_role_arn}": the credentials '
+            f"running this update (arn:aws:sts::{cfg.account_id}:assumed-role/{role}/"
+        )
+
+
+def test_same_principal_compares_role_sessions_by_account_and_name() -> None:
+    session = "arn:aws:sts::111122223333:assumed-role/Deploy/gha-dev-42"
+    assert same_principal(session, "arn:aws:iam::111122223333:role/Deploy")
+    assert same_principal(session, "arn:aws:iam::111122223333:role/ci/Deploy")  # a path
+    assert not same_principal(session, "arn:aws:iam::444455556666:role/Deploy")
+    assert not same_principal(session, "arn:aws:iam::111122223333:role/Deployer")
+    user = "arn:aws:iam::111122223333:user/alice"
+    assert same_principal(user, user)
+    assert not same_principal(user, "arn:aws:iam::111122223333:role/alice")

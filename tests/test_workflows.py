@@ -45,7 +45,7 @@ def _workflow(name: str) -> dict[str, Any]:
 
 def test_workflows_pass_actionlint() -> None:
     files = sorted(str(p) for p in WORKFLOWS.glob("*.yml"))
-    assert len(files) == 6
+    assert len(files) == 7
     result = subprocess.run(
         [*_actionlint(), *files], cwd=ROOT, capture_output=True, text=True, check=False
     )
@@ -138,7 +138,10 @@ def test_preview_has_oidc_and_pr_write_only_there_and_skips_forks() -> None:
 
 @pytest.mark.parametrize(
     ("workflow", "job", "kind"),
-    [("pulumi-up.yml", "up", "deploy"), ("pulumi-preview.yml", "preview", "preview")],
+    [
+        ("pulumi-up.yml", "up", "${{ inputs.stage == 'aws-only' && 'bootstrap' || 'deploy' }}"),
+        ("pulumi-preview.yml", "preview", "preview"),
+    ],
 )
 def test_cloud_jobs_run_where_the_stack_file_says(workflow: str, job: str, kind: str) -> None:
     """Runner, role, timeout and session length all come from `tools ci-settings`, so a
@@ -193,7 +196,22 @@ def test_pulumi_up_holds_one_uncancellable_lock_per_stack() -> None:
     assert up["environment"] == "${{ inputs.environment }}"
     runs = [s["run"] for s in up["steps"] if "run" in s]
     assert runs[0] == '.venv/bin/python -m tools preflight "$STACK"'
-    assert runs[1].startswith("pulumi up --stack") and POLICY_ARGS in runs[1]
+    assert "pulumi up --stack" in runs[1] and POLICY_ARGS in runs[1]
+
+
+def test_bootstrap_is_stage_1_of_the_readme_first_deploy() -> None:
+    """Started by hand, as the deploy role (so it creates the cluster), AWS only."""
+    from tests.test_first_deploy import EXCLUDE
+
+    bootstrap = _workflow("bootstrap.yml")
+    assert set(bootstrap["on"]) == {"workflow_dispatch"}
+    assert bootstrap["on"]["workflow_dispatch"]["inputs"]["stack"]["options"] == list(STACKS)
+    (job,) = bootstrap["jobs"].values()
+    assert job["uses"] == "./.github/workflows/pulumi-up.yml"
+    assert job["with"]["stage"] == "aws-only"
+    up = _workflow("pulumi-up.yml")["jobs"]["up"]
+    run = next(s["run"] for s in up["steps"] if s.get("name") == "pulumi up")
+    assert f"--exclude '{EXCLUDE}' --exclude-dependents" in run
 
 
 def test_pulumi_cli_matches_the_pinned_sdk() -> None:

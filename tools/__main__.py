@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         "ci-settings", help="a stack's runner, role and timeouts as GitHub Actions outputs"
     )
     settings.add_argument("stack", help="stack name: reads Pulumi.<stack>.yaml")
-    settings.add_argument("job", choices=["deploy", "preview"])
+    settings.add_argument("job", choices=["deploy", "preview", "bootstrap"])
 
     comment = commands.add_parser(
         "preview-comment", help="render the PR comment for one stack's pulumi preview (CI)"

@@ -15,10 +15,13 @@ from pathlib import Path
 from typing import Final, Literal
 
 from infra.ci_runner import runs_on
-from infra.config import ConfigError, PlatformConfig
+from infra.config import GITHUB_HOSTED_LABEL, ConfigError, PlatformConfig
 from tools.plan import ROOT, typed_stack_config
 
-Job = Literal["deploy", "preview"]
+Job = Literal["deploy", "preview", "bootstrap"]
+"""``bootstrap`` is stage 1 of a new environment's first deploy (README): the AWS-only
+``pulumi up`` that creates, among the rest, the in-VPC runner; it reaches only AWS APIs,
+so it runs on a GitHub-hosted runner."""
 PREVIEW_TIMEOUT_MINUTES: Final = 30
 MAX_SESSION_SECONDS: Final = 43_200
 """STS's ceiling for a role session (the role's MaxSessionDuration must allow it)."""
@@ -26,10 +29,15 @@ MAX_SESSION_SECONDS: Final = 43_200
 
 def ci_settings(cfg: PlatformConfig, job: Job, run_id: str, attempt: str) -> dict[str, str]:
     """The outputs of the workflows' settings job for one stack and job."""
-    deploy = job == "deploy"
+    deploy = job != "preview"
     minutes = cfg.ci.job_timeout_minutes if deploy else PREVIEW_TIMEOUT_MINUTES
+    runner = (
+        GITHUB_HOSTED_LABEL
+        if job == "bootstrap"
+        else runs_on(cfg.ci, cfg.cluster.name, run_id, attempt)
+    )
     return {
-        "runs-on": runs_on(cfg.ci, cfg.cluster.name, run_id, attempt),
+        "runs-on": runner,
         "role-arn": cfg.ci.deploy_role_arn if deploy else cfg.ci.preview_role_arn,
         "timeout-minutes": str(minutes),
         # The session outlives the job: credentials never expire mid-update.

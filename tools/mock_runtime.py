@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import runpy
 from collections.abc import Callable, Mapping
@@ -115,6 +116,14 @@ class Cloud:
     region: str = REGION
     caller_account_id: str | None = None
     """Account of the credentials (``getCallerIdentity``); default: ``account_id``."""
+    caller_role: str = "offline-plan"
+    """Name of the role whose session runs the program (default: the stack's deploy
+    role, ``llm-platform:ci.deployRoleArn``, as CI runs it)."""
+
+    @property
+    def caller_arn(self) -> str:
+        account = self.caller_account_id or self.account_id
+        return f"arn:aws:sts::{account}:assumed-role/{self.caller_role}/offline-plan"
 
     def arn(self, service: str, resource: str) -> str:
         return f"arn:aws:{service}:{self.region}:{self.account_id}:{resource}"
@@ -122,9 +131,15 @@ class Cloud:
     @classmethod
     def of(cls, config: Mapping[str, str]) -> Cloud:
         """From fully qualified stack config (``aws:region``, ``llm-platform:accountId``)."""
+        try:
+            ci = json.loads(config.get(f"{PROJECT}:ci", "{}"))
+        except json.JSONDecodeError:
+            ci = {}
+        deploy_role = ci.get("deployRoleArn") if isinstance(ci, dict) else None
         return cls(
             account_id=config.get(f"{PROJECT}:accountId", ACCOUNT_ID),
             region=config.get("aws:region", REGION),
+            caller_role=str(deploy_role).rsplit("/", 1)[-1] if deploy_role else "offline-plan",
         )
 
 
@@ -193,7 +208,7 @@ Invoke = Callable[[Mapping[str, Any], Cloud], dict[str, Any]]
 INVOKES: dict[str, Invoke] = {
     "aws:index/getCallerIdentity:getCallerIdentity": lambda _, c: {
         "accountId": c.caller_account_id or c.account_id,
-        "arn": f"arn:aws:sts::{c.caller_account_id or c.account_id}:assumed-role/plan/session",
+        "arn": c.caller_arn,
         "userId": "AROAOFFLINEPLAN:session",
     },
     "aws:eks/getCluster:getCluster": _get_cluster,

@@ -148,24 +148,28 @@ WEIGHTS_GATE_RESOURCES: Final = {
 # containers too: pkg/handler, testdata rawPodWithInitContainer, in
 # aws/amazon-eks-pod-identity-webhook). The manifest is written last by `tools models sync`
 # (tools/models.py), so its presence means the revision is complete; every file it lists
-# is checked again (size) so a manifest never vouches for a deleted object.
+# is checked again (size) so a manifest never vouches for a deleted object. Presence is
+# read by listing the prefix: the model role's ListBucket is scoped to it, and S3 answers
+# a GET of a missing key with 403, not 404, to a caller that cannot list there.
 WEIGHTS_GATE_SCRIPT: Final = """\
 import json, os, sys, time
 import boto3
 bucket, key = os.environ["WEIGHTS_BUCKET"], os.environ["WEIGHTS_MANIFEST"]
 prefix = key.rsplit("/", 1)[0] + "/"
 s3 = boto3.client("s3")
+def listing():
+    sizes = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        sizes.update({o["Key"]: o["Size"] for o in page.get("Contents", [])})
+    return sizes
 deadline = time.monotonic() + int(os.environ["WEIGHTS_WAIT_SECONDS"])
-while True:
-    try:
-        manifest = json.load(s3.get_object(Bucket=bucket, Key=key)["Body"])
-        break
-    except s3.exceptions.NoSuchKey:
-        if time.monotonic() > deadline:
-            sys.exit(f"s3://{bucket}/{key} not found: revision not synced (tools models sync)")
-        time.sleep(10)
+while key not in (sizes := listing()):
+    if time.monotonic() > deadline:
+        sys.exit(f"s3://{bucket}/{key} not found: revision not synced (tools models sync)")
+    time.sleep(10)
+manifest = json.load(s3.get_object(Bucket=bucket, Key=key)["Body"])
 for f in manifest["files"]:
-    size = s3.head_object(Bucket=bucket, Key=prefix + f["path"])["ContentLength"]
+    size = sizes.get(prefix + f["path"])
     if size != f["size"]:
         sys.exit(f"s3://{bucket}/{prefix}{f['path']}: {size} bytes, manifest says {f['size']}")
 print(f"s3://{bucket}/{prefix}: {len(manifest['files'])} files complete")
