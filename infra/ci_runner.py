@@ -51,11 +51,20 @@ def actor_filter(actor_ids: Sequence[int]) -> str:
     return "^(" + "|".join(str(i) for i in sorted(actor_ids)) + ")$"
 
 
-def runs_on(ci: CiConfig, cluster_name: str, run_id: str, attempt: str) -> str:
-    """The ``runs-on`` label of a job that must reach the stack's cluster."""
+def runner(ci: CiConfig, cluster_name: str) -> str:
+    """What a job that must reach the stack's cluster runs on: the GitHub-hosted label,
+    or ``codebuild-<project>``, to which the workflow adds ``-<run id>-<attempt>`` itself
+    (CodeBuild's label format; the attempt must be the job's own, also on a re-run)."""
     if ci.runner == "github-hosted":
         return GITHUB_HOSTED_LABEL
-    return f"codebuild-{project_name(cluster_name)}-{run_id}-{attempt}"
+    return f"codebuild-{project_name(cluster_name)}"
+
+
+def runs_on(runner_label: str, run_id: str, attempt: str) -> str:
+    """The label a job ends up with (what the workflows' ``runs-on`` expression makes)."""
+    if runner_label.startswith("codebuild-"):
+        return f"{runner_label}-{run_id}-{attempt}"
+    return runner_label
 
 
 def service_role_policy(arns: Arns, log_group: str, connection_arn: str) -> dict[str, Any]:

@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 
 from infra.arns import Arns
-from infra.ci_runner import API_PORT, actor_filter, project_name, service_role_policy
+from infra.ci_runner import (
+    API_PORT,
+    actor_filter,
+    project_name,
+    runs_on,
+    service_role_policy,
+)
 from infra.config import GITHUB_HOSTED_LABEL, ConfigError, open_to_internet
 from tests.harness import find, find_all, run_stack
 from tools.ci_settings import ci_settings
@@ -26,13 +32,14 @@ def test_the_workflow_runner_reaches_the_stacks_endpoint(
     stack: str, resources: tuple[Recorded, ...], kind: Any
 ) -> None:
     cfg = typed_stack_config(stack)
-    settings = ci_settings(cfg, kind, "42", "1")
-    if settings["runs-on"] == GITHUB_HOSTED_LABEL:
+    settings = ci_settings(cfg, kind)
+    label = runs_on(settings["runner"], "42", "1")
+    if label == GITHUB_HOSTED_LABEL:
         # GitHub's runners have no fixed addresses: only an open endpoint admits them.
         assert open_to_internet(cfg.cluster)
         return
     # A CodeBuild runner of this stack, in its private subnets, admitted on 443.
-    assert settings["runs-on"] == f"codebuild-{project_name(cfg.cluster.name)}-42-1"
+    assert label == f"codebuild-{project_name(cfg.cluster.name)}-42-1"
     project = find(resources, PROJECT, "ci-project").inputs
     assert project["name"] == project_name(cfg.cluster.name)
     cluster_inputs = find(resources, "eks:index:Cluster", "llm-eks").inputs
@@ -107,10 +114,10 @@ def test_a_codebuild_runner_needs_its_connection_and_actors(key: str, problem: s
 
 def test_bootstrap_runs_on_a_hosted_runner_as_the_deploy_role(stack: str) -> None:
     cfg = typed_stack_config(stack)
-    settings = ci_settings(cfg, "bootstrap", "1", "1")
-    assert settings["runs-on"] == GITHUB_HOSTED_LABEL  # the in-VPC runner does not exist yet
+    settings = ci_settings(cfg, "bootstrap")
+    assert settings["runner"] == GITHUB_HOSTED_LABEL  # the in-VPC runner does not exist yet
     assert settings["role-arn"] == cfg.ci.deploy_role_arn
-    assert settings == ci_settings(cfg, "deploy", "1", "1") | {"runs-on": GITHUB_HOSTED_LABEL}
+    assert settings == ci_settings(cfg, "deploy") | {"runner": GITHUB_HOSTED_LABEL}
 
 
 def test_a_github_hosted_runner_for_an_open_endpoint_creates_no_runner() -> None:
@@ -126,10 +133,8 @@ def test_a_github_hosted_runner_for_an_open_endpoint_creates_no_runner() -> None
     settings = ci_settings(
         cfg.model_copy(update={"ci": cfg.ci.model_copy(update={"runner": "github-hosted"})}),
         "deploy",
-        "1",
-        "1",
     )
-    assert settings["runs-on"] == GITHUB_HOSTED_LABEL
+    assert runs_on(settings["runner"], "1", "1") == GITHUB_HOSTED_LABEL
 
 
 def test_actor_filter_matches_exactly_the_listed_ids() -> None:
@@ -155,15 +160,11 @@ def test_build_role_may_only_log_use_its_connection_and_join_the_vpc() -> None:
     }
 
 
-def test_cli_prints_github_outputs(
-    stack: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_cli_prints_github_outputs(stack: str, capsys: pytest.CaptureFixture[str]) -> None:
     from tools.__main__ import main as cli
 
-    monkeypatch.setenv("GITHUB_RUN_ID", "7")
-    monkeypatch.setenv("GITHUB_RUN_ATTEMPT", "2")
     assert cli(["ci-settings", stack, "preview"]) == 0
     cfg = typed_stack_config(stack)
-    expected = ci_settings(cfg, "preview", "7", "2")
+    expected = ci_settings(cfg, "preview")
     assert capsys.readouterr().out.splitlines() == [f"{k}={v}" for k, v in expected.items()]
     assert expected["role-arn"] == cfg.ci.preview_role_arn

@@ -155,14 +155,19 @@ def test_cloud_jobs_run_where_the_stack_file_says(workflow: str, job: str, kind:
     assert "id-token" not in settings["permissions"]
     step = next(s for s in settings["steps"] if s.get("id") == "settings")
     assert 'python -m tools ci-settings "$STACK" "$JOB" >> "$GITHUB_OUTPUT"' in step["run"]
-    outputs = {"runs-on", "role-arn", "timeout-minutes", "role-duration-seconds"}
+    outputs = {"runner", "role-arn", "timeout-minutes", "role-duration-seconds"}
     assert settings["outputs"] == {k: f"${{{{ steps.settings.outputs.{k} }}}}" for k in outputs}
     assert {k: v["value"] for k, v in shared["on"]["workflow_call"]["outputs"].items()} == {
         k: f"${{{{ jobs.settings.outputs.{k} }}}}" for k in outputs
     }
     cloud = jobs[job]
     assert cloud["needs"] == "settings"
-    assert cloud["runs-on"] == "${{ needs.settings.outputs.runs-on }}"
+    # infra.ci_runner.runs_on is this expression's twin (tested in test_ci_runner).
+    assert cloud["runs-on"] == (
+        "${{ startsWith(needs.settings.outputs.runner, 'codebuild-') && "
+        "format('{0}-{1}-{2}', needs.settings.outputs.runner, github.run_id, "
+        "github.run_attempt) || needs.settings.outputs.runner }}"
+    )
     assert cloud["timeout-minutes"] == "${{ fromJSON(needs.settings.outputs.timeout-minutes) }}"
     setup = next(s for s in cloud["steps"] if s.get("uses") == "./.github/actions/pulumi-setup")
     assert setup["with"]["role-arn"] == "${{ needs.settings.outputs.role-arn }}"

@@ -4,17 +4,17 @@
 ``$GITHUB_OUTPUT``: the runner label the job must run on to reach the stack's API
 endpoint, the role it assumes, its timeout and an STS session as long as that timeout.
 The workflows (``pulumi-up.yml``, ``pulumi-preview.yml``) read nothing else about a
-stack, so the stack file alone decides how CI reaches it.
+stack, so the stack file alone decides how CI reaches it. ``runner`` is the label, or
+for CodeBuild its prefix, which the workflows complete with the run id and attempt.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Final, Literal
 
-from infra.ci_runner import runs_on
+from infra.ci_runner import runner
 from infra.config import GITHUB_HOSTED_LABEL, ConfigError, PlatformConfig
 from tools.plan import ROOT, typed_stack_config
 
@@ -27,17 +27,12 @@ MAX_SESSION_SECONDS: Final = 43_200
 """STS's ceiling for a role session (the role's MaxSessionDuration must allow it)."""
 
 
-def ci_settings(cfg: PlatformConfig, job: Job, run_id: str, attempt: str) -> dict[str, str]:
+def ci_settings(cfg: PlatformConfig, job: Job) -> dict[str, str]:
     """The outputs of the workflows' settings job for one stack and job."""
     deploy = job != "preview"
     minutes = cfg.ci.job_timeout_minutes if deploy else PREVIEW_TIMEOUT_MINUTES
-    runner = (
-        GITHUB_HOSTED_LABEL
-        if job == "bootstrap"
-        else runs_on(cfg.ci, cfg.cluster.name, run_id, attempt)
-    )
     return {
-        "runs-on": runner,
+        "runner": GITHUB_HOSTED_LABEL if job == "bootstrap" else runner(cfg.ci, cfg.cluster.name),
         "role-arn": cfg.ci.deploy_role_arn if deploy else cfg.ci.preview_role_arn,
         "timeout-minutes": str(minutes),
         # The session outlives the job: credentials never expire mid-update.
@@ -52,8 +47,6 @@ def main(stack: str, job: Job, root: Path = ROOT) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    run_id = os.environ.get("GITHUB_RUN_ID", "0")
-    attempt = os.environ.get("GITHUB_RUN_ATTEMPT", "1")
-    for key, value in ci_settings(cfg, job, run_id, attempt).items():
+    for key, value in ci_settings(cfg, job).items():
         print(f"{key}={value}")
     return 0
