@@ -42,7 +42,9 @@ def addon_configuration(addon: str) -> str | None:
     on (``enableNetworkPolicy``, a string, default ``"false"`` in the chart's values.yaml
     at v1.20.4; https://docs.aws.amazon.com/eks/latest/userguide/cni-network-policy-configure.html).
     Without it, the model servers' NetworkPolicy is decoration, and vLLM's routes outside
-    ``/v1`` (``/invocations`` among them) answer without the API key.
+    ``/v1`` (``/invocations`` among them) answer without the API key. The agent always
+    admits traffic from the pod's own node, so kubelet probes keep working
+    (https://github.com/aws/aws-network-policy-agent/pull/65).
     """
     if addon == "vpc-cni":
         return json.dumps({"enableNetworkPolicy": "true"}, sort_keys=True)
