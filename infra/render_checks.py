@@ -12,6 +12,7 @@ once, in the model that owns it; this module only runs them early.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from infra.config import NAMESPACE, PlatformConfig
 
@@ -51,7 +52,7 @@ def render_problems(cfg: PlatformConfig) -> list[str]:
         ),
     )
     for i, pool in enumerate(cfg.gpu_pools):
-        problems += _problem(f"gpuPools[{i}]", lambda p=pool: gpu_node_pool(p, cfg.zones))  # type: ignore[misc]
+        problems += _problem(f"gpuPools[{i}]", partial(gpu_node_pool, pool, cfg.zones))
     problems += _problem("cpuPool", lambda: cpu_node_pool(cfg.cpu_pool, cfg.zones))
     for name, gib, snapshot in (
         (GPU_NODE_CLASS, nc.root_volume_gib, nc.data_volume_snapshot_id),
@@ -59,18 +60,19 @@ def render_problems(cfg: PlatformConfig) -> list[str]:
     ):
         problems += _problem(
             "nodeClass",
-            lambda n=name, g=gib, s=snapshot: node_class(  # type: ignore[misc]
-                n,
+            partial(
+                node_class,
+                name,
                 nc,
                 cluster_name=cfg.cluster.name,
                 role=resource_name(cfg.cluster.name, "node"),
                 tags=cfg.all_tags,
-                volume_gib=g,
-                snapshot_id=s,
+                volume_gib=gib,
+                snapshot_id=snapshot,
             ),
         )
     for i, budget in enumerate(cfg.cost.budgets):
-        problems += _problem(f"cost.budgets[{i}]", lambda b=budget: Budget.from_config(b))  # type: ignore[misc]
+        problems += _problem(f"cost.budgets[{i}]", partial(Budget.from_config, budget))
     problems += _problem("observability", lambda: platform_rule_groups(alert_inputs(cfg)))
     problems += _problem(
         "serving.namespace", lambda: check_routes(default_routes(cfg.serving.namespace))
@@ -78,8 +80,6 @@ def render_problems(cfg: PlatformConfig) -> list[str]:
     for i, model in enumerate(cfg.models):
         problems += _problem(
             f"models[{i}]",
-            lambda m=model: render_deployment(  # type: ignore[misc]
-                m, cfg.serving, cfg.model_bucket, f"vllm-{m.name}"
-            ),
+            partial(render_deployment, model, cfg.serving, cfg.model_bucket, f"vllm-{model.name}"),
         )
     return problems
