@@ -76,10 +76,14 @@ class _Section(BaseModel):
         alias_generator=to_camel,
         populate_by_name=True,
         validate_default=True,
+        # The docstring under each field is its description (docs/configuration.md).
+        use_attribute_docstrings=True,
     )
 
 
 def _dns_label(value: str) -> str:
+    """a DNS label: lowercase letters, digits and '-', starting with a letter, at most 40
+    characters"""
     if not re.fullmatch(r"[a-z]([-a-z0-9]{0,38}[a-z0-9])?", value):
         raise ValueError(
             "must be a DNS label: lowercase letters, digits and '-', starting with a letter, "
@@ -89,6 +93,7 @@ def _dns_label(value: str) -> str:
 
 
 def _duration(value: str) -> str:
+    """a Go duration such as `30s`, `10m`, `720h` or `1h30m`"""
     if not re.fullmatch(r"(\d+(s|m|h))+", value):
         raise ValueError("must be a Go duration such as '30s', '10m', '720h' or '1h30m'")
     return value
@@ -148,8 +153,11 @@ class SystemNodeGroupConfig(_Section):
     instance_types: tuple[str, ...] = ("m7i.xlarge",)
     """Default ``m7i.xlarge`` x 2: the controllers pinned here request about 5 vCPU."""
     min_size: PositiveInt = 2
+    """Fewest nodes (default 2)."""
     desired_size: PositiveInt = 2
+    """Nodes at creation (default 2); drifts at run time, the program leaves it alone."""
     max_size: PositiveInt = 4
+    """Most nodes (default 4)."""
 
 
 AddonName = Literal[
@@ -259,6 +267,7 @@ class GpuPoolConfig(_Section):
     """One Karpenter GPU NodePool."""
 
     name: DnsLabel
+    """NodePool name; models name it in ``gpuPool`` (``general`` is the CPU pool's)."""
     instance_families: Annotated[tuple[str, ...], Field(min_length=1)]
     """Allowed NVIDIA families, e.g. ``[g6e, g6]``; see ``infra.gpu_catalog``."""
     instance_sizes: tuple[str, ...] = ()
@@ -268,13 +277,19 @@ class GpuPoolConfig(_Section):
     gpu_limit: PositiveInt
     """Maximum GPUs the pool may hold at once (``limits.nvidia.com/gpu``)."""
     cpu_limit: PositiveInt = 1000
+    """vCPUs the pool may hold at once (``limits.cpu``; default 1000)."""
     memory_limit_gib: Annotated[int, Field(ge=1, alias="memoryLimitGiB")] = 4000
+    """Memory the pool may hold at once, GiB (``limits.memory``; default 4000)."""
     weight: Annotated[int, Field(ge=1, le=100)] | None = None
+    """Karpenter's preference among pools that fit a pod (higher first; default none)."""
     consolidate_after: Duration = "30m"
     """Pool disruption uses ``WhenEmpty``: a node is removed only once empty this long."""
     expire_after: Duration = "720h"
+    """Nodes are replaced after this long (``expireAfter``; default 720h = 30 days)."""
     termination_grace_period: Duration = "2h"
+    """How long a draining node waits for its pods before it is terminated (default 2h)."""
     disruption_budget_nodes: Annotated[str, Field(pattern=r"^(\d+|\d{1,3}%)$")] = "10%"
+    """Nodes Karpenter may disrupt at once: a count or a percentage (default 10%)."""
 
 
 CPU_POOL_NAME = "general"
@@ -289,22 +304,31 @@ class CpuPoolConfig(_Section):
         "m",
         "r",
     )
+    """EC2 instance categories: compute, general purpose, memory (default all three)."""
     capacity_types: Annotated[tuple[CapacityType, ...], Field(min_length=1)] = ("spot", "on-demand")
+    """Karpenter prefers spot when both are allowed and falls back to on-demand."""
     cpu_limit: PositiveInt = 200
+    """vCPUs the pool may hold at once (default 200)."""
     memory_limit_gib: Annotated[int, Field(ge=1, alias="memoryLimitGiB")] = 800
+    """Memory the pool may hold at once, GiB (default 800)."""
 
 
 class GpuOperatorConfig(_Section):
     """NVIDIA GPU operator release."""
 
     version: Annotated[str, Field(pattern=r"^v\d+\.\d+\.\d+$")] = "v26.7.0"
+    """``gpu-operator`` chart version (default ``v26.7.0``)."""
     time_slicing_replicas: Annotated[int, Field(ge=2, le=16)] | None = None
     """Share each GPU between N pods (dev only; no memory isolation). Default off."""
 
 
 class ReplicaRange(_Section):
+    """Replicas of a model: KEDA scales between ``min`` and ``max``."""
+
     min: PositiveInt = 1
+    """Replicas that always run (default 1)."""
     max: PositiveInt = 1
+    """Most replicas the queue may scale to (default 1)."""
 
 
 class ContainerResources(_Section):
@@ -337,19 +361,31 @@ class ModelConfig(_Section):
     ``tools models sync`` finished it. Changing it is a zero-downtime rolling update;
     setting the previous value back is the rollback."""
     enabled: bool = True
+    """Serve the model (default true); a disabled entry keeps its config and weights."""
     gpu_pool: DnsLabel
     """Name of the GPU pool (``gpuPools[].name``) the model runs on."""
     parameters_billions: Annotated[float, Field(gt=0, le=2000)]
+    """Model size in billions of parameters (the GPU memory fit check and the startup
+    window derive from it)."""
     num_layers: PositiveInt
+    """Transformer layers (``num_hidden_layers`` in the model's config.json)."""
     num_kv_heads: PositiveInt
+    """KV heads (``num_key_value_heads`` in config.json)."""
     head_dim: PositiveInt
+    """Attention head size (``head_dim``, or hidden size / attention heads)."""
     dtype: Literal["bfloat16", "float16"] = "bfloat16"
+    """Weights and activations dtype (vLLM ``--dtype``; default bfloat16)."""
     quantization: Literal["awq", "gptq", "fp8"] | None = None
+    """Quantization of the checkpoint (vLLM ``--quantization``; default none)."""
     tensor_parallel_size: Literal[1, 2, 4, 8] = 1
+    """GPUs per replica (vLLM ``--tensor-parallel-size``; default 1)."""
     replicas: ReplicaRange = ReplicaRange()
     max_model_len: Annotated[int, Field(ge=256, le=1_048_576)] = 8192
+    """Longest context in tokens (vLLM ``--max-model-len``; default 8192)."""
     gpu_memory_utilization: Annotated[float, Field(ge=0.5, le=0.95)] = 0.90
+    """Share of each GPU vLLM takes for weights and KV cache (default 0.90)."""
     max_num_seqs: Annotated[int, Field(ge=1, le=4096)] = 64
+    """Sequences a replica runs at once (vLLM ``--max-num-seqs``; default 64)."""
     extra_args: tuple[str, ...] = ()
     """Further ``vllm serve`` flags, e.g. ``[--enable-prefix-caching]``."""
     resources: ContainerResources | None = None
@@ -379,6 +415,7 @@ class ServingConfig(_Section):
     """Settings shared by every served model."""
 
     namespace: DnsLabel = "inference"
+    """Namespace of the model servers (default ``inference``)."""
     vllm_image: Annotated[str, Field(pattern=r"^[\w./-]+:v\d+\.\d+\.\d+$")] = (
         "vllm/vllm-openai:v0.33.0"
     )
@@ -487,10 +524,13 @@ class BudgetConfig(_Section):
     """One cost budget (Kubecost alert, AWS Budget and PrometheusRule)."""
 
     name: DnsLabel
+    """Budget name, unique per stack (AWS budgets get ``<stack>-<name>``)."""
     scope: Literal["cluster", "namespace", "model"]
+    """What the budget covers: the whole cluster, one namespace or one model."""
     target: DnsLabel | None = None
     """Namespace or model name; required unless scope is ``cluster``."""
     monthly_usd: Annotated[float, Field(gt=0)]
+    """The monthly amount in USD."""
     thresholds_percent: Annotated[
         tuple[Annotated[int, Field(ge=1, le=200)], ...], Field(min_length=1, max_length=4)
     ] = (50, 80, 100)
@@ -574,6 +614,8 @@ class PlatformConfig(_Section):
     refuses to run with credentials of another account, and composes the ARNs of its
     resources from it so that every policy document is known at preview."""
     zones: Annotated[tuple[str, ...], Field(min_length=1, max_length=6)]
+    """Availability zones of ``aws:region`` to run in, e.g. ``[us-east-1a, us-east-1b]``;
+    subnets, NAT gateways and NodePools span them."""
     tags: dict[str, str]
     """Cost-allocation tags on every AWS resource; must include ``cost-center`` and ``owner``."""
     network: NetworkConfig = NetworkConfig()

@@ -63,6 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     sync.add_argument("--stack-dir", type=Path, default=None, help=argparse.SUPPRESS)
 
+    reference = commands.add_parser(
+        "config-reference", help="write docs/configuration.md from the config schema"
+    )
+    reference.add_argument("--check", action="store_true", help="only compare (exit 1)")
+
     settings = commands.add_parser(
         "ci-settings", help="a stack's runner, role and timeouts as GitHub Actions outputs"
     )
@@ -106,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
             revision=args.revision,
             stack_dir=args.stack_dir or models_tool.ROOT,
         )
+    if args.command == "config-reference":
+        from tools import config_reference
+
+        return config_reference.main(check=args.check)
     if args.command == "ci-settings":
         from tools import ci_settings
 
