@@ -111,6 +111,11 @@ def rule_file(groups: Sequence[RuleGroup]) -> dict[str, Any]:
     return {"groups": [g.render() for g in groups]}
 
 
+def runbook_url(base_url: str, alert: str) -> str:
+    """Where an alert's runbook is: ``<base>/<AlertName>.md`` (``docs/runbooks/``)."""
+    return f"{base_url.rstrip('/')}/{alert}.md"
+
+
 @dataclass(frozen=True)
 class AlertInputs:
     """What the rules need from the stack config."""
@@ -141,7 +146,7 @@ def platform_rule_groups(inputs: AlertInputs) -> tuple[RuleGroup, ...]:
             severity=severity,
             summary=summary,
             description=description,
-            runbook_url=f"{inputs.runbook_base_url}#{name.lower()}",
+            runbook_url=runbook_url(inputs.runbook_base_url, name),
         )
 
     gpu_where = "GPU {{ $labels.gpu }} ({{ $labels.modelName }}) on {{ $labels.instance }}"

@@ -27,7 +27,7 @@ from typing import Any, Literal
 import pulumi
 import pulumi_aws as aws
 
-from infra.alert_rules import AlertRule, RuleGroup, rule_file
+from infra.alert_rules import AlertRule, RuleGroup, rule_file, runbook_url
 from infra.arns import Arns
 from infra.config import BudgetConfig
 from infra.conventions import MODEL_LABEL
@@ -198,7 +198,7 @@ def cost_alerts(budgets: Sequence[Budget], runbook_base_url: str) -> list[AlertR
                         f"the current rate, above {percent}% of the daily share of budget "
                         f"{budget.name} (USD {budget.monthly_usd:,.0f} a month): USD {limit}."
                     ),
-                    runbook_url=f"{runbook_base_url}#costdailyoverbudgetshare",
+                    runbook_url=runbook_url(runbook_base_url, "CostDailyOverBudgetShare"),
                     labels={"budget": budget.name, "threshold_percent": str(percent)},
                 )
             )
@@ -213,7 +213,7 @@ def cost_alerts(budgets: Sequence[Budget], runbook_base_url: str) -> list[AlertR
                 'GPU nodes cost {{ $value | printf "%.2f" }} USD an hour, more than '
                 f"{GPU_SPIKE_FACTOR}x the same time yesterday: check NodePool scale-ups."
             ),
-            runbook_url=f"{runbook_base_url}#gpucostspike",
+            runbook_url=runbook_url(runbook_base_url, "GpuCostSpike"),
         )
     )
     return alerts

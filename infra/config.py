@@ -504,10 +504,10 @@ class ObservabilityConfig(_Section):
     slack_channel: Annotated[str, Field(pattern=r"^#[\w-]+$")] = "#llm-platform-alerts"
     """Slack channel of warning and critical alerts (the webhook is ``slackWebhookUrl``)."""
     runbook_base_url: Annotated[str, Field(pattern=r"^https://\S+$")] = (
-        "https://github.com/llm-platform/llm-platform/blob/main/README.md"
+        "https://github.com/llm-platform/llm-platform/blob/main/docs/runbooks"
     )
-    """Page whose ``#<alertname lowercased>`` anchors are the alerts' runbooks (default: the
-    README's "Alert runbooks" section; point it at your fork)."""
+    """Where the runbooks are: each alert's ``runbook_url`` is ``<this>/<AlertName>.md``
+    (default: this repository's ``docs/runbooks/``; point it at your fork)."""
     thresholds: AlertThresholds = AlertThresholds()
 
 

@@ -673,7 +673,7 @@ def test_thresholds_and_namespace_come_from_the_inputs() -> None:
     assert 'vllm:e2e_request_latency_seconds_bucket{namespace="serve"}' in latency.expr
     assert _rule(inputs, "VllmRequestQueueBacklog").expr.endswith(" > 7")
     assert _rule(inputs, "GpuPodPending").for_ == "25m"
-    assert latency.runbook_url == "https://example.com/runbooks#inferencelatencyp99high"
+    assert latency.runbook_url == "https://example.com/runbooks/InferenceLatencyP99High.md"
 
 
 def test_rule_renders_the_prometheus_fields() -> None:
@@ -740,12 +740,21 @@ def test_case_helpers_follow_go_formatting() -> None:
     assert [minutes("20m"), minutes("1h30m"), minutes("90s")] == [20, 90, 2]
 
 
-def test_every_alert_has_a_runbook_heading_in_the_readme() -> None:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    headings = set(re.findall(r"^#### (\w+)$", readme, flags=re.M))
+def test_every_alert_runbook_link_resolves_to_a_page() -> None:
+    runbooks = Path(__file__).resolve().parent.parent / "docs" / "runbooks"
     cfg = load_stack("dev")
-    names = {r.name for g in platform_rule_groups(alert_inputs(cfg)) for r in g.rules}
+    base = cfg.observability.runbook_base_url
+    rules = [r for g in platform_rule_groups(alert_inputs(cfg)) for r in g.rules]
     budgets = [Budget.from_config(b) for b in cfg.cost.budgets]
-    names |= {r.name for r in cost_alerts(budgets, cfg.observability.runbook_base_url)}
-    assert "GpuCostSpike" in names
-    assert sorted(names - headings) == []
+    rules += cost_alerts(budgets, base)
+    assert "GpuCostSpike" in {r.name for r in rules}
+    for rule in rules:
+        assert rule.runbook_url.startswith(f"{base}/"), rule.name
+        page = runbooks / rule.runbook_url.removeprefix(f"{base}/")
+        assert page.is_file(), f"{rule.name}: no runbook {page.name} in docs/runbooks/"
+        assert page.read_text().startswith(f"# {rule.name}\n"), page.name
+    # Every page belongs to an alert, and the index lists every page.
+    pages = {p.stem for p in runbooks.glob("*.md")} - {"README"}
+    assert pages == {r.name for r in rules}
+    index = (runbooks / "README.md").read_text()
+    assert all(f"]({name}.md)" in index for name in pages)
