@@ -115,11 +115,9 @@ def test_aws_budgets_args_need_the_cost_allocation_tag() -> None:
 
 # --------------------------------------------------------------------------- AWS, per stack
 
-EMAILS = {
-    "dev": ["platform-team@example.com"],
-    "prod": ["finops@example.com", "platform-team@example.com"],
-}
-LIMITS = {"dev": ("dev-dev-cluster", "6000.00"), "prod": ("prod-prod-cluster", "45000.00")}
+
+def _cluster_budgets(stack: str) -> list[Any]:
+    return [b for b in typed_stack_config(stack).cost.budgets if b.scope == "cluster"]
 
 
 def test_cluster_budget_is_an_aws_budget_on_the_cost_center_tag(
@@ -128,7 +126,11 @@ def test_cluster_budget_is_an_aws_budget_on_the_cost_center_tag(
     budgets = find_all(resources, "aws:budgets/budget:Budget")
     assert len(budgets) == 1  # namespace/model budgets are not AWS billing concepts
     b = budgets[0].inputs
-    assert (b["name"], b["limitAmount"]) == LIMITS[stack]
+    (cluster,) = _cluster_budgets(stack)
+    assert (b["name"], b["limitAmount"]) == (
+        f"{stack}-{cluster.name}",
+        f"{cluster.monthly_usd:.2f}",
+    )
     assert (b["budgetType"], b["timeUnit"], b["limitUnit"]) == ("COST", "MONTHLY", "USD")
     assert b["costFilters"] == [
         {"name": "TagKeyValue", "values": [f"user:cost-center$ml-platform-{stack}"]}
@@ -195,7 +197,8 @@ def test_budget_topic_is_encrypted_and_only_budgets_may_publish(
         "ArnLike": {"aws:SourceArn": f"arn:aws:budgets::{cfg.account_id}:*"},
     }
     subscriptions = find_all(resources, "aws:sns/topicSubscription:TopicSubscription")
-    assert sorted(s.inputs["endpoint"] for s in subscriptions) == EMAILS[stack]
+    emails = {e for b in _cluster_budgets(stack) for e in b.notify_emails}
+    assert sorted(s.inputs["endpoint"] for s in subscriptions) == sorted(emails)
     assert {s.inputs["protocol"] for s in subscriptions} == {"email"}
 
 

@@ -15,7 +15,6 @@ from tools.plan import typed_stack_config
 RELEASE = "kubernetes:helm.sh/v3:Release"
 MONITOR = "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"
 RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
-REGION = {"dev": "us-west-2", "prod": "us-east-1"}
 
 
 def _values(resources: tuple[Recorded, ...]) -> dict[str, Any]:
@@ -46,7 +45,7 @@ def test_product_configs_spot_gpu_and_cluster(stack: str, resources: tuple[Recor
     assert values["kubecostProductConfigs"] == {
         "clusterName": f"llm-{stack}",
         "currencyCode": "USD",
-        "awsSpotDataRegion": REGION[stack],
+        "awsSpotDataRegion": typed_stack_config(stack).region,
         "spotLabel": "karpenter.sh/capacity-type",
         "spotLabelValue": "spot",
         "gpuLabel": "llm-platform.io/accelerator",

@@ -94,13 +94,13 @@ def test_prometheus_rules_are_the_rendered_rule_groups(
     assert all(r.inputs["metadata"]["namespace"] == MONITORING_NAMESPACE for r in rules)
 
 
-RETENTION = {"dev": ("7d", "30Gi", "25GiB", 1, 1), "prod": ("30d", "200Gi", "170GiB", 2, 3)}
-
-
 def test_retention_storage_and_replicas_follow_config(
     stack: str, resources: tuple[Recorded, ...]
 ) -> None:
-    retention, size, retention_size, prometheus, alertmanager = RETENTION[stack]
+    o = typed_stack_config(stack).observability
+    retention, size = o.retention, f"{o.storage_gib}Gi"
+    retention_size = f"{int(o.storage_gib * 0.85)}GiB"  # 85 % of the volume
+    prometheus, alertmanager = o.prometheus_replicas, o.alertmanager_replicas
     v = values(resources)
     spec = v["prometheus"]["prometheusSpec"]
     assert (spec["retention"], spec["retentionSize"], spec["replicas"]) == (
@@ -120,7 +120,7 @@ def test_retention_storage_and_replicas_follow_config(
     # A PDB with one replica would block every node drain.
     assert v["prometheus"]["podDisruptionBudget"]["enabled"] is (prometheus > 1)
     assert v["alertmanager"]["podDisruptionBudget"]["enabled"] is (alertmanager > 1)
-    cpu, memory = {"dev": ("500m", "2Gi"), "prod": ("1", "6Gi")}[stack]
+    cpu, memory = o.prometheus_resources.cpu, o.prometheus_resources.memory
     assert spec["resources"] == {
         "requests": {"cpu": cpu, "memory": memory},
         "limits": {"memory": memory},
@@ -137,7 +137,9 @@ def test_gp3_storage_class_is_encrypted_and_zonal(
     assert sc.inputs["parameters"]["type"] == "gp3"
     assert sc.inputs["parameters"]["encrypted"] == "true"
     assert sc.inputs["volumeBindingMode"] == "WaitForFirstConsumer"
-    assert sc.inputs["reclaimPolicy"] == {"dev": "Delete", "prod": "Retain"}[stack]
+    assert (
+        sc.inputs["reclaimPolicy"] == typed_stack_config(stack).observability.storage_reclaim_policy
+    )
 
 
 def test_controllers_run_on_system_nodes(stack: str, resources: tuple[Recorded, ...]) -> None:
@@ -183,13 +185,8 @@ def test_secrets_stay_out_of_helm_values(stack: str, resources: tuple[Recorded, 
     mounted = f"/etc/alertmanager/secrets/{ALERTMANAGER_SECRET}"
     assert files == {f"{mounted}/{SLACK_KEY}", f"{mounted}/{PAGERDUTY_KEY}"}
     assert "offline-placeholder" not in json.dumps(v)
-    assert (
-        am["config"]["receivers"][1]["slack_configs"][0]["channel"]
-        == {
-            "dev": "#llm-dev-alerts",
-            "prod": "#llm-prod-alerts",
-        }[stack]
-    )
+    channel = typed_stack_config(stack).observability.slack_channel
+    assert am["config"]["receivers"][1]["slack_configs"][0]["channel"] == channel
 
 
 def test_dashboards_are_configmaps_the_grafana_sidecar_loads(

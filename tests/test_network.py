@@ -10,9 +10,16 @@ from infra.config import NetworkConfig
 from infra.network import NetworkArgs, plan_subnets
 from tests.harness import find, find_all
 from tools.mock_runtime import Recorded
+from tools.plan import typed_stack_config
 
-ZONES = {"dev": ["us-west-2a", "us-west-2b"], "prod": ["us-east-1a", "us-east-1b", "us-east-1c"]}
-NAT_COUNT = {"dev": 1, "prod": 3}
+
+def _zones(stack: str) -> list[str]:
+    return sorted(typed_stack_config(stack).zones)
+
+
+def _nat_count(stack: str) -> int:
+    cfg = typed_stack_config(stack)
+    return 1 if cfg.network.nat_gateways == "single" else len(cfg.zones)
 
 
 def test_plan_subnets_gives_each_zone_disjoint_private_and_public_blocks() -> None:
@@ -57,8 +64,8 @@ def test_one_private_and_one_public_subnet_per_zone(
     stack: str, resources: tuple[Recorded, ...]
 ) -> None:
     for kind in ("private", "public"):
-        assert (
-            sorted(s.inputs["availabilityZone"] for s in _subnets(resources, kind)) == ZONES[stack]
+        assert sorted(s.inputs["availabilityZone"] for s in _subnets(resources, kind)) == _zones(
+            stack
         )
 
 
@@ -78,7 +85,7 @@ def test_subnet_tags_for_karpenter_and_load_balancers(
 
 def test_nat_gateways_follow_config(stack: str, resources: tuple[Recorded, ...]) -> None:
     nats = find_all(resources, "aws:ec2/natGateway:NatGateway")
-    assert len(nats) == NAT_COUNT[stack]
+    assert len(nats) == _nat_count(stack)
     # Each private route table sends default traffic to a NAT; per zone in prod.
     private_rts = [
         r for r in find_all(resources, "aws:ec2/routeTable:RouteTable") if "-private-" in r.name
@@ -94,11 +101,11 @@ def test_s3_gateway_endpoint_serves_private_route_tables(
     stack: str, resources: tuple[Recorded, ...]
 ) -> None:
     endpoint = find(resources, "aws:ec2/vpcEndpoint:VpcEndpoint", "llm-s3")
-    region = ZONES[stack][0][:-1]
+    region = typed_stack_config(stack).region
     assert endpoint.inputs["serviceName"] == f"com.amazonaws.{region}.s3"
     assert endpoint.inputs["vpcEndpointType"] == "Gateway"
     assert sorted(endpoint.inputs["routeTableIds"]) == sorted(
-        f"llm-private-{z[-1]}-id" for z in ZONES[stack]
+        f"llm-private-{z[-1]}-id" for z in typed_stack_config(stack).zones
     )
 
 
