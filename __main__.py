@@ -45,9 +45,9 @@ def read_stack_config() -> PlatformConfig:
 
 def check_caller(cfg: PlatformConfig) -> None:
     """Refuse credentials that would deploy the stack wrongly, before any resource: of
-    another account, or of a principal with no way into the cluster (neither the deploy
-    role, which creates it and so gets EKS's creator entry, nor an admin; previews may
-    also run as the preview role)."""
+    another account; of anyone but the deploy role when the cluster does not exist yet
+    (its creator gets EKS's admin entry, pulumi-eks#2373); of anyone but the deploy role
+    or an admin otherwise (previews: also the preview role)."""
     caller = aws.get_caller_identity()
     if caller.account_id != cfg.account_id:
         raise ConfigError(
@@ -57,19 +57,37 @@ def check_caller(cfg: PlatformConfig) -> None:
                 "use the stack's account"
             ]
         )
-    allowed = [cfg.ci.deploy_role_arn, *cfg.cluster.admins]
+    if same_principal(caller.arn, cfg.ci.deploy_role_arn):
+        return
     if pulumi.runtime.is_dry_run():
-        allowed.append(cfg.ci.preview_role_arn)
+        allowed = [*cfg.cluster.admins, cfg.ci.preview_role_arn]
+        why = "neither ci.deployRoleArn, ci.previewRoleArn nor in cluster.admins"
+    elif not cluster_exists(cfg.cluster.name):
+        # Whoever creates the cluster gets EKS's creator entry; an admin would then
+        # collide with its own entry, and the deploy role would get none.
+        allowed = []
+        why = f"not ci.deployRoleArn, and cluster {cfg.cluster.name} does not exist yet"
+    else:
+        allowed = list(cfg.cluster.admins)
+        why = "neither ci.deployRoleArn nor in cluster.admins"
     if not any(same_principal(caller.arn, arn) for arn in allowed):
         raise ConfigError(
             [
                 f"{NAMESPACE}:ci.deployRoleArn = {json.dumps(cfg.ci.deploy_role_arn)}: the "
-                f"credentials running this update ({caller.arn}) are neither this role nor "
-                "in cluster.admins. On a new stack they would become the cluster's creator "
-                "and lock the deploy role out; on an existing one they cannot reach the "
-                "cluster. Run as the deploy role (the bootstrap workflow) or an admin"
+                f"credentials running this update ({caller.arn}) are {why}. Its creator "
+                "becomes the cluster's admin through EKS, so only the deploy role may create "
+                "it (the bootstrap workflow), and only it or an admin may update it"
             ]
         )
+
+
+def cluster_exists(name: str) -> bool:
+    """Whether the EKS cluster exists (a failed look-up counts as no: refuse, not guess)."""
+    try:
+        aws.eks.get_cluster(name=name)
+    except Exception:  # the provider reports a missing cluster as a failed invoke
+        return False
+    return True
 
 
 def secret(value: SecretStr | None) -> pulumi.Output[str]:
@@ -260,7 +278,7 @@ kubecost = Kubecost(
         region=cfg.region,
         storage_class=monitoring.storage_class_name,
         crds=[monitoring.crd_release],
-        runbook_base_url=cfg.observability.runbook_base_url,
+        runbook_base_url=cfg.runbook_base_url,
     ),
     opts=pulumi.ResourceOptions(provider=cluster.provider),
 )

@@ -359,5 +359,5 @@ def alert_inputs(cfg: PlatformConfig) -> AlertInputs:
     return AlertInputs(
         thresholds=cfg.observability.thresholds,
         serving_namespace=cfg.serving.namespace,
-        runbook_base_url=cfg.observability.runbook_base_url,
+        runbook_base_url=cfg.runbook_base_url,
     )

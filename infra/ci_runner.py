@@ -79,7 +79,11 @@ def service_role_policy(arns: Arns, log_group: str, connection_arn: str) -> dict
             {
                 "Sid": "UseTheGitHubConnection",
                 "Effect": "Allow",
-                "Action": [f"{service}:GetConnection", f"{service}:GetConnectionToken"],
+                "Action": [
+                    f"{service}:GetConnection",
+                    f"{service}:GetConnectionToken",
+                    f"{service}:UseConnection",
+                ],
                 "Resource": connection_arn,
             },
             {

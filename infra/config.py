@@ -36,7 +36,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from infra.arns import Arns
+from infra.arns import Arns, same_principal
 from infra.conventions import PLATFORM_NAMESPACES
 from infra.gpu_catalog import GPU_FAMILIES, allowed_instance_types
 from infra.naming import IAM_ROLE_NAME_MAX, bucket_name_problem, model_bucket_name, model_role_name
@@ -503,11 +503,9 @@ class ObservabilityConfig(_Section):
     grafana_resources: ContainerResources = ContainerResources(cpu="100m", memory="256Mi")
     slack_channel: Annotated[str, Field(pattern=r"^#[\w-]+$")] = "#llm-platform-alerts"
     """Slack channel of warning and critical alerts (the webhook is ``slackWebhookUrl``)."""
-    runbook_base_url: Annotated[str, Field(pattern=r"^https://\S+$")] = (
-        "https://github.com/llm-platform/llm-platform/blob/main/docs/runbooks"
-    )
+    runbook_base_url: Annotated[str, Field(pattern=r"^https://\S+$")] | None = None
     """Where the runbooks are: each alert's ``runbook_url`` is ``<this>/<AlertName>.md``
-    (default: this repository's ``docs/runbooks/``; point it at your fork)."""
+    (default: ``docs/runbooks`` on ``main`` of ``ci.githubRepository``)."""
     thresholds: AlertThresholds = AlertThresholds()
 
 
@@ -650,6 +648,13 @@ class PlatformConfig(_Section):
     def arns(self) -> Arns:
         """ARNs of the stack's account and region (``infra.arns``)."""
         return Arns(account_id=self.account_id, region=self.region)
+
+    @property
+    def runbook_base_url(self) -> str:
+        """``observability.runbookBaseUrl``, or this repository's ``docs/runbooks``."""
+        return self.observability.runbook_base_url or (
+            f"https://github.com/{self.ci.github_repository}/blob/main/docs/runbooks"
+        )
 
     @property
     def model_bucket(self) -> str:
@@ -844,13 +849,13 @@ def _cross_checks(cfg: PlatformConfig) -> list[str]:
     # same principal fails with ResourceInUseException
     # (https://github.com/pulumi/pulumi-eks/issues/2373).
     for i, arn in enumerate(c.admins):
-        if arn == cfg.ci.deploy_role_arn:
+        if same_principal(_as_session(arn), cfg.ci.deploy_role_arn):
             problems.append(
                 f"{ns}:cluster.admins[{i}] = {json.dumps(arn)}: this is ci.deployRoleArn, "
                 "which creates the cluster and so already gets an admin access entry from "
                 "EKS; a second entry for it fails (ResourceInUseException). Remove it here"
             )
-        if arn == cfg.ci.preview_role_arn:
+        if same_principal(_as_session(arn), cfg.ci.preview_role_arn):
             problems.append(
                 f"{ns}:cluster.admins[{i}] = {json.dumps(arn)}: this is ci.previewRoleArn, "
                 "which gets a read-only access entry; one principal has one access entry"
@@ -1076,6 +1081,14 @@ def _cross_checks(cfg: PlatformConfig) -> list[str]:
             )
 
     return problems
+
+
+def _as_session(principal_arn: str) -> str:
+    """The STS caller ARN a session of ``principal_arn`` would have (users: itself)."""
+    parts = principal_arn.split(":")
+    if parts[5].startswith("role/"):
+        return f"arn:{parts[1]}:sts::{parts[4]}:assumed-role/{parts[5].rsplit('/', 1)[-1]}/x"
+    return principal_arn
 
 
 def open_to_internet(cluster: ClusterConfig) -> bool:

@@ -21,7 +21,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.budgets import Budget, cost_rule_group, kubecost_alert_configs
-from infra.config import CostConfig, ObservabilityConfig
+from infra.config import CostConfig
 from infra.conventions import (
     GPU_NODE_LABELS,
     KUBECOST_NAMESPACE,
@@ -169,10 +169,10 @@ class KubecostArgs:
     region: str
     storage_class: pulumi.Input[str]
     """StorageClass of Kubecost's volume (created by Monitoring; an Output orders it)."""
+    runbook_base_url: str
+    """Where the cost alerts' runbooks are (``PlatformConfig.runbook_base_url``)."""
     crds: Sequence[pulumi.Resource] = field(default_factory=tuple)
     """What installs the ServiceMonitor/PrometheusRule CRDs (prometheus-operator-crds)."""
-    runbook_base_url: str = ObservabilityConfig.model_fields["runbook_base_url"].default
-    """Where the cost alerts' runbooks are (``observability.runbookBaseUrl``)."""
 
     def __post_init__(self) -> None:
         if not self.cluster_name:

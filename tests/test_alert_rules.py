@@ -743,7 +743,8 @@ def test_case_helpers_follow_go_formatting() -> None:
 def test_every_alert_runbook_link_resolves_to_a_page() -> None:
     runbooks = Path(__file__).resolve().parent.parent / "docs" / "runbooks"
     cfg = load_stack("dev")
-    base = cfg.observability.runbook_base_url
+    base = cfg.runbook_base_url
+    assert base == f"https://github.com/{cfg.ci.github_repository}/blob/main/docs/runbooks"
     rules = [r for g in platform_rule_groups(alert_inputs(cfg)) for r in g.rules]
     budgets = [Budget.from_config(b) for b in cfg.cost.budgets]
     rules += cost_alerts(budgets, base)

@@ -152,7 +152,11 @@ def test_build_role_may_only_log_use_its_connection_and_join_the_vpc() -> None:
     assert all(a.startswith(("logs:", "ec2:", "codeconnections:")) for a in actions)
     use = next(s for s in policy["Statement"] if s["Sid"] == "UseTheGitHubConnection")
     assert use["Resource"] == connection
-    assert use["Action"] == ["codeconnections:GetConnection", "codeconnections:GetConnectionToken"]
+    assert use["Action"] == [
+        "codeconnections:GetConnection",
+        "codeconnections:GetConnectionToken",
+        "codeconnections:UseConnection",
+    ]
     assert "*" not in json.dumps([s["Action"] for s in policy["Statement"]])
     attach = next(s for s in policy["Statement"] if s["Sid"] == "AttachToTheVpc")
     assert attach["Condition"]["StringEquals"] == {

@@ -49,3 +49,17 @@ def test_check_mode_reports_a_stale_reference(tmp_path: Any) -> None:
     stale.write_text("old\n")
     assert config_reference.main(check=True, output=stale) == 1
     assert stale.read_text() == "old\n"
+
+
+def test_constraints_inside_lists_and_optionals_are_shown() -> None:
+    rows = {
+        line.split(" | ")[0].strip("| `"): line
+        for line in config_reference.render().splitlines()
+        if line.startswith("| `")
+    }
+    assert "matches `^arn:aws[a-z-]*:iam::\\d{12}:(role\\|user)/.+$`" in rows["cluster.admins"]
+    assert ">= 1; <= 100" in rows["gpuPools[].weight"]
+    assert "matches `^arn:aws" in rows["ci.githubConnectionArn"]
+    assert ">= 1" in rows["ci.allowedActorIds"]
+    # Every table row has exactly five cells: no unescaped "|" inside a cell.
+    assert all(len(re.findall(r"(?<!\\)\|", line)) == 6 for line in rows.values())

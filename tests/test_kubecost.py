@@ -127,4 +127,5 @@ def test_kubecost_args_need_a_cluster_name() -> None:
             cluster_name="",
             region="us-west-2",
             storage_class="gp3",
+            runbook_base_url="https://example.com/runbooks",
         )

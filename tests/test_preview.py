@@ -157,7 +157,7 @@ def test_credentials_of_another_account_are_refused_before_any_resource(stack: s
     ]
 
 
-def _run_as(stack: str, role: str, *, preview: bool = False) -> Any:
+def _run_as(stack: str, role: str, *, preview: bool = False, new_stack: bool = False) -> Any:
     cfg = typed_stack_config(stack)
     stack_file = load_stack_file(stack)
     return run_program(
@@ -165,7 +165,7 @@ def _run_as(stack: str, role: str, *, preview: bool = False) -> Any:
         stack=stack,
         secret_keys=stack_file.secret_keys,
         preview=preview,
-        cloud=Cloud(cfg.account_id, cfg.region, caller_role=role),
+        cloud=Cloud(cfg.account_id, cfg.region, caller_role=role, new_stack=new_stack),
     )
 
 
@@ -186,6 +186,23 @@ def test_only_the_deploy_role_or_an_admin_may_run_an_update(stack: str) -> None:
             f'llm-platform:ci.deployRoleArn = "{cfg.ci.deploy_role_arn}": the credentials '
             f"running this update (arn:aws:sts::{cfg.account_id}:assumed-role/{role}/"
         )
+
+
+def test_only_the_deploy_role_may_create_the_cluster(stack: str) -> None:
+    """An admin creating it would collide with its own access entry and leave the deploy
+    role without one (pulumi-eks#2373)."""
+    cfg = typed_stack_config(stack)
+    deploy = cfg.ci.deploy_role_arn.rsplit("/", 1)[-1]
+    admin = cfg.cluster.admins[0].rsplit("/", 1)[-1]
+    assert _run_as(stack, deploy, new_stack=True).error is None
+    assert _run_as(stack, admin, preview=True, new_stack=True).error is None  # previews
+    run = _run_as(stack, admin, new_stack=True)
+    assert isinstance(run.error, ConfigError)
+    assert run.resources == []
+    (problem,) = run.error.problems
+    assert f"are not ci.deployRoleArn, and cluster {cfg.cluster.name} does not exist yet" in (
+        problem
+    )
 
 
 def test_same_principal_compares_role_sessions_by_account_and_name() -> None:

@@ -50,6 +50,9 @@ def _model(annotation: Any) -> type[BaseModel] | None:
 def _constraints(metadata: list[Any], *, text: bool = False) -> list[str]:
     out = []
     for item in metadata:
+        if isinstance(item, FieldInfo):  # Field(...) inside Annotated, e.g. list items
+            out += _constraints(list(item.metadata), text=text)
+            continue
         func = getattr(item, "func", None)  # AfterValidator: its docstring says the rule
         if func is not None and func.__doc__:
             out.append(" ".join(func.__doc__.split()))
@@ -145,7 +148,7 @@ def _rows(
         if path == "" and field.alias in REQUIRED_SECRETS:
             type_ = "secret string"
             default = "**required** (`pulumi config set --secret`)"
-        allowed = "; ".join(notes)
+        allowed = "; ".join(notes).replace("|", "\\|")
         rows.append(f"| `{key}` | {type_} | {default} | {allowed} | {_describe(field)} |")
     return rows
 

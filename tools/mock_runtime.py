@@ -116,6 +116,8 @@ class Cloud:
     region: str = REGION
     caller_account_id: str | None = None
     """Account of the credentials (``getCallerIdentity``); default: ``account_id``."""
+    new_stack: bool = False
+    """No EKS cluster exists yet (``getCluster`` fails, as for a first deploy)."""
     caller_role: str = "offline-plan"
     """Name of the role whose session runs the program (default: the stack's deploy
     role, ``llm-platform:ci.deployRoleArn``, as CI runs it)."""
@@ -232,8 +234,12 @@ class PlatformMocks(pulumi.runtime.Mocks):
     def __init__(self, cloud: Cloud = Cloud(), *, preview: bool = False) -> None:
         self.cloud = cloud
         self.preview = preview
+        self.clusters: set[str] = set()
+        """EKS clusters the program registered (on a new stack, the only ones that exist)."""
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        if args.typ == "eks:index:Cluster":
+            self.clusters.add(str(args.inputs.get("name", args.name)))
         if self.preview:
             return "", dict(args.inputs)
         extra = FAKE_OUTPUTS.get(args.typ, lambda _a, _c: {})(args, self.cloud)
@@ -243,6 +249,13 @@ class PlatformMocks(pulumi.runtime.Mocks):
         self, args: pulumi_mocks.MockCallArgs
     ) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         handler = INVOKES.get(args.token)
+        if (
+            args.token == "aws:eks/getCluster:getCluster"
+            and self.cloud.new_stack
+            and args.args["name"] not in self.clusters
+        ):
+            # As a provider reports it: a failed invoke the program may catch.
+            return {}, [("name", f"couldn't find resource: EKS cluster {args.args['name']}")]
         if handler is None:
             raise KeyError(f"the offline mocks have no answer for data source {args.token}")
         return handler(args.args, self.cloud), []
