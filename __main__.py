@@ -243,6 +243,7 @@ models = [
             serving=cfg.serving,
             cluster_name=cluster.name,
             bucket_name=model_bucket.name,
+            arns=cfg.arns,
             tags=tags,
             namespace_ready=[serving.namespace, serving.api_key_secret],
             monitoring_crds=[monitoring.crd_release],

@@ -43,9 +43,6 @@ class Arns:
     def iam_role(self, name: str) -> str:
         return f"arn:{self.partition}:iam::{self.account_id}:role/{name}"
 
-    def iam_policy(self, name: str) -> str:
-        return f"arn:{self.partition}:iam::{self.account_id}:policy/{name}"
-
     def instance_profiles(self) -> str:
         """Every instance profile of the account (Karpenter names them itself)."""
         return f"arn:{self.partition}:iam::{self.account_id}:instance-profile/*"
@@ -80,16 +77,23 @@ class Arns:
         return f"arn:{self.partition}:ssm:{self.region}::parameter/aws/service/*"
 
 
-def same_principal(caller_arn: str, principal_arn: str) -> bool:
-    """Whether STS caller ``caller_arn`` is the IAM user or role ``principal_arn``.
+def _principal(arn: str) -> tuple[str, str, str] | None:
+    """``(account, "role" | "user", name)`` of an IAM role or user ARN, or of an STS
+    session of a role (``assumed-role/<name>/<session>``); ``None`` for anything else."""
+    parts = arn.split(":")
+    if len(parts) < 6:
+        return None
+    kind, _, rest = parts[5].partition("/")
+    if kind == "assumed-role":
+        return parts[4], "role", rest.split("/")[0]
+    if kind in ("role", "user") and rest:
+        # IAM names are unique per account whatever their path.
+        return parts[4], kind, rest.rsplit("/", 1)[-1]
+    return None
 
-    A role's session is ``arn:<p>:sts::<account>:assumed-role/<name>/<session>``: it
-    keeps the role's name but not its path, so roles compare by account and name.
-    """
-    caller, principal = caller_arn.split(":"), principal_arn.split(":")
-    if len(caller) < 6 or len(principal) < 6 or caller[4] != principal[4]:
-        return False
-    kind, _, rest = caller[5].partition("/")
-    if kind == "assumed-role" and principal[5].startswith("role/"):
-        return rest.split("/")[0] == principal[5].rsplit("/", 1)[-1]
-    return caller_arn == principal_arn
+
+def same_principal(a: str, b: str) -> bool:
+    """Whether two ARNs name the same IAM role or user. A role's session keeps the
+    role's name but not its path, so roles compare by account and name."""
+    first, second = _principal(a), _principal(b)
+    return first is not None and first == second

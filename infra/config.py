@@ -849,19 +849,19 @@ def _cross_checks(cfg: PlatformConfig) -> list[str]:
     # same principal fails with ResourceInUseException
     # (https://github.com/pulumi/pulumi-eks/issues/2373).
     for i, arn in enumerate(c.admins):
-        if same_principal(_as_session(arn), cfg.ci.deploy_role_arn):
+        if same_principal(arn, cfg.ci.deploy_role_arn):
             problems.append(
                 f"{ns}:cluster.admins[{i}] = {json.dumps(arn)}: this is ci.deployRoleArn, "
                 "which creates the cluster and so already gets an admin access entry from "
                 "EKS; a second entry for it fails (ResourceInUseException). Remove it here"
             )
-        if same_principal(_as_session(arn), cfg.ci.preview_role_arn):
+        if same_principal(arn, cfg.ci.preview_role_arn):
             problems.append(
                 f"{ns}:cluster.admins[{i}] = {json.dumps(arn)}: this is ci.previewRoleArn, "
                 "which gets a read-only access entry; one principal has one access entry"
             )
     problems += _duplicates("cluster.admins", list(c.admins))
-    if cfg.ci.preview_role_arn == cfg.ci.deploy_role_arn:
+    if same_principal(cfg.ci.preview_role_arn, cfg.ci.deploy_role_arn):
         problems.append(
             f"{ns}:ci.previewRoleArn = {json.dumps(cfg.ci.preview_role_arn)}: must differ "
             "from ci.deployRoleArn (previews run read-only)"
@@ -1081,14 +1081,6 @@ def _cross_checks(cfg: PlatformConfig) -> list[str]:
             )
 
     return problems
-
-
-def _as_session(principal_arn: str) -> str:
-    """The STS caller ARN a session of ``principal_arn`` would have (users: itself)."""
-    parts = principal_arn.split(":")
-    if parts[5].startswith("role/"):
-        return f"arn:{parts[1]}:sts::{parts[4]}:assumed-role/{parts[5].rsplit('/', 1)[-1]}/x"
-    return principal_arn
 
 
 def open_to_internet(cluster: ClusterConfig) -> bool:

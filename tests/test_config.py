@@ -334,13 +334,20 @@ INVALID: list[tuple[str, Callable[[Config], object], str]] = [
     ),
     (
         "VPC too small for its subnets",
-        lambda c: c[f"{NS}:network"].update(cidr="10.0.0.0/20"),
+        lambda c: c[f"{NS}:network"].update(
+            cidr="10.0.0.0/20", privateSubnetPrefix=19, publicSubnetPrefix=24
+        ),
         f'{NS}:network.cidr = "10.0.0.0/20": subnet prefixes (/19, /24) must be longer than '
         "the VPC's /20",
     ),
     (
         "no room for the zones",
-        lambda c: c[f"{NS}:network"].update(cidr="10.0.0.0/18"),
+        lambda c: (
+            c[f"{NS}:network"].update(
+                cidr="10.0.0.0/18", privateSubnetPrefix=19, publicSubnetPrefix=24
+            ),
+            c.update({f"{NS}:zones": c[f"{NS}:zones"][:2]}),
+        ),
         f'{NS}:network.cidr = "10.0.0.0/18": 10.0.0.0/18 has room for 1 zones with /19 '
         "private subnets plus the public block, not 2",
     ),
@@ -352,7 +359,10 @@ INVALID: list[tuple[str, Callable[[Config], object], str]] = [
     ),
     (
         "model memory below what loading needs",
-        lambda c: _model(c).update(resources={"cpu": "2", "memory": "8Gi"}),
+        lambda c: (
+            _model(c).update(tensorParallelSize=1, resources={"cpu": "2", "memory": "8Gi"}),
+            c.setdefault(f"{NS}:serving", {}).update(streamerBufferGiB=4),
+        ),
         f'{NS}:models[0].resources.memory = "8Gi": the server needs 12Gi while loading '
         "(streamer buffer 4GiB x 1 GPU(s) plus vLLM's processes and /dev/shm); raise it or "
         "lower serving.streamerBufferGiB",

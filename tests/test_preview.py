@@ -157,7 +157,7 @@ def test_credentials_of_another_account_are_refused_before_any_resource(stack: s
     ]
 
 
-def _run_as(stack: str, role: str, *, preview: bool = False, new_stack: bool = False) -> Any:
+def _run_as(stack: str, role: str, *, preview: bool = False) -> Any:
     cfg = typed_stack_config(stack)
     stack_file = load_stack_file(stack)
     return run_program(
@@ -165,7 +165,7 @@ def _run_as(stack: str, role: str, *, preview: bool = False, new_stack: bool = F
         stack=stack,
         secret_keys=stack_file.secret_keys,
         preview=preview,
-        cloud=Cloud(cfg.account_id, cfg.region, caller_role=role, new_stack=new_stack),
+        cloud=Cloud(cfg.account_id, cfg.region, caller_role=role),
     )
 
 
@@ -174,7 +174,8 @@ def test_only_the_deploy_role_or_an_admin_may_run_an_update(stack: str) -> None:
     cfg = typed_stack_config(stack)
     name = cfg.ci.deploy_role_arn.rsplit("/", 1)[-1]
     assert _run_as(stack, name).error is None
-    assert _run_as(stack, cfg.cluster.admins[0].rsplit("/", 1)[-1]).error is None
+    for admin in cfg.cluster.admins:
+        assert _run_as(stack, admin.rsplit("/", 1)[-1]).error is None
     preview_role = cfg.ci.preview_role_arn.rsplit("/", 1)[-1]
     assert _run_as(stack, preview_role, preview=True).error is None
     for role, preview in (("SomeoneElse", False), (preview_role, False)):
@@ -193,10 +194,25 @@ def test_only_the_deploy_role_may_create_the_cluster(stack: str) -> None:
     role without one (pulumi-eks#2373)."""
     cfg = typed_stack_config(stack)
     deploy = cfg.ci.deploy_role_arn.rsplit("/", 1)[-1]
-    admin = cfg.cluster.admins[0].rsplit("/", 1)[-1]
-    assert _run_as(stack, deploy, new_stack=True).error is None
-    assert _run_as(stack, admin, preview=True, new_stack=True).error is None  # previews
-    run = _run_as(stack, admin, new_stack=True)
+    admin = "SomeAdmin"
+    admins = [*cfg.cluster.admins, f"arn:aws:iam::{cfg.account_id}:role/{admin}"]
+
+    def _run(role: str, *, preview: bool = False) -> Any:
+        stack_file = load_stack_file(stack)
+        config = dict(stack_file.config)
+        cluster = json.loads(config["llm-platform:cluster"])
+        config["llm-platform:cluster"] = json.dumps({**cluster, "admins": admins})
+        return run_program(
+            config,
+            stack=stack,
+            secret_keys=stack_file.secret_keys,
+            preview=preview,
+            cloud=Cloud(cfg.account_id, cfg.region, caller_role=role, new_stack=True),
+        )
+
+    assert _run(deploy).error is None
+    assert _run(admin, preview=True).error is None  # previews
+    run = _run(admin)
     assert isinstance(run.error, ConfigError)
     assert run.resources == []
     (problem,) = run.error.problems
@@ -214,3 +230,8 @@ def test_same_principal_compares_role_sessions_by_account_and_name() -> None:
     user = "arn:aws:iam::111122223333:user/alice"
     assert same_principal(user, user)
     assert not same_principal(user, "arn:aws:iam::111122223333:role/alice")
+    # Two role ARNs (config against config), a path on one side only.
+    assert same_principal(
+        "arn:aws:iam::111122223333:role/ci/Deploy", "arn:aws:iam::111122223333:role/Deploy"
+    )
+    assert not same_principal("arn:aws:iam::111122223333:root", "arn:aws:iam::111122223333:root")

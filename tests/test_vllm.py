@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from infra.arns import Arns
 from infra.config import ModelConfig, ServingConfig
 from tests.harness import find, find_all
 from tools.mock_runtime import Recorded, Secret
@@ -185,7 +186,7 @@ def test_scaled_object_scales_on_the_request_queue() -> None:
 
 
 def test_read_policy_is_scoped_to_the_model_prefix() -> None:
-    policy = json.loads(model_read_policy("bkt", _model()))
+    policy = json.loads(model_read_policy("arn:aws:s3:::bkt", _model()))
     read, list_ = policy["Statement"]
     assert (read["Action"], read["Resource"]) == (["s3:GetObject"], ["arn:aws:s3:::bkt/models/m/*"])
     assert (list_["Action"], list_["Resource"]) == (["s3:ListBucket"], ["arn:aws:s3:::bkt"])
@@ -195,7 +196,11 @@ def test_read_policy_is_scoped_to_the_model_prefix() -> None:
 def test_disabled_model_is_rejected_by_its_args() -> None:
     with pytest.raises(ValueError, match=r"^model \(m\) is disabled; do not create it$"):
         VllmModelArgs(
-            model=_model(enabled=False), serving=ServingConfig(), cluster_name="c", bucket_name="b"
+            model=_model(enabled=False),
+            serving=ServingConfig(),
+            cluster_name="c",
+            bucket_name="b",
+            arns=Arns(account_id="111122223333", region="us-west-2"),
         )
 
 

@@ -214,10 +214,6 @@ INVOKES: dict[str, Invoke] = {
         "userId": "AROAOFFLINEPLAN:session",
     },
     "aws:eks/getCluster:getCluster": _get_cluster,
-    "aws:index/getPartition:getPartition": lambda _, _c: {
-        "partition": "aws",
-        "dnsSuffix": "amazonaws.com",
-    },
 }
 
 

@@ -20,6 +20,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from infra.arns import Arns
 from infra.cluster import assume_role_policy
 from infra.config import ContainerResources, ModelConfig, ServingConfig
 from infra.conventions import (
@@ -499,7 +500,7 @@ def render_scaled_object(model: ModelConfig, serving: ServingConfig) -> dict[str
     }
 
 
-def model_read_policy(bucket: str, model: ModelConfig) -> str:
+def model_read_policy(bucket_arn: str, model: ModelConfig) -> str:
     """Read-only access to ``models/<name>/`` of the model bucket, nothing else."""
     prefix = model_prefix(model.name)
     return json.dumps(
@@ -510,13 +511,13 @@ def model_read_policy(bucket: str, model: ModelConfig) -> str:
                     "Sid": "ReadModelObjects",
                     "Effect": "Allow",
                     "Action": ["s3:GetObject"],
-                    "Resource": [f"arn:aws:s3:::{bucket}/{prefix}*"],
+                    "Resource": [f"{bucket_arn}/{prefix}*"],
                 },
                 {
                     "Sid": "ListModelPrefix",
                     "Effect": "Allow",
                     "Action": ["s3:ListBucket"],
-                    "Resource": [f"arn:aws:s3:::{bucket}"],
+                    "Resource": [bucket_arn],
                     "Condition": {"StringLike": {"s3:prefix": [prefix, f"{prefix}*"]}},
                 },
             ],
@@ -533,6 +534,8 @@ class VllmModelArgs:
     serving: ServingConfig
     cluster_name: str
     bucket_name: pulumi.Input[str]
+    arns: Arns
+    """ARNs of the stack's account and region (the weights policy names the bucket)."""
     tags: Mapping[str, str] = field(default_factory=dict)
     namespace_ready: Sequence[pulumi.Resource] = ()
     """The serving namespace and its API key Secret."""
@@ -575,7 +578,7 @@ class VllmModel(pulumi.ComponentResource):
             f"{name}-read-weights",
             role=role.id,
             policy=pulumi.Output.from_input(args.bucket_name).apply(
-                lambda bucket: model_read_policy(bucket, model)
+                lambda bucket: model_read_policy(args.arns.s3_bucket(bucket), model)
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
