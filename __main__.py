@@ -15,24 +15,24 @@ import pulumi_aws as aws
 from pulumi.runtime import config as runtime_config
 from pydantic import SecretStr
 
-from infra.alert_rules import alert_inputs
-from infra.arns import same_principal
-from infra.budgets import AwsBudgets, AwsBudgetsArgs, Budget
-from infra.ci_runner import CiRunner, CiRunnerArgs
-from infra.ci_runner import log_group_name as ci_runner_log_group
-from infra.cluster import Cluster, ClusterArgs
-from infra.config import NAMESPACE, ConfigError, PlatformConfig, load_stack_config
-from infra.gpu_node_pools import GpuNodePools, GpuNodePoolsArgs
-from infra.gpu_operator import GpuOperator, GpuOperatorArgs
-from infra.karpenter import Karpenter, KarpenterArgs
-from infra.keda import Keda, KedaArgs
-from infra.kubecost import Kubecost, KubecostArgs
-from infra.logging import Logging, LoggingArgs, LogGroups, LogGroupsArgs
-from infra.model_bucket import ModelBucket, ModelBucketArgs
-from infra.monitoring import Monitoring, MonitoringArgs
-from infra.network import Network, NetworkArgs
-from workloads.serving_namespace import ServingNamespace, ServingNamespaceArgs
-from workloads.vllm import VllmModel, VllmModelArgs
+from infra.ci.runner import CiRunner, CiRunnerArgs
+from infra.ci.runner import log_group_name as ci_runner_log_group
+from infra.cluster.component import Cluster, ClusterArgs
+from infra.core.arns import same_principal
+from infra.core.schema import NAMESPACE, ConfigError
+from infra.cost.budgets import AwsBudgets, AwsBudgetsArgs, Budget
+from infra.cost.kubecost import Kubecost, KubecostArgs
+from infra.gpu_operator.component import GpuOperator, GpuOperatorArgs
+from infra.karpenter.controller import Karpenter, KarpenterArgs
+from infra.karpenter.node_pools import GpuNodePools, GpuNodePoolsArgs
+from infra.log_shipping.component import Logging, LoggingArgs, LogGroups, LogGroupsArgs
+from infra.network.component import Network, NetworkArgs
+from infra.observability.component import Monitoring, MonitoringArgs
+from infra.stack.config import PlatformConfig, load_stack_config
+from workloads.serving.keda import Keda, KedaArgs
+from workloads.serving.model_bucket import ModelBucket, ModelBucketArgs
+from workloads.serving.namespace import ServingNamespace, ServingNamespaceArgs
+from workloads.serving.vllm import VllmModel, VllmModelArgs
 
 
 def read_stack_config() -> PlatformConfig:
@@ -156,17 +156,14 @@ if cfg.ci.runner == "codebuild":
         ),
     )
 
-cluster_budget = min(
-    (b for b in cfg.cost.budgets if b.scope == "cluster"), key=lambda b: b.monthly_usd
-)
 monitoring = Monitoring(
     "monitoring",
     MonitoringArgs(
         config=cfg.observability,
         cluster_name=cluster.name,
         environment=cfg.stack,
-        alerts=alert_inputs(cfg),
-        daily_budget_usd=Budget.from_config(cluster_budget).daily_share_usd,
+        alerts=cfg.alert_inputs,
+        daily_budget_usd=Budget.from_config(cfg.cost.cluster_budget).daily_share_usd,
         grafana_admin_password=secret(cfg.grafana_admin_password),
         slack_webhook_url=secret(cfg.slack_webhook_url),
         pagerduty_routing_key=secret(cfg.pagerduty_routing_key),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from infra.cost_estimator import nodepool_spend
+from infra.core.pricing import nodepool_spend
 from policies.core import Props, Resource, ResourceRule, Settings, StackRule, at
 from policies.gpu import CAPACITY_TYPE, FAMILY, NODEPOOL, SIZE, gpu_limit, gpu_pools, in_values
 
@@ -74,7 +74,7 @@ def check_budget_exists(resources: Sequence[Resource], _s: Settings) -> list[str
 
 def check_worst_case(resources: Sequence[Resource], settings: Settings) -> list[str]:
     """Worst case of every GPU pool from its GPU limit and allowed types
-    (``infra.cost_estimator``), summed, against the environment budget."""
+    (``infra.core.pricing``), summed, against the environment budget."""
     budget = float(settings["monthlyBudgetUsd"])
     total = 0.0
     parts = []

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from infra.conventions import GPU_RESOURCE, ZONE_LABEL
-from infra.gpu_catalog import GPU_FAMILIES
+from infra.core.conventions import GPU_RESOURCE, ZONE_LABEL
+from infra.core.gpu_catalog import GPU_FAMILIES
 from policies.core import (
     Props,
     Resource,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from infra.conventions import GPU_RESOURCE, GPU_TAINT
+from infra.core.conventions import GPU_RESOURCE, GPU_TAINT
 from policies.core import Props, ResourceCheck, ResourceRule, Settings, at, items, whole_number
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"

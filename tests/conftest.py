@@ -4,15 +4,14 @@ set of fake outputs, used by the offline plan too); helpers in ``tests.harness``
 from __future__ import annotations
 
 import gc
-from pathlib import Path
 
 import pytest
 
+from infra.stack.files import stack_names
 from tests.harness import planned
 from tools.mock_runtime import Recorded
 
-ROOT = Path(__file__).resolve().parent.parent
-STACKS = tuple(sorted(p.name.split(".")[1] for p in ROOT.glob("Pulumi.*.yaml")))
+STACKS = tuple(stack_names())
 """Every committed stack, discovered: a new ``Pulumi.<stack>.yaml`` is tested too."""
 
 

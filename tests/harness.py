@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 import pulumi
 from pulumi.runtime.sync_await import _sync_await
 
+from infra.stack.files import StackFile, load_stack_file
 from tools.mock_runtime import Recorded, Run, run_program
-from tools.plan import StackFile, load_stack_file
 
 T = TypeVar("T")
 Mutation = Callable[[dict[str, Any]], object]

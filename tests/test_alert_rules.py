@@ -19,17 +19,11 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.alert_rules import (
-    AlertInputs,
-    AlertRule,
-    RuleGroup,
-    Severity,
-    alert_inputs,
-    platform_rule_groups,
-    rule_file,
-)
-from infra.budgets import Budget, cost_alerts
-from infra.config import AlertThresholds, PlatformConfig, load_config
+from infra.core.alerting import AlertRule, RuleGroup, Severity, rule_file
+from infra.cost.budgets import Budget, cost_alerts
+from infra.observability.alert_rules import AlertInputs, platform_rule_groups
+from infra.observability.config import AlertThresholds
+from infra.stack.config import PlatformConfig, load_config
 from tests.harness import stack_config
 
 NS = "llm-platform"
@@ -590,7 +584,7 @@ def write_rules(directory: Path, groups: tuple[RuleGroup, ...]) -> Path:
 
 
 def test_every_alert_has_a_firing_and_a_quiet_case(stack: str) -> None:
-    inputs = alert_inputs(load_stack(stack))
+    inputs = load_stack(stack).alert_inputs
     groups = platform_rule_groups(inputs)
     cases = alert_cases(inputs)
     rules = {(r.name, r.severity) for g in groups for r in g.rules}
@@ -603,7 +597,7 @@ def test_every_alert_has_a_firing_and_a_quiet_case(stack: str) -> None:
 
 
 def test_rendered_rules_pass_promtool_check(stack: str, tmp_path: Path) -> None:
-    path = write_rules(tmp_path, platform_rule_groups(alert_inputs(load_stack(stack))))
+    path = write_rules(tmp_path, platform_rule_groups(load_stack(stack).alert_inputs))
     result = subprocess.run(
         [tool("promtool"), "check", "rules", str(path)], capture_output=True, text=True
     )
@@ -612,7 +606,7 @@ def test_rendered_rules_pass_promtool_check(stack: str, tmp_path: Path) -> None:
 
 
 def test_every_alert_fires_and_stays_quiet_under_promtool(stack: str, tmp_path: Path) -> None:
-    inputs = alert_inputs(load_stack(stack))
+    inputs = load_stack(stack).alert_inputs
     groups = platform_rule_groups(inputs)
     write_rules(tmp_path, groups)
     tests = tmp_path / "tests.yaml"
@@ -629,7 +623,7 @@ def test_every_alert_fires_and_stays_quiet_under_promtool(stack: str, tmp_path: 
 
 def test_a_wrong_expectation_fails_under_promtool(tmp_path: Path) -> None:
     """Guard that the promtool run really compares alerts (a quiet case that fires fails)."""
-    inputs = alert_inputs(load_stack("dev"))
+    inputs = load_stack("dev").alert_inputs
     groups = platform_rule_groups(inputs)
     write_rules(tmp_path, groups)
     cases = alert_cases(inputs)
@@ -745,7 +739,7 @@ def test_every_alert_runbook_link_resolves_to_a_page() -> None:
     cfg = load_stack("dev")
     base = cfg.runbook_base_url
     assert base == f"https://github.com/{cfg.ci.github_repository}/blob/main/docs/runbooks"
-    rules = [r for g in platform_rule_groups(alert_inputs(cfg)) for r in g.rules]
+    rules = [r for g in platform_rule_groups(cfg.alert_inputs) for r in g.rules]
     budgets = [Budget.from_config(b) for b in cfg.cost.budgets]
     rules += cost_alerts(budgets, base)
     assert "GpuCostSpike" in {r.name for r in rules}

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.alertmanager import PAGERDUTY_KEY, SLACK_KEY, alertmanager_config
+from infra.observability.alertmanager import PAGERDUTY_KEY, SLACK_KEY, alertmanager_config
 from tests.test_alert_rules import tool
 
 # kube-prometheus-stack 88.5.3 values.yaml, alertmanager.config: Helm merges our map over

@@ -11,18 +11,18 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.alert_rules import AlertRule
-from infra.arns import Arns
-from infra.budgets import (
+from infra.core.alerting import AlertRule
+from infra.core.arns import Arns
+from infra.cost.budgets import (
     AwsBudgetsArgs,
     Budget,
     cost_alerts,
     cost_rule_group,
     kubecost_alert_configs,
 )
+from infra.stack.files import typed_stack_config
 from tests.harness import find, find_all, run_stack
 from tools.mock_runtime import Recorded
-from tools.plan import typed_stack_config
 
 CLUSTER = Budget("all", "cluster", monthly_usd=7300, thresholds_percent=(50, 100))
 NAMESPACE = Budget(

@@ -10,19 +10,20 @@ from typing import Any
 
 import pytest
 
-from infra.arns import Arns
-from infra.ci_runner import (
+from infra.ci.config import GITHUB_HOSTED_LABEL
+from infra.ci.runner import (
     API_PORT,
     actor_filter,
     project_name,
     runs_on,
     service_role_policy,
 )
-from infra.config import GITHUB_HOSTED_LABEL, ConfigError, open_to_internet
+from infra.core.arns import Arns
+from infra.core.schema import ConfigError
+from infra.stack.files import typed_stack_config
 from tests.harness import find, find_all, run_stack
 from tools.ci_settings import ci_settings
 from tools.mock_runtime import Recorded
-from tools.plan import typed_stack_config
 
 PROJECT = "aws:codebuild/project:Project"
 
@@ -36,7 +37,7 @@ def test_the_workflow_runner_reaches_the_stacks_endpoint(
     label = runs_on(settings["runner"], "42", "1")
     if label == GITHUB_HOSTED_LABEL:
         # GitHub's runners have no fixed addresses: only an open endpoint admits them.
-        assert open_to_internet(cfg.cluster)
+        assert cfg.cluster.open_to_internet
         return
     # A CodeBuild runner of this stack, in its private subnets, admitted on 443.
     assert label == f"codebuild-{project_name(cfg.cluster.name)}-42-1"

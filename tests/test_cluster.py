@@ -7,17 +7,18 @@ from typing import Any
 
 import pytest
 
-from infra.cluster import (
+from infra.cluster.component import (
     CLUSTER_ADMIN_POLICY,
     CLUSTER_VIEW_POLICY,
     Cluster,
     ClusterArgs,
     render_kubeconfig,
 )
-from infra.config import ClusterConfig, ConfigError
+from infra.cluster.config import ClusterConfig
+from infra.core.schema import ConfigError
+from infra.stack.files import typed_stack_config
 from tests.harness import find, find_all, resolve, run_component, run_stack, stack_config
 from tools.mock_runtime import Recorded
-from tools.plan import typed_stack_config
 
 
 def _eks(resources: tuple[Recorded, ...]) -> dict[str, Any]:

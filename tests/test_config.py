@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from infra.config import ConfigError, load_config
+from infra.core.schema import ConfigError
+from infra.stack.config import load_config
 from policies.rules import RULE_NAMES
 from tests.harness import run_stack, stack_config
 

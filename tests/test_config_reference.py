@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from infra.config import PlatformConfig
+from infra.stack.config import PlatformConfig
 from tools import config_reference
 
 

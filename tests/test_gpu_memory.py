@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from infra.gpu_catalog import GPU_INSTANCE_TYPES as TYPES
-from workloads.gpu_memory import ModelShape, check_fit, fit, kv_gib_per_sequence_per_gpu
+from infra.core.gpu_catalog import GPU_INSTANCE_TYPES as TYPES
+from workloads.serving.gpu_memory import ModelShape, check_fit, fit, kv_gib_per_sequence_per_gpu
 
 
 def shape(params: float, layers: int, kv_heads: int, **kw: object) -> ModelShape:

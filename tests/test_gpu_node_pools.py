@@ -9,15 +9,15 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
-from infra.config import CpuPoolConfig, GpuPoolConfig, NodeClassConfig
-from infra.gpu_node_pools import (
+from infra.karpenter.config import CpuPoolConfig, GpuPoolConfig, NodeClassConfig
+from infra.karpenter.node_pools import (
     GpuNodePools,
     GpuNodePoolsArgs,
     gpu_node_pool,
     node_class,
     node_volumes,
 )
-from infra.nodepool_model import (
+from infra.karpenter.nodepool import (
     BlockDevice,
     Budget,
     Disruption,
@@ -29,10 +29,10 @@ from infra.nodepool_model import (
     render_node_class,
     render_node_pool,
 )
+from infra.stack.files import typed_stack_config
 from tests.harness import find, find_all, resolve, run_component, stack_config
 from tools.gpu_capacity import gpu_capacity_section
 from tools.mock_runtime import Recorded
-from tools.plan import typed_stack_config
 
 NODEPOOL = "kubernetes:karpenter.sh/v1:NodePool"
 NODECLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"

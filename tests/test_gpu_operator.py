@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from infra.config import GpuOperatorConfig
-from infra.gpu_operator import GpuOperatorArgs, operator_values
+from infra.gpu_operator.component import GpuOperatorArgs, operator_values
+from infra.gpu_operator.config import GpuOperatorConfig
 from tests.harness import find
 from tools.mock_runtime import Recorded
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from infra.arns import Arns
-from infra.config import KarpenterConfig
-from infra.karpenter import (
+from infra.core.arns import Arns
+from infra.karpenter.config import KarpenterConfig
+from infra.karpenter.controller import (
     POLICY_GROUPS,
     KarpenterArgs,
     PolicyScope,
@@ -18,9 +18,9 @@ from infra.karpenter import (
     interruption_event_patterns,
     queue_policy,
 )
+from infra.stack.files import typed_stack_config
 from tests.harness import find, find_all, run_stack
 from tools.mock_runtime import Recorded
-from tools.plan import typed_stack_config
 
 ACCOUNT = "123456789012"
 SCOPE = PolicyScope(cluster_name="c1", arns=Arns(account_id=ACCOUNT, region="eu-west-1"))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from infra.keda import KedaArgs, keda_values
 from tests.harness import find
 from tools.mock_runtime import Recorded
+from workloads.serving.keda import KedaArgs, keda_values
 
 
 def test_release_pinned_with_crds_on_system_nodes(resources: tuple[Recorded, ...]) -> None:

@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from infra.conventions import KUBECOST_NAMESPACE, PROMETHEUS_SELECTOR_LABELS, PROMETHEUS_URL
-from infra.kubecost import RECORDING_RULES, KubecostArgs, cost_model_service_monitor_spec
+from infra.core.conventions import KUBECOST_NAMESPACE, PROMETHEUS_SELECTOR_LABELS, PROMETHEUS_URL
+from infra.cost.kubecost import RECORDING_RULES, KubecostArgs, cost_model_service_monitor_spec
+from infra.stack.files import typed_stack_config
 from tests.harness import find, find_all
 from tools.mock_runtime import Recorded
-from tools.plan import typed_stack_config
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 MONITOR = "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"

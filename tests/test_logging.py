@@ -10,15 +10,14 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
-from infra.arns import Arns
-from infra.config import LoggingConfig
-from infra.conventions import (
+from infra.core.arns import Arns
+from infra.core.conventions import (
     GPU_TOLERATION,
     LOGGING_NAMESPACE,
     PROMETHEUS_SELECTOR_LABELS,
     SYSTEM_TOLERATION,
 )
-from infra.logging import (
+from infra.log_shipping.component import (
     CHART,
     CHART_REPOSITORY,
     CHART_VERSION,
@@ -37,10 +36,11 @@ from infra.logging import (
     render_values,
     saved_queries,
 )
+from infra.log_shipping.config import LoggingConfig
+from infra.stack.files import typed_stack_config
 from tests.harness import find, find_all, resolve, run_component, run_stack, stack_config
 from tools.logging_summary import logging_summary
 from tools.mock_runtime import ACCOUNT_ID, Recorded
-from tools.plan import typed_stack_config
 
 ROUTES = default_routes("inference")
 

@@ -1,7 +1,7 @@
 """Every metric a rule or dashboard queries exists in the exporters we run.
 
 The expressions are parsed with a real PromQL parser (promql-parser) and every vector
-selector's metric name must be in ``infra.metric_names.KNOWN_METRICS``.
+selector's metric name must be in ``infra.core.metric_names.KNOWN_METRICS``.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Any
 import promql_parser
 import pytest
 
-from infra.alert_rules import alert_inputs, platform_rule_groups
-from infra.dashboards import platform_dashboards
-from infra.metric_names import KNOWN_METRICS
+from infra.core.metric_names import KNOWN_METRICS
+from infra.observability.alert_rules import platform_rule_groups
+from infra.observability.dashboards import platform_dashboards
 from tests.test_alert_rules import load_stack
 
 # Grafana substitutes these before the query reaches Prometheus.
@@ -60,7 +60,7 @@ def dashboard_queries(dashboard: dict[str, Any]) -> Iterator[str]:
 
 def all_queries(stack: str) -> dict[str, str]:
     cfg = load_stack(stack)
-    inputs = alert_inputs(cfg)
+    inputs = cfg.alert_inputs
     queries = {
         f"rule {r.name}/{r.severity}": r.expr for g in platform_rule_groups(inputs) for r in g.rules
     }

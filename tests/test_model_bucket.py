@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from infra.model_bucket import tls_only_policy
+from infra.stack.files import typed_stack_config
 from tests.harness import find
 from tools.mock_runtime import Recorded
-from tools.plan import typed_stack_config
+from workloads.serving.model_bucket import tls_only_policy
 
 
 def test_bucket_name_and_tags(stack: str, resources: tuple[Recorded, ...]) -> None:

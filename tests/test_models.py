@@ -14,11 +14,11 @@ import pytest
 from boto3.s3.transfer import TransferConfig
 from moto import mock_aws
 
-from infra.naming import model_manifest_key
+from infra.core.naming import model_manifest_key
+from infra.stack.files import typed_stack_config
 from tools import models
 from tools.__main__ import main as cli
 from tools.aws import ToolError
-from tools.plan import typed_stack_config
 
 DEV = typed_stack_config("dev")
 REGION = DEV.region
@@ -237,8 +237,8 @@ def test_progress_bar_reaches_100_percent() -> None:
 
 def _run_gate(monkeypatch: pytest.MonkeyPatch, revision: str) -> str:
     """Run the model pods' weights gate (the init container's script) against moto."""
-    from infra.naming import model_manifest_key as manifest_key
-    from workloads.vllm import WEIGHTS_GATE_SCRIPT
+    from infra.core.naming import model_manifest_key as manifest_key
+    from workloads.serving.vllm import WEIGHTS_GATE_SCRIPT
 
     monkeypatch.setenv("WEIGHTS_BUCKET", BUCKET)
     monkeypatch.setenv("WEIGHTS_MANIFEST", manifest_key("chat", revision))

@@ -7,25 +7,26 @@ from typing import Any
 
 import pytest
 
-from infra.alert_rules import alert_inputs, platform_rule_groups, rule_file
-from infra.alertmanager import PAGERDUTY_KEY, SLACK_KEY
-from infra.conventions import (
+from infra.core.alerting import rule_file
+from infra.core.conventions import (
     MONITORING_NAMESPACE,
     PROMETHEUS_RELEASE,
     PROMETHEUS_SELECTOR_LABELS,
     SYSTEM_NODE_LABELS,
     SYSTEM_TOLERATION,
 )
-from infra.monitoring import (
+from infra.observability.alert_rules import platform_rule_groups
+from infra.observability.alertmanager import PAGERDUTY_KEY, SLACK_KEY
+from infra.observability.component import (
     ALERTMANAGER_SECRET,
     GRAFANA_ADMIN_SECRET,
     STORAGE_CLASS,
     MonitoringArgs,
 )
+from infra.stack.files import typed_stack_config
 from tests.harness import find, find_all
 from tests.test_alert_rules import load_stack
 from tools.mock_runtime import Recorded, Secret
-from tools.plan import typed_stack_config
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
@@ -86,7 +87,7 @@ def test_our_rules_and_monitors_carry_the_label_prometheus_selects(
 def test_prometheus_rules_are_the_rendered_rule_groups(
     stack: str, resources: tuple[Recorded, ...]
 ) -> None:
-    groups = platform_rule_groups(alert_inputs(load_stack(stack)))
+    groups = platform_rule_groups(load_stack(stack).alert_inputs)
     rules = [r for r in find_all(resources, RULE) if r.parent == "monitoring"]
     assert [r.inputs["spec"] for r in rules] == sorted(
         (rule_file([g]) for g in groups), key=lambda s: s["groups"][0]["name"]
@@ -239,7 +240,7 @@ def test_args_reject_an_empty_cluster_name() -> None:
             config=cfg.observability,
             cluster_name="",
             environment="dev",
-            alerts=alert_inputs(cfg),
+            alerts=cfg.alert_inputs,
             daily_budget_usd=1.0,
             grafana_admin_password="x",
             slack_webhook_url="x",

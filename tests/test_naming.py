@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from infra.naming import (
+from infra.core.naming import (
     bucket_name_problem,
     model_bucket_name,
     model_manifest_key,

@@ -6,11 +6,11 @@ import ipaddress
 
 import pytest
 
-from infra.config import NetworkConfig
-from infra.network import NetworkArgs, plan_subnets
+from infra.network.component import NetworkArgs, plan_subnets
+from infra.network.config import NetworkConfig
+from infra.stack.files import typed_stack_config
 from tests.harness import find, find_all
 from tools.mock_runtime import Recorded
-from tools.plan import typed_stack_config
 
 
 def _zones(stack: str) -> list[str]:

@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from infra.stack.files import ROOT, stack_names
 from tools import plan as plan_tool
 from tools.__main__ import main as cli
-
-ROOT = plan_tool.ROOT
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -108,7 +107,7 @@ def test_bad_config_exits_2_with_the_message_and_no_traceback(
 
 def test_unknown_stack_exits_2_listing_stacks(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli(["plan", "staging"]) == 2
-    stacks = ", ".join(sorted(p.name.split(".")[1] for p in ROOT.glob("Pulumi.*.yaml")))
+    stacks = ", ".join(stack_names())
     assert f"no stack file Pulumi.staging.yaml; stacks: {stacks}" in capsys.readouterr().err
 
 
@@ -127,7 +126,7 @@ def test_committed_build_dir_is_not_required(tmp_path: Path) -> None:
 
 
 def test_summary_shows_each_models_revision(stack: str, tmp_path: Path) -> None:
-    from tools.plan import typed_stack_config
+    from infra.stack.files import typed_stack_config
 
     result = plan_tool.plan(stack, out_root=tmp_path, log=lambda _: None)
     cfg = typed_stack_config(stack)

@@ -124,7 +124,7 @@ def _gpu_pool(name: str, limit: int, families: list[str], sizes: list[str]) -> R
 
 
 def test_gpu_spend_within_the_budget_passes() -> None:
-    # 4 x g6.xlarge at USD 0.8048/h x 730 h = 2,350.02 (infra.cost_estimator prices).
+    # 4 x g6.xlarge at USD 0.8048/h x 730 h = 2,350.02 (infra.core.pricing prices).
     pools = [_gpu_pool("gpu-dev", 4, ["g6"], ["xlarge"])]
     assert check_stack("cost-gpu-worst-case-within-budget", pools, SPEND) == []
 

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from infra.stack.files import ROOT
 from tests.harness import planned
 from tools import plan as plan_tool
 
@@ -148,7 +149,7 @@ PARAMS = [
 
 
 def _plan_mutated(stack: str, mutate: Callable[[Config], object], tmp_path: Path) -> Any:
-    document = yaml.safe_load((plan_tool.ROOT / f"Pulumi.{stack}.yaml").read_text())
+    document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
     mutate(document["config"])
     (tmp_path / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump(document))
     return plan_tool.plan(stack, stack_dir=tmp_path, out_root=tmp_path / "out", log=lambda _: None)
@@ -193,7 +194,7 @@ def test_the_committed_stacks_pass_clean(stack: str, tmp_path: Path) -> None:
 def test_plan_cli_prints_the_violated_rule(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    document = yaml.safe_load((plan_tool.ROOT / "Pulumi.prod.yaml").read_text())
+    document = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())
     _open_endpoint(document["config"])
     (tmp_path / "Pulumi.prod.yaml").write_text(yaml.safe_dump(document))
     assert plan_tool.main("prod", tmp_path, tmp_path / "out") == 1

@@ -12,9 +12,10 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from infra.config import GpuPoolConfig, PlatformConfig
+from infra.karpenter.config import GpuPoolConfig
+from infra.stack.config import PlatformConfig
+from infra.stack.files import typed_stack_config
 from tools import preflight
-from tools.plan import typed_stack_config
 
 # What moto (5.2.5) reports for us-west-2: g5 is offered in us-west-2a/b/c but not 2d,
 # g6 in all four zones. Its spot price history answers 0.00001 for everything.

@@ -13,14 +13,14 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra.arns import same_principal
-from infra.config import ConfigError
+from infra.core.arns import same_principal
+from infra.core.schema import ConfigError
+from infra.stack.files import load_stack_file, typed_stack_config
 from policies.core import Resource, evaluate
 from policies.rules import RULES
 from tests.harness import find, find_all, planned, resolve, run_component
 from tools import policy
 from tools.mock_runtime import UNKNOWN, Cloud, run_program
-from tools.plan import load_stack_file, typed_stack_config
 
 
 def _preview(stack: str) -> list[Any]:

@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from infra.arns import Arns
-from infra.config import ModelConfig, ServingConfig
+from infra.core.arns import Arns
+from infra.stack.files import typed_stack_config
 from tests.harness import find, find_all
 from tools.mock_runtime import Recorded, Secret
-from tools.plan import typed_stack_config
-from workloads.host_memory import PROCESS_GIB, WORKER_GIB, shm_gib
-from workloads.vllm import (
+from workloads.serving.config import ModelConfig, ServingConfig
+from workloads.serving.host_memory import PROCESS_GIB, WORKER_GIB, shm_gib
+from workloads.serving.vllm import (
     VllmModelArgs,
     container_resources,
     drain_timings,

@@ -14,9 +14,11 @@ import sys
 from pathlib import Path
 from typing import Final, Literal
 
-from infra.ci_runner import runner
-from infra.config import GITHUB_HOSTED_LABEL, ConfigError, PlatformConfig
-from tools.plan import ROOT, typed_stack_config
+from infra.ci.config import GITHUB_HOSTED_LABEL
+from infra.ci.runner import runner
+from infra.core.schema import ConfigError
+from infra.stack.config import PlatformConfig
+from infra.stack.files import ROOT, typed_stack_config
 
 Job = Literal["deploy", "preview", "bootstrap"]
 """``bootstrap`` is stage 1 of a new environment's first deploy (README): the AWS-only

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from infra.config import PlatformConfig
-from infra.cost_estimator import HOURS_PER_MONTH, MissingPriceError, check_budget, environment_spend
+from infra.core.pricing import HOURS_PER_MONTH, MissingPriceError
+from infra.stack.config import PlatformConfig
+from infra.stack.gpu_spend import check_budget, environment_spend
 from tools.mock_runtime import Recorded
 
 

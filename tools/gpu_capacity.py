@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from infra.config import PlatformConfig
-from infra.conventions import GPU_RESOURCE
-from infra.gpu_catalog import allowed_instance_types
-from infra.nodepool_model import CAPACITY_TYPE, INSTANCE_FAMILY, INSTANCE_SIZE, ZONE
+from infra.core.conventions import GPU_RESOURCE
+from infra.core.gpu_catalog import allowed_instance_types
+from infra.karpenter.nodepool import CAPACITY_TYPE, INSTANCE_FAMILY, INSTANCE_SIZE, ZONE
+from infra.stack.config import PlatformConfig
 from tools.mock_runtime import Recorded
 
 NODEPOOL_TYPE = "kubernetes:karpenter.sh/v1:NodePool"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from infra.config import PlatformConfig
+from infra.stack.config import PlatformConfig
 from tools.mock_runtime import Recorded
 
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"

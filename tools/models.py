@@ -4,7 +4,7 @@
 ``<local-dir>`` under ``s3://<model bucket>/models/<model>/<revision>/`` (the revision
 the stack config names, or ``--revision``) and writes the revision's
 ``manifest.json`` last: the completion marker the model pods wait for before vLLM
-starts (``workloads.vllm``, init container ``weights``).
+starts (``workloads.serving.vllm``, init container ``weights``).
 
 - large files go up as multipart uploads (:data:`TRANSFER`), each part and object with
   an S3-verified SHA-256 checksum (``ChecksumAlgorithm=SHA256``);
@@ -19,7 +19,7 @@ starts (``workloads.vllm``, init container ``weights``).
   previous revision back must be a real rollback. Syncing other files to it fails;
   sync them to a new revision instead.
 
-The bucket name is the stack's (:attr:`infra.config.PlatformConfig.model_bucket`); the
+The bucket name is the stack's (:attr:`infra.stack.config.PlatformConfig.model_bucket`); the
 tool refuses credentials of another account than the stack's ``accountId``.
 """
 
@@ -37,10 +37,11 @@ from typing import Any, TextIO
 import boto3
 from boto3.s3.transfer import TransferConfig
 
-from infra.config import NAMESPACE, ConfigError, PlatformConfig
-from infra.naming import model_manifest_key, revision_prefix
+from infra.core.naming import model_manifest_key, revision_prefix
+from infra.core.schema import NAMESPACE, ConfigError
+from infra.stack.config import PlatformConfig
+from infra.stack.files import ROOT, typed_stack_config
 from tools.aws import ToolError, aws_errors
-from tools.plan import ROOT, typed_stack_config
 
 MiB = 1024 * 1024
 # 64 MiB parts: a 10 GB safetensors shard is ~150 parts (S3 allows 10,000), and a failed

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from infra.config import PlatformConfig
-from infra.conventions import GPU_RESOURCE, NODEPOOL_LABEL
+from infra.core.conventions import GPU_RESOURCE, NODEPOOL_LABEL
+from infra.stack.config import PlatformConfig
 from tools.mock_runtime import Recorded
-from workloads.vllm import REVISION_ANNOTATION
+from workloads.serving.vllm import REVISION_ANNOTATION
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 

@@ -26,7 +26,9 @@ from typing import Any
 
 import yaml
 
-from infra.config import NAMESPACE, REQUIRED_SECRETS, ConfigError, PlatformConfig, load_stack_config
+from infra.core.schema import ConfigError
+from infra.stack.config import PlatformConfig, load_stack_config
+from infra.stack.files import ROOT, load_stack_file
 from tools import policy
 from tools.alerts_summary import alerts_summary
 from tools.cost_summary import gpu_spend_section
@@ -35,67 +37,8 @@ from tools.logging_summary import logging_summary
 from tools.mock_runtime import Recorded, Secret, run_program
 from tools.models_summary import models_summary
 
-ROOT = Path(__file__).resolve().parent.parent
 MASK = "[secret]"
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
-
-
-@dataclass(frozen=True)
-class StackFile:
-    """Config of one stack file, in the form the Pulumi CLI hands it to the program."""
-
-    config: dict[str, str]
-    secret_keys: frozenset[str]
-    placeholders: dict[str, str]
-    """Secret key -> the placeholder value the plan used in its place."""
-
-
-def load_stack_file(stack: str, root: Path = ROOT) -> StackFile:
-    """Read ``Pulumi.<stack>.yaml``.
-
-    Encrypted values (``secure: v1:...``) cannot be decrypted offline, and required
-    secrets are normally set with ``pulumi config set --secret`` rather than committed:
-    both become unique placeholder values, marked secret, so the plan can prove that
-    no secret reaches its output in clear.
-    """
-    path = root / f"Pulumi.{stack}.yaml"
-    if not path.is_file():
-        stacks = sorted(p.name.split(".")[1] for p in root.glob("Pulumi.*.yaml"))
-        raise ConfigError([f"no stack file {path.name}; stacks: {', '.join(stacks)}"])
-    try:
-        document = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"{path.name} is not valid YAML: {exc}"]) from None
-    raw = document.get("config") or {}
-    if not isinstance(raw, dict):
-        raise ConfigError([f"{path.name}: 'config' must be a mapping of keys to values"])
-    config: dict[str, str] = {}
-    secret_keys: set[str] = set()
-    placeholders: dict[str, str] = {}
-    for key, value in raw.items():
-        if isinstance(value, dict) and set(value) == {"secure"}:
-            placeholders[key] = config[key] = f"offline-placeholder-{key.replace(':', '-')}"
-            secret_keys.add(key)
-        elif isinstance(value, str):
-            config[key] = value
-        else:
-            config[key] = json.dumps(value)
-    for name in REQUIRED_SECRETS:
-        key = f"{NAMESPACE}:{name}"
-        if key not in config:
-            placeholders[key] = config[key] = f"offline-placeholder-{NAMESPACE}-{name}"
-            secret_keys.add(key)
-    return StackFile(config, frozenset(secret_keys), placeholders)
-
-
-def typed_stack_config(stack: str, root: Path = ROOT) -> PlatformConfig:
-    """The validated config of ``Pulumi.<stack>.yaml`` (placeholders for secrets).
-
-    For tools that need a stack's settings without running the program (preflight,
-    model sync, summaries, tests). Raises :class:`ConfigError` like the program does.
-    """
-    stack_file = load_stack_file(stack, root)
-    return load_stack_config(stack_file.config, stack=stack, secret_keys=stack_file.secret_keys)
 
 
 def masked(value: Any) -> Any:

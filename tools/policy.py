@@ -16,13 +16,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from infra.config import ConfigError, PlatformConfig
-from infra.cost_estimator import cluster_budget_usd
+from infra.core.schema import ConfigError
+from infra.stack.config import PlatformConfig
+from infra.stack.files import ROOT, stack_names, typed_stack_config
 from policies.core import Resource, Verdict, evaluate
 from policies.rules import RULES
 from tools.mock_runtime import Recorded, revealed
 
-ROOT = Path(__file__).resolve().parent.parent
 PACK_NAME = "llm-platform-guardrails"
 
 
@@ -44,7 +44,7 @@ def settings(cfg: PlatformConfig) -> dict[str, Any]:
         "requiredTags": list(p.required_tags),
         "requiredLogTypes": list(p.required_log_types),
         "minRetentionDays": p.min_log_retention_days,
-        "monthlyBudgetUsd": cluster_budget_usd(cfg),
+        "monthlyBudgetUsd": cfg.cost.cluster_budget.monthly_usd,
         "region": cfg.region,
     }
 
@@ -112,10 +112,7 @@ def summary(applied: list[Verdict], previewed: list[Verdict], stack: str) -> lis
 
 def main(stacks: list[str], *, check: bool = False, root: Path = ROOT) -> int:
     """Write (or, with ``check``, compare) ``policies/config.<stack>.json`` per stack."""
-    # tools.plan imports this module for its policy section.
-    from tools.plan import typed_stack_config
-
-    names = stacks or sorted(p.name.split(".")[1] for p in root.glob("Pulumi.*.yaml"))
+    names = stacks or stack_names(root)
     stale = []
     for stack in names:
         try:

@@ -26,10 +26,11 @@ from typing import Any, Literal
 
 import boto3
 
-from infra.config import NAMESPACE, CapacityType, ConfigError, PlatformConfig
-from infra.gpu_catalog import GpuInstanceType, allowed_instance_types
+from infra.core.gpu_catalog import GpuInstanceType, allowed_instance_types
+from infra.core.schema import NAMESPACE, CapacityType, ConfigError
+from infra.stack.config import PlatformConfig
+from infra.stack.files import ROOT, typed_stack_config
 from tools.aws import ToolError, aws_errors
-from tools.plan import ROOT, typed_stack_config
 
 QuotaFamily = Literal["G and VT", "P"]
 

@@ -1,0 +1,1 @@
+"""CI: how the workflows reach and deploy the stack (CodeBuild-hosted runner)."""

@@ -1,0 +1,1 @@
+"""EKS control plane, system node group, add-ons and access entries."""

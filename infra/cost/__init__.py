@@ -1,0 +1,1 @@
+"""Budgets, Kubecost and the cost estimator."""

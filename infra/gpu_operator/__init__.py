@@ -1,0 +1,1 @@
+"""NVIDIA GPU operator (device plugin, DCGM exporter)."""

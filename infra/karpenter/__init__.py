@@ -1,0 +1,1 @@
+"""Karpenter controller, EC2NodeClass and the GPU and CPU NodePools."""

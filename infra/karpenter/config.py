@@ -1,0 +1,122 @@
+"""The Karpenter sections: ``karpenter`` (controller), ``nodeClass``, ``gpuPools`` and
+``cpuPool``."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from infra.core.ami import AMI_VERSION_EXAMPLES, AmiFamily, ami_version_ok
+from infra.core.gpu_catalog import GPU_FAMILIES, allowed_instance_types, non_gpu_families
+from infra.core.schema import CapacityType, DnsLabel, Duration, PositiveInt, Section, repeated
+
+CPU_POOL_NAME = "general"
+"""Name of the CPU NodePool (and so not available to ``gpuPools``)."""
+
+
+class KarpenterConfig(Section):
+    """Karpenter controller release."""
+
+    version: Annotated[str, Field(pattern=r"^1\.\d+\.\d+$")] = "1.14.1"
+    """Version of the ``karpenter`` and ``karpenter-crd`` charts, always the same (default
+    ``1.14.1``, which supports Kubernetes 1.30-1.35)."""
+
+
+class NodeClassConfig(Section):
+    """The GPU EC2NodeClass."""
+
+    ami_family: AmiFamily = "al2023"
+    """AMI alias family; both ship the NVIDIA driver and container toolkit for GPU types."""
+    ami_version: Annotated[str, Field(pattern=r"^(latest|v\d{8}|v\d+\.\d+\.\d+)$")] = "latest"
+    """AMI alias version: ``latest`` (dev) or a pinned release such as ``v20251108`` (prod)."""
+    root_volume_gib: Annotated[int, Field(ge=50, le=16384, alias="rootVolumeGiB")] = 200
+    """Root (AL2023) or data (Bottlerocket) volume: vLLM images are 10+ GB, weights more."""
+    data_volume_snapshot_id: Annotated[str, Field(pattern=r"^snap-[0-9a-f]{8,17}$")] | None = None
+    """Optional EBS snapshot with pre-pulled images, attached as the Bottlerocket data
+    volume (``bottlerocket`` only; default none)."""
+
+    def check(self, at: str) -> list[str]:
+        problems: list[str] = []
+        if not ami_version_ok(self.ami_family, self.ami_version):
+            problems.append(
+                f"{at}.amiVersion = {json.dumps(self.ami_version)}: not a release of "
+                f"{self.ami_family}; expected latest or a tag such as "
+                f"{AMI_VERSION_EXAMPLES[self.ami_family]}"
+            )
+        if self.data_volume_snapshot_id is not None and self.ami_family != "bottlerocket":
+            problems.append(
+                f"{at}.dataVolumeSnapshotId = {json.dumps(self.data_volume_snapshot_id)}: "
+                "only with amiFamily bottlerocket (AL2023 has no separate image data volume)"
+            )
+        return problems
+
+
+class GpuPoolConfig(Section):
+    """One Karpenter GPU NodePool."""
+
+    name: DnsLabel
+    """NodePool name; models name it in ``gpuPool`` (``general`` is the CPU pool's)."""
+    instance_families: Annotated[tuple[str, ...], Field(min_length=1)]
+    """Allowed NVIDIA families, e.g. ``[g6e, g6]``; see ``infra.core.gpu_catalog``."""
+    instance_sizes: tuple[str, ...] = ()
+    """Optional size allowlist, e.g. ``[xlarge, 2xlarge, 12xlarge]`` (default: all sizes)."""
+    capacity_types: Annotated[tuple[CapacityType, ...], Field(min_length=1)] = ("spot", "on-demand")
+    """Karpenter prefers spot when both are allowed and falls back to on-demand."""
+    gpu_limit: PositiveInt
+    """Maximum GPUs the pool may hold at once (``limits.nvidia.com/gpu``)."""
+    cpu_limit: PositiveInt = 1000
+    """vCPUs the pool may hold at once (``limits.cpu``; default 1000)."""
+    memory_limit_gib: Annotated[int, Field(ge=1, alias="memoryLimitGiB")] = 4000
+    """Memory the pool may hold at once, GiB (``limits.memory``; default 4000)."""
+    weight: Annotated[int, Field(ge=1, le=100)] | None = None
+    """Karpenter's preference among pools that fit a pod (higher first; default none)."""
+    consolidate_after: Duration = "30m"
+    """Pool disruption uses ``WhenEmpty``: a node is removed only once empty this long."""
+    expire_after: Duration = "720h"
+    """Nodes are replaced after this long (``expireAfter``; default 720h = 30 days)."""
+    termination_grace_period: Duration = "2h"
+    """How long a draining node waits for its pods before it is terminated (default 2h)."""
+    disruption_budget_nodes: Annotated[str, Field(pattern=r"^(\d+|\d{1,3}%)$")] = "10%"
+    """Nodes Karpenter may disrupt at once: a count or a percentage (default 10%)."""
+
+    def check(self, at: str) -> list[str]:
+        problems = non_gpu_families(f"{at}.instanceFamilies", self.instance_families)
+        if all(f in GPU_FAMILIES for f in self.instance_families) and not allowed_instance_types(
+            self.instance_families, self.instance_sizes
+        ):
+            problems.append(
+                f"{at}.instanceSizes = {json.dumps(list(self.instance_sizes))}: no instance "
+                f"type of {', '.join(self.instance_families)} has these sizes"
+            )
+        problems += repeated(f"{at}.instanceFamilies", self.instance_families)
+        problems += repeated(f"{at}.instanceSizes", self.instance_sizes)
+        problems += repeated(f"{at}.capacityTypes", self.capacity_types)
+        if self.disruption_budget_nodes.endswith("%") and (
+            int(self.disruption_budget_nodes[:-1]) > 100
+        ):
+            problems.append(
+                f"{at}.disruptionBudgetNodes = {json.dumps(self.disruption_budget_nodes)}: a "
+                "percentage of the pool's nodes, at most 100%"
+            )
+        if self.name == CPU_POOL_NAME:
+            problems.append(f"{at}.name = {json.dumps(self.name)}: reserved for the CPU NodePool")
+        return problems
+
+
+class CpuPoolConfig(Section):
+    """The general-purpose CPU NodePool (named ``general``)."""
+
+    instance_categories: Annotated[tuple[Literal["c", "m", "r"], ...], Field(min_length=1)] = (
+        "c",
+        "m",
+        "r",
+    )
+    """EC2 instance categories: compute, general purpose, memory (default all three)."""
+    capacity_types: Annotated[tuple[CapacityType, ...], Field(min_length=1)] = ("spot", "on-demand")
+    """Karpenter prefers spot when both are allowed and falls back to on-demand."""
+    cpu_limit: PositiveInt = 200
+    """vCPUs the pool may hold at once (default 200)."""
+    memory_limit_gib: Annotated[int, Field(ge=1, alias="memoryLimitGiB")] = 800
+    """Memory the pool may hold at once, GiB (default 800)."""

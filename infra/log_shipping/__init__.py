@@ -1,0 +1,1 @@
+"""CloudWatch log groups and Fluent Bit."""

@@ -1,0 +1,23 @@
+"""The ``network`` section: VPC layout."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from infra.core.schema import Section
+
+
+class NetworkConfig(Section):
+    """VPC layout. Subnets are carved from ``cidr`` per zone (see ``infra.network.component``)."""
+
+    cidr: ipaddress.IPv4Network = ipaddress.IPv4Network("10.0.0.0/16")
+    """VPC CIDR block (default ``10.0.0.0/16``)."""
+    nat_gateways: Literal["single", "perZone"] = "perZone"
+    """``perZone`` survives a zone outage; ``single`` saves ~USD 33/month per zone (dev)."""
+    private_subnet_prefix: Annotated[int, Field(ge=16, le=24)] = 19
+    """Prefix length of each private (node/pod) subnet: /19 = 8,190 pod IPs (default 19)."""
+    public_subnet_prefix: Annotated[int, Field(ge=20, le=28)] = 24
+    """Prefix length of each public (load balancer/NAT) subnet (default 24)."""

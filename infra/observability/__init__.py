@@ -1,0 +1,1 @@
+"""Prometheus, Alertmanager, alert rules and Grafana dashboards."""

@@ -1,0 +1,3 @@
+"""Stack layer: composes the sections into the platform config, loads stack files and holds the
+checks that span sections.
+"""

@@ -1,0 +1,151 @@
+"""Checks that span config sections; a section's own rules are in its ``check`` (the
+root fields' in ``PlatformConfig.check``).
+
+Each message names the offending key path.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from infra.core.arns import same_principal
+from infra.core.gpu_catalog import allowed_instance_types
+from infra.core.naming import IAM_ROLE_NAME_MAX, bucket_name_problem, model_role_name
+from infra.core.schema import NAMESPACE, gib
+from workloads.serving.gpu_memory import check_fit
+from workloads.serving.host_memory import required_memory_gib
+
+if TYPE_CHECKING:
+    from infra.stack.config import PlatformConfig
+
+
+def stack_problems(cfg: PlatformConfig) -> list[str]:
+    """Every cross-section problem of ``cfg``."""
+    return (
+        _access(cfg)
+        + _bucket(cfg)
+        + _models(cfg)
+        + _budget_targets(cfg)
+        + _gpu_operator(cfg)
+        + _gpu_memory_alert(cfg)
+    )
+
+
+def _access(cfg: PlatformConfig) -> list[str]:
+    """Who reaches the cluster: admins, the CI roles and the CI runner's network path."""
+    problems: list[str] = []
+    c, ci = cfg.cluster, cfg.ci
+    # pulumi-eks creates the cluster with bootstrapClusterCreatorAdminPermissions (not
+    # configurable): the creator already has an access entry, and a second one for the
+    # same principal fails with ResourceInUseException
+    # (https://github.com/pulumi/pulumi-eks/issues/2373).
+    for i, arn in enumerate(c.admins):
+        if same_principal(arn, ci.deploy_role_arn):
+            problems.append(
+                f"{NAMESPACE}:cluster.admins[{i}] = {json.dumps(arn)}: this is ci.deployRoleArn, "
+                "which creates the cluster and so already gets an admin access entry from "
+                "EKS; a second entry for it fails (ResourceInUseException). Remove it here"
+            )
+        if same_principal(arn, ci.preview_role_arn):
+            problems.append(
+                f"{NAMESPACE}:cluster.admins[{i}] = {json.dumps(arn)}: this is "
+                "ci.previewRoleArn, which gets a read-only access entry; one principal has "
+                "one access entry"
+            )
+    if ci.runner == "github-hosted" and not c.open_to_internet:
+        problems.append(
+            f'{NAMESPACE}:ci.runner = "github-hosted": GitHub-hosted runners have no fixed '
+            "addresses, so they cannot reach an API endpoint that is "
+            + (
+                f"limited to {', '.join(map(str, c.public_access_cidrs))}"
+                if c.endpoint_public_access
+                else "private (cluster.endpointPublicAccess false)"
+            )
+            + "; use runner codebuild (a runner in the VPC)"
+        )
+    return problems
+
+
+def _bucket(cfg: PlatformConfig) -> list[str]:
+    problem = bucket_name_problem(cfg.model_bucket)
+    return [f"stack name {json.dumps(cfg.stack)}: {problem}"] if problem else []
+
+
+def _models(cfg: PlatformConfig) -> list[str]:
+    """Each model against its GPU pool, the cluster name and the serving settings."""
+    problems: list[str] = []
+    pools = {p.name: p for p in cfg.gpu_pools}
+    for i, model in enumerate(cfg.models):
+        at = f"{NAMESPACE}:models[{i}]"
+        pool = pools.get(model.gpu_pool)
+        if pool is None:
+            problems.append(
+                f"{at}.gpuPool = {json.dumps(model.gpu_pool)}: no such GPU pool; "
+                f"defined: {', '.join(pools)}"
+            )
+            continue
+        types_ = allowed_instance_types(pool.instance_families, pool.instance_sizes)
+        most = max((t.gpus for t in types_), default=0)
+        if types_ and model.tensor_parallel_size > most:
+            problems.append(
+                f"{at}.tensorParallelSize = {model.tensor_parallel_size}: pool "
+                f"{pool.name} offers at most {most} GPUs per instance"
+            )
+            continue
+        role = model_role_name(cfg.cluster.name, model.name)
+        if len(role) > IAM_ROLE_NAME_MAX:
+            problems.append(
+                f"{at}.name = {json.dumps(model.name)}: its IAM role {role} would have "
+                f"{len(role)} characters; IAM allows {IAM_ROLE_NAME_MAX} (shorten the model "
+                "or cluster name)"
+            )
+        buffer = cfg.serving.streamer_buffer_gib
+        need = required_memory_gib(model.tensor_parallel_size, buffer)
+        if model.resources is not None and gib(model.resources.memory) < need:
+            problems.append(
+                f"{at}.resources.memory = {json.dumps(model.resources.memory)}: the server "
+                f"needs {need}Gi while loading (streamer buffer {buffer}GiB x "
+                f"{model.tensor_parallel_size} GPU(s) plus vLLM's processes and /dev/shm); "
+                "raise it or lower serving.streamerBufferGiB"
+            )
+        too_big = check_fit(model.name, model.shape, types_)
+        if too_big is not None:
+            problems.append(f"{at}: {too_big}")
+    return problems
+
+
+def _budget_targets(cfg: PlatformConfig) -> list[str]:
+    models = [m.name for m in cfg.models]
+    return [
+        f"{NAMESPACE}:cost.budgets[{i}].target = {json.dumps(b.target)}: no such model; "
+        f"defined: {', '.join(models)}"
+        for i, b in enumerate(cfg.cost.budgets)
+        if b.scope == "model" and b.target not in models
+    ]
+
+
+def _gpu_operator(cfg: PlatformConfig) -> list[str]:
+    replicas = cfg.gpu_operator.time_slicing_replicas
+    if cfg.node_class.ami_family != "bottlerocket" or not replicas:
+        return []
+    return [
+        f"{NAMESPACE}:gpuOperator.timeSlicingReplicas = {replicas}: needs the GPU operator's "
+        "device plugin, which Bottlerocket replaces with its own (set time-slicing in "
+        "Bottlerocket settings, or use amiFamily al2023)"
+    ]
+
+
+def _gpu_memory_alert(cfg: PlatformConfig) -> list[str]:
+    # vLLM reserves gpuMemoryUtilization of every GPU at start-up: a lower threshold
+    # would fire for every healthy replica.
+    ratio = cfg.observability.thresholds.gpu_memory_ratio
+    reserved = [m for m in cfg.enabled_models if m.gpu_memory_utilization >= ratio]
+    if not reserved:
+        return []
+    return [
+        f"{NAMESPACE}:observability.thresholds.gpuMemoryRatio = {ratio}: must be above the "
+        "gpuMemoryUtilization vLLM reserves ("
+        + ", ".join(f"{m.name}: {m.gpu_memory_utilization}" for m in reserved)
+        + ")"
+    ]

@@ -1,0 +1,59 @@
+"""The ``policy`` section: environment limits of the policy pack (``policies/``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from infra.cluster.config import LogType
+from infra.core.gpu_catalog import GPU_FAMILIES, non_gpu_families
+from infra.core.schema import PositiveInt, Section
+from policies.rules import RULE_NAMES
+
+EnforcementLevel = Literal["mandatory", "advisory", "disabled"]
+
+
+class PolicyConfig(Section):
+    """Environment limits of the policy pack (``policies/``).
+
+    ``python -m tools policy-config`` renders them into ``policies/config.<stack>.json``
+    for ``pulumi preview --policy-pack-config``; the offline plan derives the same
+    document from the stack file. The budget the GPU spend rule checks is the smallest
+    ``cost.budgets`` entry with scope ``cluster``.
+    """
+
+    max_gpus_per_pool: PositiveInt
+    """Highest ``limits.nvidia.com/gpu`` a single GPU NodePool may set."""
+    max_gpus_total: PositiveInt
+    """Highest sum of the GPU limits of all GPU NodePools."""
+    min_zones: Annotated[int, Field(ge=1, le=6)] = 2
+    """Zones every GPU NodePool must span (default 2)."""
+    spot_only: bool = False
+    """Reject GPU pools that allow on-demand capacity (dev cost guard; default off)."""
+    allowed_instance_families: Annotated[tuple[str, ...], Field(min_length=1)] = GPU_FAMILIES
+    """GPU families pools may use (default: every family of ``infra.core.gpu_catalog``)."""
+    allowed_instance_sizes: tuple[str, ...] = ()
+    """Instance sizes pools may use (default empty: every size)."""
+    required_tags: Annotated[tuple[str, ...], Field(min_length=1)] = (
+        "cost-center",
+        "environment",
+        "owner",
+        "project",
+    )
+    """Tag keys every taggable AWS resource must carry (default: the four the program sets)."""
+    required_log_types: tuple[LogType, ...] = ("api", "audit", "authenticator")
+    """EKS control-plane log types that must be on (default api, audit, authenticator)."""
+    min_log_retention_days: PositiveInt = 7
+    """Shortest CloudWatch log retention allowed (default 7 days)."""
+    enforcement: dict[str, EnforcementLevel] = {}
+    """Enforcement level per rule name, over the rule's default (every rule: mandatory)."""
+
+    def check(self, at: str) -> list[str]:
+        problems = non_gpu_families(f"{at}.allowedInstanceFamilies", self.allowed_instance_families)
+        problems += [
+            f"{at}.enforcement.{rule}: no such policy rule; rules: {', '.join(RULE_NAMES)}"
+            for rule in self.enforcement
+            if rule not in RULE_NAMES
+        ]
+        return problems

@@ -1,0 +1,87 @@
+"""Render everything a config decides before any resource is registered.
+
+Components build typed models (subnet plan, NodePools, EC2NodeClasses, alert rules,
+budgets, model Deployments) whose own checks raise ``ValueError``. Run from inside a
+component, such a check fires after earlier components registered their resources: on a
+real ``pulumi up``, a half-created stack and a traceback. Here the same pure functions
+run on the validated config first, and whatever they reject becomes a config problem
+naming the section it came from (exit 2, nothing registered). Each check still lives
+once, in the model that owns it; this module only runs them early.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING
+
+from infra.core.schema import NAMESPACE
+from infra.cost.budgets import Budget
+from infra.karpenter.controller import resource_name
+from infra.karpenter.node_pools import (
+    CPU_NODE_CLASS,
+    CPU_VOLUME_GIB,
+    GPU_NODE_CLASS,
+    cpu_node_pool,
+    gpu_node_pool,
+    node_class,
+)
+from infra.log_shipping.component import check_routes, default_routes
+from infra.network.component import plan_subnets
+from infra.observability.alert_rules import platform_rule_groups
+from workloads.serving.vllm import render_deployment
+
+if TYPE_CHECKING:
+    from infra.stack.config import PlatformConfig
+
+
+def _problem(path: str, build: Callable[[], object]) -> list[str]:
+    """``[<namespace>:<path>: <why>]`` when ``build`` raises ``ValueError``, else ``[]``."""
+    try:
+        build()
+    except ValueError as exc:
+        return [f"{NAMESPACE}:{path}: {exc}"]
+    return []
+
+
+def render_problems(cfg: PlatformConfig) -> list[str]:
+    """What the components' renderers would reject in ``cfg``, one line per problem."""
+    net, nc = cfg.network, cfg.node_class
+    problems = _problem(
+        f'network.cidr = "{net.cidr}"',
+        lambda: plan_subnets(
+            net.cidr, cfg.zones, net.private_subnet_prefix, net.public_subnet_prefix
+        ),
+    )
+    for i, pool in enumerate(cfg.gpu_pools):
+        problems += _problem(f"gpuPools[{i}]", partial(gpu_node_pool, pool, cfg.zones))
+    problems += _problem("cpuPool", lambda: cpu_node_pool(cfg.cpu_pool, cfg.zones))
+    for name, gib, snapshot in (
+        (GPU_NODE_CLASS, nc.root_volume_gib, nc.data_volume_snapshot_id),
+        (CPU_NODE_CLASS, CPU_VOLUME_GIB, None),
+    ):
+        problems += _problem(
+            "nodeClass",
+            partial(
+                node_class,
+                name,
+                nc,
+                cluster_name=cfg.cluster.name,
+                role=resource_name(cfg.cluster.name, "node"),
+                tags=cfg.all_tags,
+                volume_gib=gib,
+                snapshot_id=snapshot,
+            ),
+        )
+    for i, budget in enumerate(cfg.cost.budgets):
+        problems += _problem(f"cost.budgets[{i}]", partial(Budget.from_config, budget))
+    problems += _problem("observability", lambda: platform_rule_groups(cfg.alert_inputs))
+    problems += _problem(
+        "serving.namespace", lambda: check_routes(default_routes(cfg.serving.namespace))
+    )
+    for i, model in enumerate(cfg.models):
+        problems += _problem(
+            f"models[{i}]",
+            partial(render_deployment, model, cfg.serving, cfg.model_bucket, f"vllm-{model.name}"),
+        )
+    return problems

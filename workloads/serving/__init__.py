@@ -1,0 +1,3 @@
+"""Model serving: vLLM servers, their namespace, GPU and host memory fit, KEDA and the model
+bucket.
+"""

@@ -1,0 +1,61 @@
+"""Keda: the autoscaler behind each model's ScaledObject (queue depth from Prometheus).
+
+Values keys: ``keda/values.yaml`` of kedacore/charts at the pinned version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra.core.conventions import KEDA_NAMESPACE, SYSTEM_NODE_LABELS, SYSTEM_TOLERATION
+
+KEDA_CHART: Final = "keda"
+KEDA_REPOSITORY: Final = "https://kedacore.github.io/charts"
+RELEASE_NAME: Final = "keda"
+
+
+def keda_values() -> dict[str, Any]:
+    """KEDA runs with the other controllers on the system nodes; its CRDs come with it."""
+    return {
+        "crds": {"install": True},
+        "nodeSelector": dict(SYSTEM_NODE_LABELS),
+        "tolerations": [dict(SYSTEM_TOLERATION)],
+    }
+
+
+@dataclass(frozen=True)
+class KedaArgs:
+    """Inputs of :class:`Keda`."""
+
+    version: str
+
+    def __post_init__(self) -> None:
+        if not self.version or not self.version[0].isdigit():
+            raise ValueError(f"version ({self.version!r}) must be a chart version such as 2.20.2")
+
+
+class Keda(pulumi.ComponentResource):
+    """The KEDA Helm release (operator, metrics server, webhooks and CRDs)."""
+
+    release: k8s.helm.v3.Release
+
+    def __init__(
+        self, name: str, args: KedaArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("llm-platform:autoscaling:Keda", name, None, opts)
+        self.release = k8s.helm.v3.Release(
+            f"{name}-release",
+            name=RELEASE_NAME,
+            chart=KEDA_CHART,
+            version=args.version,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=KEDA_REPOSITORY),
+            namespace=KEDA_NAMESPACE,
+            create_namespace=True,
+            values=keda_values(),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs({"release": self.release.name})

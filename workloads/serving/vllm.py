@@ -1,0 +1,667 @@
+"""VllmModel: one served model (vLLM OpenAI server) with the objects that keep it up.
+
+Everything rendered comes from pure functions below (tests call them directly); the
+component only turns them into resources. vLLM facts used here (v0.33 source):
+``vllm serve <model>`` is the image entrypoint; ``/health`` answers 200, 503 when the
+engine died, and refuses connections until the model is loaded; ``--shutdown-timeout``
+drains in-flight requests on SIGTERM (0 aborts them); ``--load-format runai_streamer``
+streams safetensors straight from ``s3://`` with the pod's AWS credentials.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from infra.core.arns import Arns
+from infra.core.conventions import (
+    GPU_RESOURCE,
+    GPU_TOLERATION,
+    MODEL_LABEL,
+    MONITORING_NAMESPACE,
+    NODEPOOL_LABEL,
+    PROMETHEUS_SELECTOR_LABELS,
+    PROMETHEUS_URL,
+    ZONE_LABEL,
+)
+from infra.core.iam import assume_role_policy
+from infra.core.naming import model_manifest_key, model_prefix, model_role_name, revision_prefix
+from infra.core.schema import ContainerResources
+from workloads.serving.config import ModelConfig, ServingConfig
+from workloads.serving.gpu_memory import weights_gib_per_gpu
+from workloads.serving.host_memory import required_memory_gib, shm_gib, streamer_memory_limit_bytes
+
+PORT: Final = 8000
+REVISION_ANNOTATION: Final = "llm-platform.io/revision"
+API_KEY_SECRET: Final = "vllm-api-key"
+API_KEY_KEY: Final = "api-key"
+
+# Startup window: weights stream from S3 at no less than LOAD_GIB_PER_SECOND per GPU
+# (the Run:ai streamer usually does several times that inside the region), then vLLM
+# profiles memory and captures CUDA graphs (ENGINE_WARMUP_SECONDS). The window doubles
+# that estimate and stays within [MIN, MAX] so a slow start is not killed and a hung
+# one does not hold a GPU for hours.
+LOAD_GIB_PER_SECOND: Final = 0.1
+ENGINE_WARMUP_SECONDS: Final = 180
+STARTUP_MIN_SECONDS: Final = 300
+STARTUP_MAX_SECONDS: Final = 3600
+STARTUP_PERIOD_SECONDS: Final = 10
+
+
+@dataclass(frozen=True)
+class ProbeTimings:
+    """Probe settings; all probes hit ``/health`` on the server port."""
+
+    startup_failure_threshold: int
+    startup_period_seconds: int = STARTUP_PERIOD_SECONDS
+    readiness_period_seconds: int = 5
+    readiness_failure_threshold: int = 2
+    liveness_period_seconds: int = 20
+    liveness_failure_threshold: int = 6
+    """Lenient: a busy engine that answers slowly for two minutes is not restarted."""
+
+    @property
+    def startup_window_seconds(self) -> int:
+        return self.startup_failure_threshold * self.startup_period_seconds
+
+
+def probe_timings(model: ModelConfig) -> ProbeTimings:
+    """Startup window from the weights each GPU loads (see the constants above)."""
+    load = weights_gib_per_gpu(model.shape) / LOAD_GIB_PER_SECOND
+    window = 2 * (load + ENGINE_WARMUP_SECONDS)
+    window = min(max(window, STARTUP_MIN_SECONDS), STARTUP_MAX_SECONDS)
+    return ProbeTimings(startup_failure_threshold=math.ceil(window / STARTUP_PERIOD_SECONDS))
+
+
+@dataclass(frozen=True)
+class DrainTimings:
+    """Shutdown sequence of a replica, all derived from ``serving.drainSeconds``.
+
+    1. preStop sleep: the pod is already out of the Service's endpoints, but kube-proxy
+       and clients may still send to it for a moment; it keeps serving.
+    2. SIGTERM: vLLM stops and drains in-flight requests for up to ``shutdown_timeout``.
+    3. The kubelet kills what is left at ``grace_period`` (> 1 + 2, with a margin).
+    """
+
+    pre_stop_seconds: int
+    shutdown_timeout_seconds: int
+    grace_period_seconds: int
+
+
+def drain_timings(drain_seconds: int) -> DrainTimings:
+    pre_stop = max(5, drain_seconds // 4)
+    return DrainTimings(
+        pre_stop_seconds=pre_stop,
+        shutdown_timeout_seconds=drain_seconds,
+        grace_period_seconds=pre_stop + drain_seconds + 15,
+    )
+
+
+def container_resources(model: ModelConfig, serving: ServingConfig) -> dict[str, Any]:
+    """Requests = limits for GPUs (the scheduler needs both); memory limit = request,
+    by default what the server needs while loading (``workloads.serving.host_memory``)."""
+    memory = required_memory_gib(model.tensor_parallel_size, serving.streamer_buffer_gib)
+    res = model.resources or ContainerResources(
+        cpu=str(3 * model.tensor_parallel_size), memory=f"{memory}Gi"
+    )
+    gpus = {GPU_RESOURCE: str(model.tensor_parallel_size)}
+    rendered = res.render()
+    return {"requests": {**rendered["requests"], **gpus}, "limits": {**rendered["limits"], **gpus}}
+
+
+def shm_size(model: ModelConfig) -> str:
+    """/dev/shm for NCCL between tensor-parallel workers (it counts against memory)."""
+    return f"{shm_gib(model.tensor_parallel_size)}Gi"
+
+
+NODE_AND_IMAGE_SECONDS: Final = 1200
+"""Budget for launching a GPU node and pulling the vLLM image before the server starts."""
+
+
+def rollout_timeout(model: ModelConfig) -> str:
+    """How long ``pulumi up`` waits for a model's rollout (startup window + node + image)."""
+    seconds = probe_timings(model).startup_window_seconds + NODE_AND_IMAGE_SECONDS
+    return f"{math.ceil(seconds / 60)}m"
+
+
+def model_uri(bucket: str, model: ModelConfig) -> str:
+    """The revision the replicas serve: ``s3://<bucket>/models/<name>/<revision>/``."""
+    return f"s3://{bucket}/{revision_prefix(model.name, model.revision)}"
+
+
+WEIGHTS_WAIT_SECONDS: Final = 300
+"""How long the weights gate waits for a revision's completion marker before it fails
+(the pod then restarts it with back-off, and never starts vLLM meanwhile)."""
+WEIGHTS_GATE_RESOURCES: Final = {
+    "requests": {"cpu": "100m", "memory": "256Mi"},
+    "limits": {"memory": "256Mi"},
+}
+
+# Runs in the vLLM image itself (already on the node for the server; its
+# vllm-openai-base stage installs boto3, see docker/Dockerfile in vllm-project/vllm), with
+# the pod's Pod Identity credentials (EKS's pod identity webhook injects them into init
+# containers too: pkg/handler, testdata rawPodWithInitContainer, in
+# aws/amazon-eks-pod-identity-webhook). The manifest is written last by `tools models sync`
+# (tools/models.py), so its presence means the revision is complete; every file it lists
+# is checked again (size) so a manifest never vouches for a deleted object. Presence is
+# read by listing the prefix: the model role's ListBucket is scoped to it, and S3 answers
+# a GET of a missing key with 403, not 404, to a caller that cannot list there.
+WEIGHTS_GATE_SCRIPT: Final = """\
+import json, os, sys, time
+import boto3
+bucket, key = os.environ["WEIGHTS_BUCKET"], os.environ["WEIGHTS_MANIFEST"]
+prefix = key.rsplit("/", 1)[0] + "/"
+s3 = boto3.client("s3")
+def listing():
+    sizes = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        sizes.update({o["Key"]: o["Size"] for o in page.get("Contents", [])})
+    return sizes
+deadline = time.monotonic() + int(os.environ["WEIGHTS_WAIT_SECONDS"])
+while key not in (sizes := listing()):
+    if time.monotonic() > deadline:
+        sys.exit(f"s3://{bucket}/{key} not found: revision not synced (tools models sync)")
+    time.sleep(10)
+manifest = json.load(s3.get_object(Bucket=bucket, Key=key)["Body"])
+for f in manifest["files"]:
+    size = sizes.get(prefix + f["path"])
+    if size != f["size"]:
+        sys.exit(f"s3://{bucket}/{prefix}{f['path']}: {size} bytes, manifest says {f['size']}")
+print(f"s3://{bucket}/{prefix}: {len(manifest['files'])} files complete")
+"""
+
+
+def render_weights_gate(model: ModelConfig, serving: ServingConfig, bucket: str) -> dict[str, Any]:
+    """Init container: the server starts only on a revision that is completely synced."""
+    return {
+        "name": "weights",
+        "image": serving.vllm_image,
+        "command": ["python3", "-c", WEIGHTS_GATE_SCRIPT],
+        "env": [
+            {"name": "WEIGHTS_BUCKET", "value": bucket},
+            {"name": "WEIGHTS_MANIFEST", "value": model_manifest_key(model.name, model.revision)},
+            {"name": "WEIGHTS_WAIT_SECONDS", "value": str(WEIGHTS_WAIT_SECONDS)},
+        ],
+        "resources": WEIGHTS_GATE_RESOURCES,
+    }
+
+
+def vllm_args(
+    model: ModelConfig, bucket: str, drain: DrainTimings, serving: ServingConfig
+) -> list[str]:
+    """Arguments of ``vllm serve`` (the image's entrypoint)."""
+    loader = {"memory_limit": streamer_memory_limit_bytes(serving.streamer_buffer_gib)}
+    args = [
+        model_uri(bucket, model),
+        "--served-model-name",
+        model.served_model_name,
+        "--load-format",
+        "runai_streamer",
+        # Bounds the streamer's CPU buffer; the container's memory is sized from it.
+        "--model-loader-extra-config",
+        json.dumps(loader, sort_keys=True),
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(PORT),
+        "--tensor-parallel-size",
+        str(model.tensor_parallel_size),
+        "--max-model-len",
+        str(model.max_model_len),
+        "--gpu-memory-utilization",
+        str(model.gpu_memory_utilization),
+        "--max-num-seqs",
+        str(model.max_num_seqs),
+        "--dtype",
+        model.dtype,
+        "--shutdown-timeout",
+        str(drain.shutdown_timeout_seconds),
+    ]
+    if model.quantization is not None:
+        args += ["--quantization", model.quantization]
+    return [*args, *model.extra_args]
+
+
+def model_labels(model: ModelConfig) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "vllm",
+        "app.kubernetes.io/instance": model.name,
+        MODEL_LABEL: model.name,
+    }
+
+
+def _health_probe(period: int, failures: int, timeout: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": "/health", "port": "http"},
+        "periodSeconds": period,
+        "failureThreshold": failures,
+        "timeoutSeconds": timeout,
+    }
+
+
+def render_deployment(
+    model: ModelConfig, serving: ServingConfig, bucket: str, service_account: str
+) -> dict[str, Any]:
+    """The model server Deployment (``apps/v1``)."""
+    labels = model_labels(model)
+    probes = probe_timings(model)
+    drain = drain_timings(serving.drain_seconds)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": model.name, "namespace": serving.namespace, "labels": labels},
+        "spec": {
+            "replicas": model.replicas.min,
+            "selector": {"matchLabels": labels},
+            # Zero-downtime reload: a new replica must be Ready before an old one stops,
+            # and a new replica that never becomes Ready never takes traffic.
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+            },
+            "progressDeadlineSeconds": probes.startup_window_seconds + 600,
+            "template": {
+                "metadata": {
+                    "labels": labels,
+                    "annotations": {
+                        # Karpenter never consolidates or expires a node under a serving
+                        # (or loading) replica; replicas move only through rollouts.
+                        "karpenter.sh/do-not-disrupt": "true",
+                        REVISION_ANNOTATION: model.revision,
+                    },
+                },
+                "spec": {
+                    "serviceAccountName": service_account,
+                    "initContainers": [render_weights_gate(model, serving, bucket)],
+                    "terminationGracePeriodSeconds": drain.grace_period_seconds,
+                    "tolerations": [dict(GPU_TOLERATION)],
+                    "affinity": {
+                        "nodeAffinity": {
+                            "requiredDuringSchedulingIgnoredDuringExecution": {
+                                "nodeSelectorTerms": [
+                                    {
+                                        "matchExpressions": [
+                                            {
+                                                "key": NODEPOOL_LABEL,
+                                                "operator": "In",
+                                                "values": [model.gpu_pool],
+                                            }
+                                        ]
+                                    }
+                                ]
+                            }
+                        }
+                    },
+                    "topologySpreadConstraints": [
+                        {
+                            "maxSkew": 1,
+                            "topologyKey": ZONE_LABEL,
+                            # Karpenter launches in the zone the constraint asks for.
+                            "whenUnsatisfiable": "DoNotSchedule",
+                            "labelSelector": {"matchLabels": labels},
+                        },
+                        {
+                            "maxSkew": 1,
+                            "topologyKey": "kubernetes.io/hostname",
+                            "whenUnsatisfiable": "ScheduleAnyway",
+                            "labelSelector": {"matchLabels": labels},
+                        },
+                    ],
+                    "containers": [
+                        {
+                            "name": "vllm",
+                            "image": serving.vllm_image,
+                            "args": vllm_args(model, bucket, drain, serving),
+                            "ports": [{"name": "http", "containerPort": PORT}],
+                            "env": [
+                                {
+                                    "name": "VLLM_API_KEY",
+                                    "valueFrom": {
+                                        "secretKeyRef": {
+                                            "name": API_KEY_SECRET,
+                                            "key": API_KEY_KEY,
+                                        }
+                                    },
+                                },
+                                # Weights come from S3 only; never fall back to the Hub.
+                                {"name": "HF_HUB_OFFLINE", "value": "1"},
+                            ],
+                            "resources": container_resources(model, serving),
+                            "startupProbe": _health_probe(
+                                probes.startup_period_seconds,
+                                probes.startup_failure_threshold,
+                                5,
+                            ),
+                            "readinessProbe": _health_probe(
+                                probes.readiness_period_seconds,
+                                probes.readiness_failure_threshold,
+                                3,
+                            ),
+                            "livenessProbe": _health_probe(
+                                probes.liveness_period_seconds,
+                                probes.liveness_failure_threshold,
+                                10,
+                            ),
+                            "lifecycle": {
+                                "preStop": {"sleep": {"seconds": drain.pre_stop_seconds}}
+                            },
+                            "volumeMounts": [{"name": "shm", "mountPath": "/dev/shm"}],
+                        }
+                    ],
+                    "volumes": [
+                        {
+                            "name": "shm",
+                            "emptyDir": {"medium": "Memory", "sizeLimit": shm_size(model)},
+                        }
+                    ],
+                },
+            },
+        },
+    }
+
+
+def render_service(model: ModelConfig, namespace: str) -> dict[str, Any]:
+    labels = model_labels(model)
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": model.name, "namespace": namespace, "labels": labels},
+        "spec": {
+            "selector": labels,
+            "ports": [{"name": "http", "port": PORT, "targetPort": "http"}],
+        },
+    }
+
+
+def render_pdb(model: ModelConfig, namespace: str) -> dict[str, Any]:
+    """Voluntary evictions (node drains) keep at least one replica serving when there are
+    two or more; a single-replica model (dev) may be evicted rather than block drains."""
+    budget = {"minAvailable": 1} if model.replicas.min >= 2 else {"maxUnavailable": 1}
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": model.name, "namespace": namespace, "labels": model_labels(model)},
+        "spec": {"selector": {"matchLabels": model_labels(model)}, **budget},
+    }
+
+
+def render_service_monitor(model: ModelConfig, namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": {
+            "name": model.name,
+            "namespace": namespace,
+            "labels": {**model_labels(model), **PROMETHEUS_SELECTOR_LABELS},
+        },
+        "spec": {
+            "selector": {"matchLabels": model_labels(model)},
+            "namespaceSelector": {"matchNames": [namespace]},
+            "endpoints": [{"port": "http", "path": "/metrics", "interval": "15s"}],
+        },
+    }
+
+
+def render_network_policy(
+    model: ModelConfig, namespace: str, client_namespaces: Sequence[str]
+) -> dict[str, Any]:
+    """Only the allowed client namespaces and Prometheus reach the server.
+
+    vLLM's ``--api-key`` guards ``/v1`` only; ``/metrics`` and ``/health`` are open, so
+    the network decides who can reach the port at all.
+    """
+    sources = sorted({*client_namespaces, MONITORING_NAMESPACE})
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": model.name, "namespace": namespace, "labels": model_labels(model)},
+        "spec": {
+            "podSelector": {"matchLabels": model_labels(model)},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [
+                        {
+                            "namespaceSelector": {
+                                "matchExpressions": [
+                                    {
+                                        "key": "kubernetes.io/metadata.name",
+                                        "operator": "In",
+                                        "values": sources,
+                                    }
+                                ]
+                            }
+                        }
+                    ],
+                    "ports": [{"protocol": "TCP", "port": PORT}],
+                }
+            ],
+        },
+    }
+
+
+def queue_query(model: ModelConfig, namespace: str) -> str:
+    return (
+        f'sum(vllm:num_requests_waiting{{namespace="{namespace}", '
+        f'model_name="{model.served_model_name}"}})'
+    )
+
+
+def render_scaled_object(model: ModelConfig, serving: ServingConfig) -> dict[str, Any]:
+    """KEDA scales replicas on the request queue: one replica per
+    ``queueDepthPerReplica`` waiting requests, between the model's min and max."""
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {
+            "name": model.name,
+            "namespace": serving.namespace,
+            "labels": model_labels(model),
+        },
+        "spec": {
+            "scaleTargetRef": {"name": model.name},
+            "minReplicaCount": model.replicas.min,
+            "maxReplicaCount": model.replicas.max,
+            "pollingInterval": 15,
+            "advanced": {
+                "horizontalPodAutoscalerConfig": {
+                    "behavior": {
+                        # A new replica takes minutes to load: add one at a time, and
+                        # keep it for a while instead of flapping GPU nodes.
+                        "scaleUp": {
+                            "stabilizationWindowSeconds": 0,
+                            "policies": [{"type": "Pods", "value": 1, "periodSeconds": 120}],
+                        },
+                        "scaleDown": {
+                            "stabilizationWindowSeconds": 900,
+                            "policies": [{"type": "Pods", "value": 1, "periodSeconds": 300}],
+                        },
+                    }
+                }
+            },
+            "triggers": [
+                {
+                    "type": "prometheus",
+                    "metricType": "AverageValue",
+                    "metadata": {
+                        "serverAddress": PROMETHEUS_URL,
+                        "query": queue_query(model, serving.namespace),
+                        "threshold": str(serving.queue_depth_per_replica),
+                    },
+                }
+            ],
+        },
+    }
+
+
+def model_read_policy(bucket_arn: str, model: ModelConfig) -> str:
+    """Read-only access to ``models/<name>/`` of the model bucket, nothing else."""
+    prefix = model_prefix(model.name)
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "ReadModelObjects",
+                    "Effect": "Allow",
+                    "Action": ["s3:GetObject"],
+                    "Resource": [f"{bucket_arn}/{prefix}*"],
+                },
+                {
+                    "Sid": "ListModelPrefix",
+                    "Effect": "Allow",
+                    "Action": ["s3:ListBucket"],
+                    "Resource": [bucket_arn],
+                    "Condition": {"StringLike": {"s3:prefix": [prefix, f"{prefix}*"]}},
+                },
+            ],
+        },
+        sort_keys=True,
+    )
+
+
+@dataclass(frozen=True)
+class VllmModelArgs:
+    """Inputs of :class:`VllmModel`."""
+
+    model: ModelConfig
+    serving: ServingConfig
+    cluster_name: str
+    bucket_name: pulumi.Input[str]
+    arns: Arns
+    """ARNs of the stack's account and region (the weights policy names the bucket)."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    namespace_ready: Sequence[pulumi.Resource] = ()
+    """The serving namespace and its API key Secret."""
+    monitoring_crds: Sequence[pulumi.Resource] = ()
+    """Release installing the ServiceMonitor CRD."""
+    keda: Sequence[pulumi.Resource] = ()
+    """Release installing the ScaledObject CRD."""
+    capacity_ready: Sequence[pulumi.Resource] = ()
+    """What a replica needs to be scheduled: the GPU NodePools and the GPU operator
+    (whose device plugin advertises ``nvidia.com/gpu`` on new nodes)."""
+
+    def __post_init__(self) -> None:
+        if not self.model.enabled:
+            raise ValueError(f"model ({self.model.name}) is disabled; do not create it")
+
+
+class VllmModel(pulumi.ComponentResource):
+    """Deployment, Service, PDB, ServiceMonitor, NetworkPolicy, ScaledObject and a
+    read-only Pod Identity role for one model. Pass the cluster's provider in ``opts``."""
+
+    service_url: str
+    role_arn: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: VllmModelArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("llm-platform:serving:VllmModel", name, None, opts)
+        model, serving = args.model, args.serving
+        namespace = serving.namespace
+        in_namespace = pulumi.ResourceOptions(parent=self, depends_on=list(args.namespace_ready))
+
+        role = aws.iam.Role(
+            f"{name}-role",
+            name=model_role_name(args.cluster_name, model.name),
+            assume_role_policy=assume_role_policy("pods.eks.amazonaws.com", tag_session=True),
+            tags=dict(args.tags),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        aws.iam.RolePolicy(
+            f"{name}-read-weights",
+            role=role.id,
+            policy=pulumi.Output.from_input(args.bucket_name).apply(
+                lambda bucket: model_read_policy(args.arns.s3_bucket(bucket), model)
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        service_account = k8s.core.v1.ServiceAccount(
+            f"{name}-sa",
+            metadata={"name": f"vllm-{model.name}", "namespace": namespace},
+            opts=in_namespace,
+        )
+        identity = aws.eks.PodIdentityAssociation(
+            f"{name}-identity",
+            cluster_name=args.cluster_name,
+            namespace=namespace,
+            service_account=f"vllm-{model.name}",
+            role_arn=role.arn,
+            tags=dict(args.tags),
+            # cluster_name is a plain string: without this the association could race
+            # the cluster's creation on a first `pulumi up` (the namespace implies it).
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.namespace_ready)),
+        )
+
+        deployment = pulumi.Output.from_input(args.bucket_name).apply(
+            lambda bucket: render_deployment(model, serving, bucket, f"vllm-{model.name}")
+        )
+        k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata=deployment["metadata"],
+            spec=deployment["spec"],
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                # Credentials must exist before the first replica reads weights.
+                depends_on=[
+                    *args.namespace_ready,
+                    *args.capacity_ready,
+                    service_account,
+                    identity,
+                ],
+                # KEDA owns the replica count once the Deployment exists.
+                ignore_changes=["spec.replicas"],
+                # `pulumi up` waits for the rollout: a GPU node to launch, a multi-GB
+                # image to pull and the model to load; the provider's 10-minute default
+                # would fail a healthy first deploy.
+                custom_timeouts=pulumi.CustomTimeouts(
+                    create=rollout_timeout(model), update=rollout_timeout(model)
+                ),
+            ),
+        )
+        for kind, obj, after in (
+            ("service", render_service(model, namespace), ()),
+            ("pdb", render_pdb(model, namespace), ()),
+            (
+                "network-policy",
+                render_network_policy(model, namespace, serving.allowed_client_namespaces),
+                (),
+            ),
+            ("monitor", render_service_monitor(model, namespace), args.monitoring_crds),
+            ("scaler", render_scaled_object(model, serving), args.keda),
+        ):
+            self._object(f"{name}-{kind}", obj, [*args.namespace_ready, *after])
+
+        self.service_url = f"http://{model.name}.{namespace}.svc:{PORT}"
+        self.role_arn = role.arn
+        self.register_outputs({"service_url": self.service_url, "role_arn": self.role_arn})
+
+    def _object(
+        self, resource_name: str, obj: dict[str, Any], after: Sequence[pulumi.Resource]
+    ) -> None:
+        """A rendered object as the typed resource the engine and the policies expect."""
+        opts = pulumi.ResourceOptions(parent=self, depends_on=list(after))
+        typed: dict[str, Any] = {
+            "v1/Service": k8s.core.v1.Service,
+            "policy/v1/PodDisruptionBudget": k8s.policy.v1.PodDisruptionBudget,
+            "networking.k8s.io/v1/NetworkPolicy": k8s.networking.v1.NetworkPolicy,
+        }
+        key = f"{obj['apiVersion']}/{obj['kind']}"
+        if key in typed:
+            typed[key](resource_name, metadata=obj["metadata"], spec=obj["spec"], opts=opts)
+        else:
+            k8s.apiextensions.CustomResource(
+                resource_name,
+                api_version=obj["apiVersion"],
+                kind=obj["kind"],
+                metadata=obj["metadata"],
+                spec=obj["spec"],
+                opts=opts,
+            )
