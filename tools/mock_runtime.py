@@ -83,6 +83,8 @@ class Recorded:
     provider: str | None = None
     """Name of the explicit provider it uses (the engine creates that provider first)."""
     custom: bool = True
+    aliases: tuple[str, ...] = ()
+    """Earlier URNs of the resource (its ``aliases`` option), as the engine resolves them."""
 
 
 def _unwrap(value: Any) -> Any:
@@ -105,6 +107,44 @@ def _name_of(urn: str) -> str:
 
 def _type_of(urn: str) -> str:
     return urn.split("::")[2].split("$")[-1]
+
+
+def make_urn(stack: str, type_: str, name: str, parent_urn: str | None) -> str:
+    """The URN the engine gives a resource: the type chain of its ancestors below the stack
+    (not their names) and its own type and name
+    (https://www.pulumi.com/docs/iac/concepts/resources/names/#urns). The mock monitor's
+    URNs keep only the parent's type; these are the engine's."""
+    chain = ""
+    if parent_urn and _type_of(parent_urn) != "pulumi:pulumi:Stack":
+        chain = parent_urn.split("::")[2] + "$"
+    return f"urn:pulumi:{stack}::{PROJECT}::{chain}{type_}::{name}"
+
+
+def _alias_urns(
+    request: Any, stack: str, parent: str | None, engine_urns: Mapping[str, str]
+) -> tuple[str, ...]:
+    """The URNs the ``aliases`` of a registration stand for: a spec leaves out what did
+    not change (name, type, parent), which then is the resource's current one. ``parent``
+    is the engine URN of the current parent."""
+    found = []
+    for alias in request.aliases:
+        if alias.urn:
+            # Built by an SDK from the mock's URNs, which keep the root stack in the chain.
+            found.append(alias.urn.replace("::pulumi:pulumi:Stack$", "::", 1))
+            continue
+        spec = alias.spec
+        if spec.noParent:
+            before = None
+        elif spec.parentUrn:
+            before = engine_urns.get(spec.parentUrn, spec.parentUrn)
+        else:
+            before = parent
+        found.append(
+            make_urn(
+                spec.stack or stack, spec.type or request.type, spec.name or request.name, before
+            )
+        )
+    return tuple(sorted(set(found)))
 
 
 @dataclass(frozen=True)
@@ -263,9 +303,15 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
     def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
         super().__init__(mocks)
         self.recorded: list[Recorded] = []
+        self.engine_urns: dict[str, str] = {}
+        """Mock monitor URN -> the engine's URN of the same resource."""
 
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
+        stack = response.urn.split("::")[0].removeprefix("urn:pulumi:")
+        parent_urn = self.engine_urns.get(request.parent) if request.parent else None
+        urn = make_urn(stack, request.type, request.name, parent_urn)
+        self.engine_urns[response.urn] = urn
         if request.type != "pulumi:pulumi:Stack":
             parent = parent_type = None
             if request.parent and _type_of(request.parent) != "pulumi:pulumi:Stack":
@@ -274,7 +320,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 Recorded(
                     type=request.type,
                     name=request.name,
-                    urn=response.urn,
+                    urn=urn,
                     parent=parent,
                     parent_type=parent_type,
                     inputs=_unwrap(rpc.deserialize_properties(request.object)),
@@ -286,6 +332,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                         else None
                     ),
                     custom=request.custom,
+                    aliases=_alias_urns(request, stack, parent_urn, self.engine_urns),
                 )
             )
         return response

@@ -3,8 +3,10 @@
 Runs the real ``__main__.py`` under Pulumi's mock runtime with the config of
 ``Pulumi.<stack>.yaml`` and writes, under ``build/<stack>/``:
 
-- ``resources.json``: every resource (type, name, parent, dependencies, inputs), sorted,
-  secrets masked as ``"[secret]"``;
+- ``resources.json``: every resource (type, name, parent, dependencies, inputs, earlier
+  URNs it is aliased to), sorted, secrets masked as ``"[secret]"``;
+- ``urns.txt``: the URN of every resource, as the engine forms it (``tests/deployed/``
+  keeps those of the deployed stacks);
 - ``manifests/``: one YAML file per native Kubernetes object;
 - ``helm/``: chart, repository, version, namespace and values of every Helm release;
 - ``summary.txt``: the summary printed at the end.
@@ -205,6 +207,7 @@ def plan(
                     "parent": f"{r.parent_type}::{r.parent}" if r.parent else None,
                     "dependsOn": list(r.depends_on),
                     "inputs": masked(r.inputs),
+                    **({"aliases": list(r.aliases)} if r.aliases else {}),
                 }
                 for r in resources
             ],
@@ -213,6 +216,7 @@ def plan(
         )
         + "\n"
     )
+    files[out / "urns.txt"] = "".join(f"{urn}\n" for urn in sorted(r.urn for r in resources))
     for r in resources:
         if is_kubernetes_object(r):
             files[out / "manifests" / manifest_filename(r.inputs)] = _dump_yaml(masked(r.inputs))
