@@ -18,14 +18,15 @@ from pydantic import SecretStr
 from infra.ci.runner import CiRunner, CiRunnerArgs
 from infra.ci.runner import log_group_name as ci_runner_log_group
 from infra.cluster.component import Cluster, ClusterArgs
+from infra.core.aliases import renamed_from
 from infra.core.arns import same_principal
 from infra.core.schema import NAMESPACE, ConfigError
 from infra.cost.budgets import AwsBudgets, AwsBudgetsArgs, Budget
 from infra.cost.kubecost import Kubecost, KubecostArgs
 from infra.gpu_operator.component import GpuOperator, GpuOperatorArgs
 from infra.karpenter.controller import Karpenter, KarpenterArgs
-from infra.karpenter.node_pools import GpuNodePools, GpuNodePoolsArgs
-from infra.log_shipping.component import Logging, LoggingArgs, LogGroups, LogGroupsArgs
+from infra.karpenter.node_pools import NodePools, NodePoolsArgs
+from infra.log_shipping.component import LogGroups, LogGroupsArgs, LogShipping, LogShippingArgs
 from infra.network.component import Network, NetworkArgs
 from infra.observability.component import Monitoring, MonitoringArgs
 from infra.stack.config import PlatformConfig, load_stack_config
@@ -102,7 +103,7 @@ check_caller(cfg)
 tags = cfg.all_tags
 
 network = Network(
-    "llm",
+    "network",
     NetworkArgs(
         config=cfg.network,
         region=cfg.region,
@@ -110,10 +111,11 @@ network = Network(
         cluster_name=cfg.cluster.name,
         tags=tags,
     ),
+    opts=renamed_from("llm", "network"),
 )
 
 log_groups = LogGroups(
-    "llm",
+    "log-groups",
     LogGroupsArgs(
         config=cfg.logging,
         cluster_name=cfg.cluster.name,
@@ -126,6 +128,7 @@ log_groups = LogGroups(
         ),
         tags=tags,
     ),
+    opts=renamed_from("llm", "log-groups"),
 )
 
 cluster = Cluster(
@@ -172,9 +175,9 @@ monitoring = Monitoring(
     opts=pulumi.ResourceOptions(provider=cluster.provider),
 )
 
-logs = Logging(
-    "llm",
-    LoggingArgs(
+logs = LogShipping(
+    "log-shipping",
+    LogShippingArgs(
         cluster_name=cluster.name,
         region=cfg.region,
         serving_namespace=cfg.serving.namespace,
@@ -183,7 +186,10 @@ logs = Logging(
         cluster_dependencies=[cluster.eks],
         monitoring_crds=[monitoring.crd_release],
     ),
-    opts=pulumi.ResourceOptions(provider=cluster.provider),
+    opts=pulumi.ResourceOptions.merge(
+        pulumi.ResourceOptions(provider=cluster.provider),
+        renamed_from("llm", "log-shipping"),
+    ),
 )
 
 k8s_opts = pulumi.ResourceOptions(provider=cluster.provider)
@@ -199,9 +205,9 @@ karpenter = Karpenter(
     ),
     opts=k8s_opts,
 )
-node_pools = GpuNodePools(
-    "karpenter",
-    GpuNodePoolsArgs(
+node_pools = NodePools(
+    "node-pools",
+    NodePoolsArgs(
         cluster_name=cluster.name,
         node_role=karpenter.node_role_name,
         zones=cfg.zones,
@@ -211,7 +217,7 @@ node_pools = GpuNodePools(
         tags=tags,
         depends_on=[karpenter.crd_release, karpenter.release],
     ),
-    opts=k8s_opts,
+    opts=pulumi.ResourceOptions.merge(k8s_opts, renamed_from("karpenter", "node-pools")),
 )
 
 gpu_operator = GpuOperator(

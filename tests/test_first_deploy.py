@@ -54,7 +54,7 @@ def test_stage_1_is_all_of_aws_and_nothing_in_the_cluster(resources: tuple[Recor
         ("aws:s3/bucket:Bucket", "models-bucket"),
         ("aws:codebuild/project:Project", "ci-project"),
         ("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "ci-to-api"),
-        ("aws:cloudwatch/logGroup:LogGroup", "llm-control-plane"),
+        ("aws:cloudwatch/logGroup:LogGroup", "log-groups-control-plane"),
     ):
         assert needed in names, needed
     # Stage 2 holds the charts and the models, which need the weights of stage 1's bucket.

@@ -11,16 +11,16 @@ import pytest
 
 from infra.karpenter.config import CpuPoolConfig, GpuPoolConfig, NodeClassConfig
 from infra.karpenter.node_pools import (
-    GpuNodePools,
-    GpuNodePoolsArgs,
+    NodePools,
+    NodePoolsArgs,
     gpu_node_pool,
     node_class,
     node_volumes,
 )
 from infra.karpenter.nodepool import (
     BlockDevice,
-    Budget,
     Disruption,
+    DisruptionBudget,
     EC2NodeClass,
     Limits,
     NodePool,
@@ -45,7 +45,7 @@ def _gpu_pool(**changes: Any) -> GpuPoolConfig:
     )
 
 
-def _args(**changes: Any) -> GpuNodePoolsArgs:
+def _args(**changes: Any) -> NodePoolsArgs:
     fields: dict[str, Any] = {
         "cluster_name": "c1",
         "node_role": "c1-karpenter-node",
@@ -55,7 +55,7 @@ def _args(**changes: Any) -> GpuNodePoolsArgs:
         "cpu_pool": CpuPoolConfig(),
         **changes,
     }
-    return GpuNodePoolsArgs(**fields)
+    return NodePoolsArgs(**fields)
 
 
 def _requirements(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -145,12 +145,12 @@ INVALID_MODELS: list[tuple[str, Callable[[], object], str]] = [
     ),
     (
         "budget that is neither count nor percentage",
-        lambda: Budget(nodes="ten"),
+        lambda: DisruptionBudget(nodes="ten"),
         r"budget nodes \('ten'\) must be a count such as '1' or a percentage such as '10%'",
     ),
     (
         "budget schedule without duration",
-        lambda: Budget(nodes="0", schedule="@daily"),
+        lambda: DisruptionBudget(nodes="0", schedule="@daily"),
         r"budget schedule and duration must be set together",
     ),
     (
@@ -323,7 +323,7 @@ def test_component_renders_each_pool_with_depends_on() -> None:
         crds = k8s.helm.v3.Release(
             "crds", chart="c", opts=pulumi.ResourceOptions(provider=provider)
         )
-        pools = GpuNodePools(
+        pools = NodePools(
             "np",
             _args(
                 gpu_pools=(_gpu_pool(), _gpu_pool(name="gpu-b", capacityTypes=["on-demand"])),
@@ -360,7 +360,7 @@ def test_gpu_pools_span_zones_capacity_types_and_allowlisted_nvidia_types(
 ) -> None:
     zones = stack_config(stack)[f"{NS}:zones"]
     for pool in _gpu_pools(stack):
-        spec = find(resources, NODEPOOL, f"karpenter-nodepool-{pool['name']}").inputs["spec"]
+        spec = find(resources, NODEPOOL, f"node-pools-nodepool-{pool['name']}").inputs["spec"]
         req = _requirements(spec)
         assert set(req) == {
             "karpenter.sh/capacity-type",
@@ -399,7 +399,7 @@ def test_gpu_pools_are_tainted_labelled_limited_and_never_consolidate_busy_nodes
     stack: str, resources: tuple[Recorded, ...]
 ) -> None:
     for pool in _gpu_pools(stack):
-        spec = find(resources, NODEPOOL, f"karpenter-nodepool-{pool['name']}").inputs["spec"]
+        spec = find(resources, NODEPOOL, f"node-pools-nodepool-{pool['name']}").inputs["spec"]
         template = spec["template"]
         assert template["spec"]["taints"] == [
             {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
@@ -424,7 +424,7 @@ def test_general_pool_is_untainted_and_consolidates(
     stack: str, resources: tuple[Recorded, ...]
 ) -> None:
     cpu = stack_config(stack)[f"{NS}:cpuPool"]
-    spec = find(resources, NODEPOOL, "karpenter-nodepool-general").inputs["spec"]
+    spec = find(resources, NODEPOOL, "node-pools-nodepool-general").inputs["spec"]
     req = _requirements(spec)
     assert "taints" not in spec["template"]["spec"]
     assert req["karpenter.k8s.aws/instance-category"]["values"] == ["c", "m", "r"]
@@ -443,7 +443,7 @@ def test_gpu_node_class_ami_imds_volumes_and_discovery(
     stack: str, resources: tuple[Recorded, ...]
 ) -> None:
     cfg = stack_config(stack)[f"{NS}:nodeClass"]
-    spec = find(resources, NODECLASS, "karpenter-nodeclass-gpu").inputs["spec"]
+    spec = find(resources, NODECLASS, "node-pools-nodeclass-gpu").inputs["spec"]
     assert spec["amiSelectorTerms"] == [{"alias": f"al2023@{cfg['amiVersion']}"}]
     assert spec["role"] == f"llm-{stack}-karpenter-node"
     discovery = [{"tags": {"karpenter.sh/discovery": f"llm-{stack}"}}]
@@ -470,7 +470,7 @@ def test_gpu_node_class_ami_imds_volumes_and_discovery(
 
 
 def test_the_ami_alias_is_the_configured_one(resources: tuple[Recorded, ...], stack: str) -> None:
-    alias = find(resources, NODECLASS, "karpenter-nodeclass-gpu").inputs["spec"][
+    alias = find(resources, NODECLASS, "node-pools-nodeclass-gpu").inputs["spec"][
         "amiSelectorTerms"
     ][0]["alias"]
     nc = typed_stack_config(stack).node_class

@@ -23,11 +23,11 @@ from infra.log_shipping.component import (
     CHART_VERSION,
     SERVICE_ACCOUNT,
     STATE_DIR,
-    Logging,
-    LoggingArgs,
     LogGroups,
     LogGroupsArgs,
     LogRoute,
+    LogShipping,
+    LogShippingArgs,
     check_routes,
     default_routes,
     fluent_bit_policy,
@@ -392,7 +392,7 @@ def _stack_groups(resources: tuple[Recorded, ...]) -> list[Recorded]:
 
 def test_log_groups_with_retention_and_kms(stack: str, resources: tuple[Recorded, ...]) -> None:
     cfg = typed_stack_config(stack)
-    key = find(resources, "aws:kms/key:Key", "llm-logs")
+    key = find(resources, "aws:kms/key:Key", "log-groups-logs")
     assert key.inputs["enableKeyRotation"] is True
     policy = json.loads(key.inputs["policy"])
     region = cfg.region
@@ -407,7 +407,7 @@ def test_log_groups_with_retention_and_kms(stack: str, resources: tuple[Recorded
     for group in groups:
         assert group.inputs["retentionInDays"] == cfg.logging.retention_days
         assert group.inputs["kmsKeyId"] == (
-            f"arn:aws:kms:{cfg.region}:{cfg.account_id}:key/llm-logs"
+            f"arn:aws:kms:{cfg.region}:{cfg.account_id}:key/log-groups-logs"
         )
         assert group.inputs["tags"]["cost-center"] == cfg.tags["cost-center"]
     # No log group of the stack escapes this component (its retention and key).
@@ -419,8 +419,8 @@ def test_control_plane_log_group_exists_before_the_cluster(
 ) -> None:
     # EKS would otherwise create /aws/eks/<name>/cluster itself: no retention, no key.
     cluster = find(resources, "eks:index:Cluster", "llm-eks")
-    assert "llm-control-plane" in cluster.depends_on
-    group = find(resources, "aws:cloudwatch/logGroup:LogGroup", "llm-control-plane")
+    assert "log-groups-control-plane" in cluster.depends_on
+    group = find(resources, "aws:cloudwatch/logGroup:LogGroup", "log-groups-control-plane")
     assert group.inputs["name"] == f"/aws/eks/{cluster.inputs['name']}/cluster"
 
 
@@ -430,7 +430,7 @@ def test_without_kms_encryption_there_is_no_key() -> None:
 
     run = run_stack("dev", plain)
     assert run.error is None
-    assert not [r for r in run.resources if r.type == "aws:kms/key:Key" and r.name == "llm-logs"]
+    assert not [r for r in run.resources if r.type == "aws:kms/key:Key" and r.name == "log-groups-logs"]
     for group in find_all(run.resources, "aws:cloudwatch/logGroup:LogGroup"):
         assert "kmsKeyId" not in group.inputs
 
@@ -438,7 +438,7 @@ def test_without_kms_encryption_there_is_no_key() -> None:
 def test_fluent_bit_role_is_pod_identity_scoped_to_the_groups(
     stack: str, resources: tuple[Recorded, ...]
 ) -> None:
-    role = find(resources, "aws:iam/role:Role", "llm-fluent-bit")
+    role = find(resources, "aws:iam/role:Role", "log-shipping-fluent-bit")
     trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
     assert trust == [
         {
@@ -448,17 +448,17 @@ def test_fluent_bit_role_is_pod_identity_scoped_to_the_groups(
         }
     ]
     policy = json.loads(
-        find(resources, "aws:iam/rolePolicy:RolePolicy", "llm-fluent-bit").inputs["policy"]
+        find(resources, "aws:iam/rolePolicy:RolePolicy", "log-shipping-fluent-bit").inputs["policy"]
     )
     assert policy == fluent_bit_policy(_group_arns(stack))
     association = find(
-        resources, "aws:eks/podIdentityAssociation:PodIdentityAssociation", "llm-fluent-bit"
+        resources, "aws:eks/podIdentityAssociation:PodIdentityAssociation", "log-shipping-fluent-bit"
     )
     assert association.inputs["clusterName"] == f"llm-{stack}"
     assert association.inputs["namespace"] == LOGGING_NAMESPACE
     assert association.inputs["serviceAccount"] == SERVICE_ACCOUNT
     account = typed_stack_config(stack).account_id
-    assert association.inputs["roleArn"] == f"arn:aws:iam::{account}:role/llm-fluent-bit"
+    assert association.inputs["roleArn"] == f"arn:aws:iam::{account}:role/log-shipping-fluent-bit"
     assert "llm-eks" in association.depends_on
 
 
@@ -472,7 +472,7 @@ def _actions(document: dict[str, Any]) -> list[str]:
 
 def test_no_other_iam_grants_cloudwatch_logs(stack: str, resources: tuple[Recorded, ...]) -> None:
     """Node roles (and every other principal) get no CloudWatch Logs rights."""
-    ours = find(resources, "aws:iam/rolePolicy:RolePolicy", "llm-fluent-bit")
+    ours = find(resources, "aws:iam/rolePolicy:RolePolicy", "log-shipping-fluent-bit")
     # The CI runner's build role writes its own build logs, and nothing else.
     ci = find(resources, "aws:iam/rolePolicy:RolePolicy", "ci-role")
     ci_logs = [s for s in json.loads(ci.inputs["policy"])["Statement"] if "logs:" in str(s)]
@@ -499,14 +499,14 @@ def test_no_other_iam_grants_cloudwatch_logs(stack: str, resources: tuple[Record
 def test_release_is_pinned_and_waits_for_identity_and_groups(
     stack: str, resources: tuple[Recorded, ...]
 ) -> None:
-    release = find(resources, "kubernetes:helm.sh/v3:Release", "llm-fluent-bit")
+    release = find(resources, "kubernetes:helm.sh/v3:Release", "log-shipping-fluent-bit")
     assert release.inputs["name"] == "fluent-bit"
     assert release.inputs["chart"] == CHART
     assert release.inputs["version"] == CHART_VERSION
     assert release.inputs["repositoryOpts"] == {"repo": CHART_REPOSITORY}
     assert release.inputs["namespace"] == LOGGING_NAMESPACE
     assert release.inputs["createNamespace"] is True
-    assert set(release.depends_on) >= {"llm-fluent-bit", "llm-inference", "llm-platform"}
+    assert set(release.depends_on) >= {"log-shipping-fluent-bit", "log-groups-inference", "log-groups-platform"}
     outputs = [entries(o) for o in parse(release.inputs["values"]["config"]["outputs"])]
     assert {o["region"] for o in outputs} == {typed_stack_config(stack).region}
     assert [o["log_group_name"] for o in outputs] == [
@@ -519,7 +519,7 @@ def test_release_is_pinned_and_waits_for_identity_and_groups(
 
 def test_service_monitor_is_selected_by_prometheus(resources: tuple[Recorded, ...]) -> None:
     monitor = find(
-        resources, "kubernetes:monitoring.coreos.com/v1:ServiceMonitor", "llm-fluent-bit"
+        resources, "kubernetes:monitoring.coreos.com/v1:ServiceMonitor", "log-shipping-fluent-bit"
     ).inputs
     assert monitor["metadata"]["labels"] == PROMETHEUS_SELECTOR_LABELS
     assert monitor["metadata"]["namespace"] == LOGGING_NAMESPACE
@@ -587,9 +587,9 @@ def test_component_routes_the_given_serving_namespace_and_region() -> None:
                 arns=Arns(account_id=ACCOUNT_ID, region="eu-west-1"),
             ),
         )
-        logs = Logging(
+        logs = LogShipping(
             "t",
-            LoggingArgs(
+            LogShippingArgs(
                 cluster_name="c1",
                 region="eu-west-1",
                 serving_namespace="models",

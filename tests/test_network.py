@@ -92,20 +92,20 @@ def test_nat_gateways_follow_config(stack: str, resources: tuple[Recorded, ...])
     ]
     targets = {rt.name[-1]: rt.inputs["routes"][0]["natGatewayId"] for rt in private_rts}
     if stack == "prod":
-        assert targets == {z: f"llm-nat-{z}-id" for z in "abc"}
+        assert targets == {z: f"network-nat-{z}-id" for z in "abc"}
     else:
-        assert set(targets.values()) == {"llm-nat-a-id"}
+        assert set(targets.values()) == {"network-nat-a-id"}
 
 
 def test_s3_gateway_endpoint_serves_private_route_tables(
     stack: str, resources: tuple[Recorded, ...]
 ) -> None:
-    endpoint = find(resources, "aws:ec2/vpcEndpoint:VpcEndpoint", "llm-s3")
+    endpoint = find(resources, "aws:ec2/vpcEndpoint:VpcEndpoint", "network-s3")
     region = typed_stack_config(stack).region
     assert endpoint.inputs["serviceName"] == f"com.amazonaws.{region}.s3"
     assert endpoint.inputs["vpcEndpointType"] == "Gateway"
     assert sorted(endpoint.inputs["routeTableIds"]) == sorted(
-        f"llm-private-{z[-1]}-id" for z in typed_stack_config(stack).zones
+        f"network-private-{z[-1]}-id" for z in typed_stack_config(stack).zones
     )
 
 

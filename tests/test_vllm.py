@@ -260,7 +260,7 @@ def test_rollout_timeout_covers_node_image_and_model_load() -> None:
 def test_replicas_wait_for_gpu_capacity(resources: tuple[Recorded, ...]) -> None:
     deployment = find(resources, DEPLOYMENT, "model-chat-deployment")
     assert "gpu-operator-release" in deployment.depends_on
-    assert any(d.startswith("karpenter-nodepool-gpu") for d in deployment.depends_on)
+    assert any(d.startswith("node-pools-nodepool-gpu") for d in deployment.depends_on)
 
 
 def test_monitor_and_scaler_wait_for_their_crds(resources: tuple[Recorded, ...]) -> None:

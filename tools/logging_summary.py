@@ -1,4 +1,4 @@
-"""Offline-plan summary of what the Logging component ships where."""
+"""Offline-plan summary of what the LogShipping component ships where."""
 
 from __future__ import annotations
 

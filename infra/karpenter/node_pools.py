@@ -43,8 +43,8 @@ from infra.karpenter.nodepool import (
     OS,
     ZONE,
     BlockDevice,
-    Budget,
     Disruption,
+    DisruptionBudget,
     EC2NodeClass,
     Limits,
     NodePool,
@@ -141,7 +141,7 @@ def gpu_node_pool(pool: GpuPoolConfig, zones: tuple[str, ...]) -> NodePool:
         disruption=Disruption(
             consolidation_policy="WhenEmpty",
             consolidate_after=pool.consolidate_after,
-            budgets=(Budget(nodes=pool.disruption_budget_nodes),),
+            budgets=(DisruptionBudget(nodes=pool.disruption_budget_nodes),),
         ),
         expire_after=pool.expire_after,
         termination_grace_period=pool.termination_grace_period,
@@ -166,15 +166,15 @@ def cpu_node_pool(cfg: CpuPoolConfig, zones: tuple[str, ...]) -> NodePool:
         disruption=Disruption(
             consolidation_policy="WhenEmptyOrUnderutilized",
             consolidate_after=CPU_CONSOLIDATE_AFTER,
-            budgets=(Budget(nodes=DEFAULT_BUDGET),),
+            budgets=(DisruptionBudget(nodes=DEFAULT_BUDGET),),
         ),
         termination_grace_period=CPU_TERMINATION_GRACE_PERIOD,
     )
 
 
 @dataclass(frozen=True)
-class GpuNodePoolsArgs:
-    """Inputs of :class:`GpuNodePools`."""
+class NodePoolsArgs:
+    """Inputs of :class:`NodePools`."""
 
     cluster_name: str
     """Value of the ``karpenter.sh/discovery`` tag on node subnets and security group."""
@@ -241,7 +241,7 @@ class GpuNodePoolsArgs:
         )
 
 
-class GpuNodePools(pulumi.ComponentResource):
+class NodePools(pulumi.ComponentResource):
     """EC2NodeClasses and NodePools as ``CustomResource`` objects.
 
     Pass the cluster's Kubernetes provider in ``opts``.
@@ -250,8 +250,9 @@ class GpuNodePools(pulumi.ComponentResource):
     node_pool_names: list[str]
 
     def __init__(
-        self, name: str, args: GpuNodePoolsArgs, opts: pulumi.ResourceOptions | None = None
+        self, name: str, args: NodePoolsArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
+        # The type token predates the class name; it is part of every URN below.
         super().__init__("llm-platform:karpenter:GpuNodePools", name, None, opts)
         classes: dict[str, k8s.apiextensions.CustomResource] = {}
         for nc in args.node_classes():

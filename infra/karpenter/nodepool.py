@@ -155,7 +155,7 @@ class Limits:
 
 
 @dataclass(frozen=True)
-class Budget:
+class DisruptionBudget:
     """A disruption budget (``spec.disruption.budgets[]``)."""
 
     nodes: str
@@ -189,7 +189,7 @@ class Disruption:
     consolidation_policy: ConsolidationPolicy
     consolidate_after: str
     """How long a node must be consolidatable (empty for ``WhenEmpty``) before removal."""
-    budgets: tuple[Budget, ...] = ()
+    budgets: tuple[DisruptionBudget, ...] = ()
 
     def __post_init__(self) -> None:
         _check_in("consolidation_policy", self.consolidation_policy, get_args(ConsolidationPolicy))
@@ -248,7 +248,7 @@ def _render_taint(t: Taint) -> dict[str, Any]:
     return out
 
 
-def _render_budget(b: Budget) -> dict[str, Any]:
+def _render_budget(b: DisruptionBudget) -> dict[str, Any]:
     out: dict[str, Any] = {"nodes": b.nodes}
     if b.reasons:
         out["reasons"] = list(b.reasons)

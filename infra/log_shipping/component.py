@@ -1,4 +1,4 @@
-"""Logging: Fluent Bit on every node shipping container logs to CloudWatch Logs.
+"""Log shipping: Fluent Bit on every node shipping container logs to CloudWatch Logs.
 
 Pipeline (rendered by :func:`render_pipeline`, one DaemonSet pod per node):
 
@@ -334,7 +334,7 @@ def render_values(cluster_name: str, region: str, routes: Sequence[LogRoute]) ->
             {"name": "state", "mountPath": STATE_DIR},
         ],
         "config": render_pipeline(cluster_name, region, routes),
-        # Rendered as our own ServiceMonitor (see Logging): the chart's renders only when
+        # Rendered as our own ServiceMonitor (see LogShipping): the chart's renders only when
         # the CRD already exists at install time and would silently be skipped otherwise.
         "serviceMonitor": {"enabled": False},
         # The chart's `helm test` pod pulls busybox:latest; nothing runs helm test.
@@ -604,8 +604,8 @@ class LogGroups(pulumi.ComponentResource):
 
 
 @dataclass(frozen=True)
-class LoggingArgs:
-    """Inputs of :class:`Logging`."""
+class LogShippingArgs:
+    """Inputs of :class:`LogShipping`."""
 
     cluster_name: str
     region: str
@@ -620,7 +620,7 @@ class LoggingArgs:
     """Release(s) installing the ServiceMonitor CRD; the ServiceMonitor waits for them."""
 
 
-class Logging(pulumi.ComponentResource):
+class LogShipping(pulumi.ComponentResource):
     """Fluent Bit DaemonSet writing to the stack's :class:`LogGroups`, with a Pod Identity
     role scoped to those groups, a ServiceMonitor and saved Logs Insights queries.
 
@@ -632,8 +632,9 @@ class Logging(pulumi.ComponentResource):
     role_arn: pulumi.Output[str]
 
     def __init__(
-        self, name: str, args: LoggingArgs, opts: pulumi.ResourceOptions | None = None
+        self, name: str, args: LogShippingArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
+        # The type token predates the class name; it is part of every URN below.
         super().__init__("llm-platform:logging:Logging", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         tags = dict(args.tags)

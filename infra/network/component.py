@@ -99,17 +99,17 @@ class Network(pulumi.ComponentResource):
             cidr_block=str(cfg.cidr),
             enable_dns_hostnames=True,
             enable_dns_support=True,
-            tags=tags(f"{name}-vpc"),
+            tags=tags(f"{args.cluster_name}-vpc"),
             opts=child,
         )
         igw = aws.ec2.InternetGateway(
-            f"{name}-igw", vpc_id=vpc.id, tags=tags(f"{name}-igw"), opts=child
+            f"{name}-igw", vpc_id=vpc.id, tags=tags(f"{args.cluster_name}-igw"), opts=child
         )
         public_rt = aws.ec2.RouteTable(
             f"{name}-public",
             vpc_id=vpc.id,
             routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", gateway_id=igw.id)],
-            tags=tags(f"{name}-public"),
+            tags=tags(f"{args.cluster_name}-public"),
             opts=child,
         )
 
@@ -127,7 +127,7 @@ class Network(pulumi.ComponentResource):
                 cidr_block=plan.public_cidr,
                 availability_zone=plan.zone,
                 map_public_ip_on_launch=False,
-                tags=tags(f"{name}-public-{suffix}", {"kubernetes.io/role/elb": "1"}),
+                tags=tags(f"{args.cluster_name}-public-{suffix}", {"kubernetes.io/role/elb": "1"}),
                 opts=child,
             )
             aws.ec2.RouteTableAssociation(
@@ -157,14 +157,14 @@ class Network(pulumi.ComponentResource):
                 eip = aws.ec2.Eip(
                     f"{name}-nat-{suffix}",
                     domain="vpc",
-                    tags=tags(f"{name}-nat-{suffix}"),
+                    tags=tags(f"{args.cluster_name}-nat-{suffix}"),
                     opts=child,
                 )
                 nat = aws.ec2.NatGateway(
                     f"{name}-nat-{suffix}",
                     allocation_id=eip.id,
                     subnet_id=public.id,
-                    tags=tags(f"{name}-nat-{suffix}"),
+                    tags=tags(f"{args.cluster_name}-nat-{suffix}"),
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[igw]),
                 )
                 nat_ids.append(nat.id)
@@ -182,7 +182,7 @@ class Network(pulumi.ComponentResource):
                         cidr_block="0.0.0.0/0", nat_gateway_id=nat_ids[min(i, len(nat_ids) - 1)]
                     )
                 ],
-                tags=tags(f"{name}-private-{suffix}"),
+                tags=tags(f"{args.cluster_name}-private-{suffix}"),
                 opts=child,
             )
             aws.ec2.RouteTableAssociation(
@@ -198,7 +198,7 @@ class Network(pulumi.ComponentResource):
             service_name=f"com.amazonaws.{args.region}.s3",
             vpc_endpoint_type="Gateway",
             route_table_ids=[rt.id for rt in private_rts],
-            tags=tags(f"{name}-s3"),
+            tags=tags(f"{args.cluster_name}-s3"),
             opts=child,
         )
 

@@ -194,8 +194,6 @@ class Monitoring(pulumi.ComponentResource):
     """The encrypted, cost-tagged gp3 StorageClass every chart volume uses."""
     """Release installing the monitoring.coreos.com CRDs: ``depends_on`` it for CRs."""
     release: k8s.helm.v3.Release
-    selector_labels: dict[str, str]
-    """Labels Prometheus selects ServiceMonitors, PodMonitors and PrometheusRules by."""
 
     def __init__(
         self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None
@@ -273,7 +271,6 @@ class Monitoring(pulumi.ComponentResource):
                 depends_on=[self.crd_release, storage, grafana_admin, receivers],
             ),
         )
-        self.selector_labels = dict(PROMETHEUS_SELECTOR_LABELS)
 
         for group in platform_rule_groups(args.alerts):
             short = group.name.removeprefix("llm-platform.")
