@@ -430,7 +430,9 @@ def test_without_kms_encryption_there_is_no_key() -> None:
 
     run = run_stack("dev", plain)
     assert run.error is None
-    assert not [r for r in run.resources if r.type == "aws:kms/key:Key" and r.name == "log-groups-logs"]
+    assert not [
+        r for r in run.resources if r.type == "aws:kms/key:Key" and r.name == "log-groups-logs"
+    ]
     for group in find_all(run.resources, "aws:cloudwatch/logGroup:LogGroup"):
         assert "kmsKeyId" not in group.inputs
 
@@ -452,7 +454,9 @@ def test_fluent_bit_role_is_pod_identity_scoped_to_the_groups(
     )
     assert policy == fluent_bit_policy(_group_arns(stack))
     association = find(
-        resources, "aws:eks/podIdentityAssociation:PodIdentityAssociation", "log-shipping-fluent-bit"
+        resources,
+        "aws:eks/podIdentityAssociation:PodIdentityAssociation",
+        "log-shipping-fluent-bit",
     )
     assert association.inputs["clusterName"] == f"llm-{stack}"
     assert association.inputs["namespace"] == LOGGING_NAMESPACE
@@ -506,7 +510,11 @@ def test_release_is_pinned_and_waits_for_identity_and_groups(
     assert release.inputs["repositoryOpts"] == {"repo": CHART_REPOSITORY}
     assert release.inputs["namespace"] == LOGGING_NAMESPACE
     assert release.inputs["createNamespace"] is True
-    assert set(release.depends_on) >= {"log-shipping-fluent-bit", "log-groups-inference", "log-groups-platform"}
+    assert set(release.depends_on) >= {
+        "log-shipping-fluent-bit",
+        "log-groups-inference",
+        "log-groups-platform",
+    }
     outputs = [entries(o) for o in parse(release.inputs["values"]["config"]["outputs"])]
     assert {o["region"] for o in outputs} == {typed_stack_config(stack).region}
     assert [o["log_group_name"] for o in outputs] == [
