@@ -18,9 +18,8 @@ from infra.core.conventions import (
     SYSTEM_TOLERATION,
 )
 from infra.log_shipping.component import (
-    CHART,
-    CHART_REPOSITORY,
     CHART_VERSION,
+    FLUENT_BIT_CHART,
     SERVICE_ACCOUNT,
     STATE_DIR,
     LogGroups,
@@ -505,9 +504,9 @@ def test_release_is_pinned_and_waits_for_identity_and_groups(
 ) -> None:
     release = find(resources, "kubernetes:helm.sh/v3:Release", "log-shipping-fluent-bit")
     assert release.inputs["name"] == "fluent-bit"
-    assert release.inputs["chart"] == CHART
+    assert release.inputs["chart"] == FLUENT_BIT_CHART.chart
     assert release.inputs["version"] == CHART_VERSION
-    assert release.inputs["repositoryOpts"] == {"repo": CHART_REPOSITORY}
+    assert release.inputs["repositoryOpts"] == {"repo": FLUENT_BIT_CHART.repository}
     assert release.inputs["namespace"] == LOGGING_NAMESPACE
     assert release.inputs["createNamespace"] is True
     assert set(release.depends_on) >= {

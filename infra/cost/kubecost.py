@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -28,13 +28,15 @@ from infra.core.conventions import (
     SYSTEM_NODE_LABELS,
     SYSTEM_TOLERATION,
 )
+from infra.core.helm import Chart
 from infra.cost.budgets import Budget, cost_rule_group, kubecost_alert_configs
 from infra.cost.config import CostConfig
 
-CHART = "cost-analyzer"
-REPOSITORY = "https://kubecost.github.io/cost-analyzer/"
-RELEASE = "kubecost"
-"""Release name; with it the chart names its Service ``kubecost-cost-analyzer``."""
+KUBECOST_CHART: Final = Chart(
+    "cost-analyzer", "kubecost", KUBECOST_NAMESPACE, "https://kubecost.github.io/cost-analyzer/"
+)
+"""With release name ``kubecost`` the chart names its Service ``kubecost-cost-analyzer``."""
+RELEASE = KUBECOST_CHART.release
 COST_MODEL_PORT = "tcp-model"
 SPOT_LABEL = "karpenter.sh/capacity-type"
 """Karpenter labels every node it launches with its capacity type (``spot``/``on-demand``)."""
@@ -152,7 +154,7 @@ def cost_model_service_monitor_spec() -> dict[str, Any]:
         "namespaceSelector": {"matchNames": [KUBECOST_NAMESPACE]},
         "selector": {
             "matchLabels": {
-                "app.kubernetes.io/name": CHART,
+                "app.kubernetes.io/name": KUBECOST_CHART.chart,
                 "app.kubernetes.io/instance": RELEASE,
                 "app": "cost-analyzer",
             }
@@ -192,13 +194,9 @@ class Kubecost(pulumi.ComponentResource):
         self, name: str, args: KubecostArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("llm-platform:cost:Kubecost", name, None, opts)
-        release = k8s.helm.v3.Release(
+        release = KUBECOST_CHART.install(
             f"{name}-release",
-            name=RELEASE,
-            chart=CHART,
             version=args.config.kubecost_version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=REPOSITORY),
-            namespace=KUBECOST_NAMESPACE,
             create_namespace=True,
             values=pulumi.Output.from_input(args.storage_class).apply(
                 lambda storage_class: kubecost_values(

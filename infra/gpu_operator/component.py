@@ -25,11 +25,12 @@ from infra.core.conventions import (
     SYSTEM_NODE_LABELS,
     SYSTEM_TOLERATION,
 )
+from infra.core.helm import Chart
 from infra.gpu_operator.config import GpuOperatorConfig
 
-GPU_OPERATOR_CHART: Final = "gpu-operator"
-GPU_OPERATOR_REPOSITORY: Final = "https://helm.ngc.nvidia.com/nvidia"
-RELEASE_NAME: Final = "gpu-operator"
+GPU_OPERATOR_CHART: Final = Chart(
+    "gpu-operator", "gpu-operator", GPU_OPERATOR_NAMESPACE, "https://helm.ngc.nvidia.com/nvidia"
+)
 TIME_SLICING_CONFIG: Final = "time-slicing-config"
 DCGM_SCRAPE_INTERVAL: Final = "15s"
 
@@ -124,13 +125,9 @@ class GpuOperator(pulumi.ComponentResource):
         self, name: str, args: GpuOperatorArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("llm-platform:gpu:GpuOperator", name, None, opts)
-        self.release = k8s.helm.v3.Release(
+        self.release = GPU_OPERATOR_CHART.install(
             f"{name}-release",
-            name=RELEASE_NAME,
-            chart=GPU_OPERATOR_CHART,
             version=args.config.version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=GPU_OPERATOR_REPOSITORY),
-            namespace=GPU_OPERATOR_NAMESPACE,
             create_namespace=True,
             values=operator_values(args.config, args.ami_family),
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.monitoring_crds)),

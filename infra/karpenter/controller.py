@@ -26,18 +26,20 @@ from infra.core.conventions import (
     SYSTEM_NODE_LABELS,
     SYSTEM_TOLERATION,
 )
+from infra.core.helm import Chart
 from infra.core.iam import NODE_MANAGED_POLICIES, assume_role_policy
 from infra.karpenter.config import KarpenterConfig
 
 # Charts are OCI artifacts: the Helm release takes the full oci:// reference as its
 # chart (a repositoryOpts.repo is looked up as an HTTP index and fails for OCI).
-KARPENTER_REPOSITORY: Final = "oci://public.ecr.aws/karpenter"
-KARPENTER_CHART: Final = f"{KARPENTER_REPOSITORY}/karpenter"
-KARPENTER_CRD_CHART: Final = f"{KARPENTER_REPOSITORY}/karpenter-crd"
 # Release names are fixed: the chart's fullname (and so the Deployment, the
 # ServiceAccount default and the PDB) derives from them.
-RELEASE_NAME: Final = "karpenter"
-CRD_RELEASE_NAME: Final = "karpenter-crd"
+KARPENTER_CHART: Final = Chart(
+    "oci://public.ecr.aws/karpenter/karpenter", "karpenter", KARPENTER_NAMESPACE
+)
+KARPENTER_CRD_CHART: Final = Chart(
+    "oci://public.ecr.aws/karpenter/karpenter-crd", "karpenter-crd", KARPENTER_NAMESPACE
+)
 SERVICE_ACCOUNT: Final = "karpenter"
 """Controller ServiceAccount; the Pod Identity association names the same one."""
 CONTROLLER_REPLICAS: Final = 2
@@ -523,21 +525,12 @@ class Karpenter(pulumi.ComponentResource):
             opts=after_cluster,
         )
 
-        self.crd_release = k8s.helm.v3.Release(
-            f"{name}-crd",
-            name=CRD_RELEASE_NAME,
-            chart=KARPENTER_CRD_CHART,
-            version=args.config.version,
-            namespace=KARPENTER_NAMESPACE,
-            create_namespace=True,
-            opts=after_cluster,
+        self.crd_release = KARPENTER_CRD_CHART.install(
+            f"{name}-crd", version=args.config.version, create_namespace=True, opts=after_cluster
         )
-        self.release = k8s.helm.v3.Release(
+        self.release = KARPENTER_CHART.install(
             f"{name}-controller",
-            name=RELEASE_NAME,
-            chart=KARPENTER_CHART,
             version=args.config.version,
-            namespace=KARPENTER_NAMESPACE,
             create_namespace=True,
             # CRDs belong to the karpenter-crd release, which (unlike a chart's crds/
             # directory) upgrades them with the version.

@@ -46,6 +46,7 @@ from infra.core.conventions import (
     PROMETHEUS_SELECTOR_LABELS,
     SYSTEM_TOLERATION,
 )
+from infra.core.helm import Chart
 from infra.core.iam import assume_role_policy
 from infra.log_shipping.config import LoggingConfig
 
@@ -56,12 +57,12 @@ from infra.log_shipping.config import LoggingConfig
 # multiline filter, rewrite_tag routing, filesystem storage and per-output
 # `storage.total_limit_size`/`Retry_Limit` are rendered here instead of being forced
 # through that chart's fixed key subset and free-text `extraOutputs`.
-CHART: Final = "fluent-bit"
-CHART_REPOSITORY: Final = "https://fluent.github.io/helm-charts"
+FLUENT_BIT_CHART: Final = Chart(
+    "fluent-bit", "fluent-bit", LOGGING_NAMESPACE, "https://fluent.github.io/helm-charts"
+)
 CHART_VERSION: Final = "0.58.1"
 """Chart 0.58.1 runs Fluent Bit 5.1.1 (its appVersion); Pod Identity needs >= 4.0.0."""
 
-RELEASE_NAME: Final = "fluent-bit"
 # Chart fullname is the release name when it contains the chart name; pinned anyway so
 # the DaemonSet, Service and ServiceAccount names never depend on that rule.
 FULLNAME: Final = "fluent-bit"
@@ -354,8 +355,8 @@ def render_service_monitor() -> dict[str, Any]:
             # The chart's fluent-bit.selectorLabels on its Service.
             "selector": {
                 "matchLabels": {
-                    "app.kubernetes.io/name": CHART,
-                    "app.kubernetes.io/instance": RELEASE_NAME,
+                    "app.kubernetes.io/name": FLUENT_BIT_CHART.chart,
+                    "app.kubernetes.io/instance": FLUENT_BIT_CHART.release,
                 }
             },
             "namespaceSelector": {"matchNames": [LOGGING_NAMESPACE]},
@@ -668,13 +669,9 @@ class LogShipping(pulumi.ComponentResource):
         # Pod Identity credentials are injected when a pod is created: the association
         # and its policy must exist before the first Fluent Bit pod, and the groups
         # before the first PutLogEvents.
-        release = k8s.helm.v3.Release(
+        release = FLUENT_BIT_CHART.install(
             f"{name}-fluent-bit",
-            name=RELEASE_NAME,
-            chart=CHART,
             version=CHART_VERSION,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=CHART_REPOSITORY),
-            namespace=LOGGING_NAMESPACE,
             create_namespace=True,
             values=render_values(args.cluster_name, args.region, routes),
             opts=pulumi.ResourceOptions(

@@ -30,6 +30,7 @@ from infra.core.conventions import (
     SYSTEM_NODE_LABELS,
     SYSTEM_TOLERATION,
 )
+from infra.core.helm import Chart
 from infra.observability.alert_rules import AlertInputs, platform_rule_groups
 from infra.observability.alertmanager import (
     PAGERDUTY_KEY,
@@ -41,9 +42,12 @@ from infra.observability.config import ObservabilityConfig
 from infra.observability.dashboards import platform_dashboards
 
 REPOSITORY: Final = "https://prometheus-community.github.io/helm-charts"
-KPS_CHART: Final = "kube-prometheus-stack"
-CRDS_CHART: Final = "prometheus-operator-crds"
-CRDS_RELEASE: Final = "prometheus-operator-crds"
+KPS_CHART: Final = Chart(
+    "kube-prometheus-stack", PROMETHEUS_RELEASE, MONITORING_NAMESPACE, REPOSITORY
+)
+CRDS_CHART: Final = Chart(
+    "prometheus-operator-crds", "prometheus-operator-crds", MONITORING_NAMESPACE, REPOSITORY
+)
 
 STORAGE_CLASS: Final = "monitoring-gp3"
 GRAFANA_ADMIN_SECRET: Final = "grafana-admin"
@@ -243,24 +247,16 @@ class Monitoring(pulumi.ComponentResource):
             opts=in_namespace,
         )
 
-        self.crd_release = k8s.helm.v3.Release(
+        self.crd_release = CRDS_CHART.install(
             f"{name}-crds",
-            name=CRDS_RELEASE,
-            chart=CRDS_CHART,
             version=cfg.prometheus_operator_crds_version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=REPOSITORY),
-            namespace=MONITORING_NAMESPACE,
             # Deleting the release must not delete every ServiceMonitor and rule with it.
             values={"crds": {"annotations": {"helm.sh/resource-policy": "keep"}}},
             opts=in_namespace,
         )
-        self.release = k8s.helm.v3.Release(
+        self.release = KPS_CHART.install(
             f"{name}-kube-prometheus-stack",
-            name=PROMETHEUS_RELEASE,
-            chart=KPS_CHART,
             version=cfg.kube_prometheus_stack_version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=REPOSITORY),
-            namespace=MONITORING_NAMESPACE,
             skip_crds=True,
             timeout=900,
             values=kube_prometheus_stack_values(

@@ -12,10 +12,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.core.conventions import KEDA_NAMESPACE, SYSTEM_NODE_LABELS, SYSTEM_TOLERATION
+from infra.core.helm import Chart
 
-KEDA_CHART: Final = "keda"
-KEDA_REPOSITORY: Final = "https://kedacore.github.io/charts"
-RELEASE_NAME: Final = "keda"
+KEDA_CHART: Final = Chart("keda", "keda", KEDA_NAMESPACE, "https://kedacore.github.io/charts")
 
 
 def keda_values() -> dict[str, Any]:
@@ -47,13 +46,9 @@ class Keda(pulumi.ComponentResource):
         self, name: str, args: KedaArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("llm-platform:autoscaling:Keda", name, None, opts)
-        self.release = k8s.helm.v3.Release(
+        self.release = KEDA_CHART.install(
             f"{name}-release",
-            name=RELEASE_NAME,
-            chart=KEDA_CHART,
             version=args.version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=KEDA_REPOSITORY),
-            namespace=KEDA_NAMESPACE,
             create_namespace=True,
             values=keda_values(),
             opts=pulumi.ResourceOptions(parent=self),
