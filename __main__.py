@@ -178,13 +178,12 @@ monitoring = Monitoring(
 logs = LogShipping(
     "log-shipping",
     LogShippingArgs(
-        cluster_name=cluster.name,
+        cluster=cluster.ref,
         region=cfg.region,
         serving_namespace=cfg.serving.namespace,
         log_groups=log_groups,
         tags=tags,
-        cluster_dependencies=[cluster.eks],
-        monitoring_crds=[monitoring.crd_release],
+        monitoring_crds=monitoring.crd_release,
     ),
     opts=pulumi.ResourceOptions.merge(
         pulumi.ResourceOptions(provider=cluster.provider),
@@ -197,10 +196,9 @@ karpenter = Karpenter(
     "karpenter",
     KarpenterArgs(
         config=cfg.karpenter,
-        cluster_name=cluster.name,
+        cluster=cluster.ref,
         arns=cfg.arns,
-        cluster_ready=[cluster],
-        monitoring_crds=[monitoring.crd_release],
+        monitoring_crds=monitoring.crd_release,
         tags=tags,
     ),
     opts=k8s_opts,
@@ -215,7 +213,7 @@ node_pools = NodePools(
         gpu_pools=cfg.gpu_pools,
         cpu_pool=cfg.cpu_pool,
         tags=tags,
-        depends_on=[karpenter.crd_release, karpenter.release],
+        karpenter=karpenter,
     ),
     opts=pulumi.ResourceOptions.merge(k8s_opts, renamed_from("karpenter", "node-pools")),
 )
@@ -225,7 +223,7 @@ gpu_operator = GpuOperator(
     GpuOperatorArgs(
         config=cfg.gpu_operator,
         ami_family=cfg.node_class.ami_family,
-        monitoring_crds=[monitoring.crd_release],
+        monitoring_crds=monitoring.crd_release,
     ),
     opts=k8s_opts,
 )
@@ -244,14 +242,15 @@ models = [
         VllmModelArgs(
             model=model,
             serving=cfg.serving,
-            cluster_name=cluster.name,
+            cluster=cluster.ref,
             bucket_name=model_bucket.name,
             arns=cfg.arns,
             tags=tags,
-            namespace_ready=[serving.namespace, serving.api_key_secret],
-            monitoring_crds=[monitoring.crd_release],
-            keda=[keda.release],
-            capacity_ready=[node_pools, gpu_operator.release],
+            namespace=serving,
+            monitoring_crds=monitoring.crd_release,
+            keda_crds=keda.release,
+            node_pools=node_pools,
+            gpu_operator=gpu_operator.release,
         ),
         opts=k8s_opts,
     )
@@ -281,7 +280,7 @@ kubecost = Kubecost(
         cluster_name=cfg.cluster.name,
         region=cfg.region,
         storage_class=monitoring.storage_class_name,
-        crds=[monitoring.crd_release],
+        monitoring_crds=monitoring.crd_release,
         runbook_base_url=cfg.runbook_base_url,
     ),
     opts=pulumi.ResourceOptions(provider=cluster.provider),

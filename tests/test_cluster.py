@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
-
 from infra.cluster.component import (
     CLUSTER_ADMIN_POLICY,
     CLUSTER_VIEW_POLICY,
@@ -234,17 +232,6 @@ def test_component_outputs_resolve() -> None:
     _, (endpoint, sg) = run_component(build)
     assert endpoint == "https://UNIT0MOCK.gr7.us-west-2.eks.amazonaws.com"
     assert sg == "sg-unit-cluster"
-
-
-def test_public_endpoint_without_cidrs_is_rejected_before_any_resource() -> None:
-    config = ClusterConfig.model_construct(
-        name="c", endpoint_public_access=True, public_access_cidrs=()
-    )
-    with pytest.raises(
-        ValueError,
-        match=r"^config\.public_access_cidrs \(\(\)\) must list CIDRs for a public endpoint$",
-    ):
-        ClusterArgs(config=config, region="us-west-2", vpc_id="v", private_subnet_ids=[])
 
 
 def test_every_aws_resource_naming_the_cluster_waits_for_it(

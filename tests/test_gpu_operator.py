@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
-from infra.gpu_operator.component import GpuOperatorArgs, operator_values
+from infra.gpu_operator.component import operator_values
 from infra.gpu_operator.config import GpuOperatorConfig
 from tests.harness import find
 from tools.mock_runtime import Recorded
@@ -54,13 +52,6 @@ def test_time_slicing_config_when_asked() -> None:
     assert plugin["config"]["create"] is True
     assert plugin["config"]["default"] == "any"
     assert "        replicas: 4\n" in plugin["config"]["data"]["any"]
-
-
-def test_time_slicing_on_bottlerocket_is_rejected() -> None:
-    with pytest.raises(ValueError, match=r"^config\.time_slicing_replicas \(4\) needs"):
-        GpuOperatorArgs(
-            config=GpuOperatorConfig(time_slicing_replicas=4), ami_family="bottlerocket"
-        )
 
 
 def test_release_is_pinned_and_waits_for_the_servicemonitor_crd(

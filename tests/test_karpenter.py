@@ -5,13 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
-
 from infra.core.arns import Arns
 from infra.karpenter.config import KarpenterConfig
 from infra.karpenter.controller import (
     POLICY_GROUPS,
-    KarpenterArgs,
     PolicyScope,
     controller_policies,
     controller_values,
@@ -207,15 +204,6 @@ def test_controller_release_waits_for_the_servicemonitor_crd(
 ) -> None:
     release = find(resources, "kubernetes:helm.sh/v3:Release", "karpenter-controller")
     assert "monitoring-crds" in release.depends_on
-
-
-def test_args_reject_an_empty_cluster_name() -> None:
-    with pytest.raises(ValueError, match=r"^cluster_name \(''\) must name the EKS cluster$"):
-        KarpenterArgs(
-            config=KarpenterConfig(),
-            cluster_name="",
-            arns=Arns(account_id=ACCOUNT, region="us-west-2"),
-        )
 
 
 # --------------------------------------------------------------------------- stacks

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from infra.core.conventions import KUBECOST_NAMESPACE, PROMETHEUS_SELECTOR_LABELS, PROMETHEUS_URL
-from infra.cost.kubecost import RECORDING_RULES, KubecostArgs, cost_model_service_monitor_spec
+from infra.cost.kubecost import RECORDING_RULES, cost_model_service_monitor_spec
 from infra.stack.files import typed_stack_config
 from tests.harness import find, find_all
 from tools.mock_runtime import Recorded
@@ -118,14 +116,3 @@ def test_our_prometheus_scrapes_cost_model_and_gets_recording_rules(
         "kubecost_savings_memory_allocation_bytes",
     ]
     assert rules["kubecost-recording-rules"].inputs["spec"] == {"groups": RECORDING_RULES}
-
-
-def test_kubecost_args_need_a_cluster_name() -> None:
-    with pytest.raises(ValueError, match=r"^cluster_name \(''\) must name the EKS cluster$"):
-        KubecostArgs(
-            config=typed_stack_config("dev").cost,
-            cluster_name="",
-            region="us-west-2",
-            storage_class="gp3",
-            runbook_base_url="https://example.com/runbooks",
-        )

@@ -17,6 +17,7 @@ from infra.core.conventions import (
     PROMETHEUS_SELECTOR_LABELS,
     SYSTEM_TOLERATION,
 )
+from infra.core.ordering import ClusterRef
 from infra.log_shipping.component import (
     CHART_VERSION,
     FLUENT_BIT_CHART,
@@ -597,7 +598,7 @@ def test_component_routes_the_given_serving_namespace_and_region() -> None:
         logs = LogShipping(
             "t",
             LogShippingArgs(
-                cluster_name="c1",
+                cluster=ClusterRef.existing("c1"),
                 region="eu-west-1",
                 serving_namespace="models",
                 log_groups=groups,

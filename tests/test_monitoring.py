@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
-
 from infra.core.alerting import rule_file
 from infra.core.conventions import (
     MONITORING_NAMESPACE,
@@ -21,7 +19,6 @@ from infra.observability.component import (
     ALERTMANAGER_SECRET,
     GRAFANA_ADMIN_SECRET,
     STORAGE_CLASS,
-    MonitoringArgs,
 )
 from infra.stack.files import typed_stack_config
 from tests.harness import find, find_all
@@ -231,21 +228,6 @@ def test_vllm_dashboard_has_the_required_panels(resources: tuple[Recorded, ...])
     ]
     latency = board["panels"][2]["targets"]
     assert [t["legendFormat"].split()[0] for t in latency] == ["p50", "p95", "p99"]
-
-
-def test_args_reject_an_empty_cluster_name() -> None:
-    cfg = load_stack("dev")
-    with pytest.raises(ValueError, match=r"^cluster_name \(''\) must name the EKS cluster$"):
-        MonitoringArgs(
-            config=cfg.observability,
-            cluster_name="",
-            environment="dev",
-            alerts=cfg.alert_inputs,
-            daily_budget_usd=1.0,
-            grafana_admin_password="x",
-            slack_webhook_url="x",
-            pagerduty_routing_key="x",
-        )
 
 
 def test_kube_state_metrics_exposes_the_model_label(resources: tuple[Recorded, ...]) -> None:

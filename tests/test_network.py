@@ -6,8 +6,7 @@ import ipaddress
 
 import pytest
 
-from infra.network.component import NetworkArgs, plan_subnets
-from infra.network.config import NetworkConfig
+from infra.network.component import plan_subnets
 from infra.stack.files import typed_stack_config
 from tests.harness import find, find_all
 from tools.mock_runtime import Recorded
@@ -47,13 +46,6 @@ def test_plan_subnets_rejects_a_vpc_too_small_for_the_zones() -> None:
         r"private subnets plus the public block, not 2$",
     ):
         plan_subnets(ipaddress.IPv4Network("10.0.0.0/18"), ("a", "b"), 19, 24)
-
-
-def test_network_args_fail_before_any_resource() -> None:
-    with pytest.raises(
-        ValueError, match=r"^zones \(\(\)\) must name at least one availability zone$"
-    ):
-        NetworkArgs(config=NetworkConfig(), region="us-west-2", zones=(), cluster_name="c")
 
 
 def _subnets(resources: tuple[Recorded, ...], kind: str) -> list[Recorded]:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from infra.core.arns import Arns
+from infra.core.ordering import ClusterRef
 from infra.stack.files import typed_stack_config
 from tests.harness import find, find_all
 from tools.mock_runtime import Recorded, Secret
@@ -198,7 +199,7 @@ def test_disabled_model_is_rejected_by_its_args() -> None:
         VllmModelArgs(
             model=_model(enabled=False),
             serving=ServingConfig(),
-            cluster_name="c",
+            cluster=ClusterRef.existing("c"),
             bucket_name="b",
             arns=Arns(account_id="111122223333", region="us-west-2"),
         )

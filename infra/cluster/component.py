@@ -16,6 +16,7 @@ import pulumi_kubernetes as k8s
 from infra.cluster.config import ClusterConfig
 from infra.core.conventions import SYSTEM_NODE_LABELS, SYSTEM_TAINT
 from infra.core.iam import NODE_MANAGED_POLICIES, assume_role_policy
+from infra.core.ordering import ClusterRef
 
 CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
 # Read-only, Secrets included: `pulumi preview --refresh` reads Helm's release Secrets;
@@ -124,12 +125,6 @@ class ClusterArgs:
     (with the stack's retention and key) instead of creating its own."""
     tags: Mapping[str, str] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        if self.config.endpoint_public_access and not self.config.public_access_cidrs:
-            raise ValueError(
-                "config.public_access_cidrs (()) must list CIDRs for a public endpoint"
-            )
-
 
 class Cluster(pulumi.ComponentResource):
     """EKS with access entries, KMS-encrypted secrets, control-plane logs, managed
@@ -137,6 +132,8 @@ class Cluster(pulumi.ComponentResource):
 
     name: str
     """EKS cluster name (known before the cluster exists)."""
+    ref: ClusterRef
+    """The cluster as other components take it (``infra.core.ordering``)."""
     eks: eks.Cluster
     provider: k8s.Provider
     endpoint: pulumi.Output[str]
@@ -321,6 +318,10 @@ class Cluster(pulumi.ComponentResource):
         kubeconfig = pulumi.Output.all(
             described.endpoint, described.certificate_authorities[0].data
         ).apply(lambda a: json.dumps(render_kubeconfig(cfg.name, a[0], a[1], args.region)))
+        ready = [self.eks, *addons_before, node_group, coredns, ebs_csi]
+        self.ref = ClusterRef(
+            cfg.name, pulumi.Output.all(*(r.urn for r in ready)).apply(lambda _: cfg.name)
+        )
         # Every in-cluster resource uses this provider and so waits for it: creating it
         # only once nodes, DNS and the EBS driver exist lets the first `pulumi up` of a
         # new cluster install charts without their pods waiting past Helm's timeout.

@@ -14,7 +14,7 @@ labels ``app.kubernetes.io/name``, ``app.kubernetes.io/instance``, ``app``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 import pulumi
@@ -29,6 +29,7 @@ from infra.core.conventions import (
     SYSTEM_TOLERATION,
 )
 from infra.core.helm import Chart
+from infra.core.ordering import after
 from infra.cost.budgets import Budget, cost_rule_group, kubecost_alert_configs
 from infra.cost.config import CostConfig
 
@@ -173,12 +174,8 @@ class KubecostArgs:
     """StorageClass of Kubecost's volume (created by Monitoring; an Output orders it)."""
     runbook_base_url: str
     """Where the cost alerts' runbooks are (``PlatformConfig.runbook_base_url``)."""
-    crds: Sequence[pulumi.Resource] = field(default_factory=tuple)
+    monitoring_crds: pulumi.Resource | None = None
     """What installs the ServiceMonitor/PrometheusRule CRDs (prometheus-operator-crds)."""
-
-    def __post_init__(self) -> None:
-        if not self.cluster_name:
-            raise ValueError("cluster_name ('') must name the EKS cluster")
 
     @property
     def budgets(self) -> tuple[Budget, ...]:
@@ -209,7 +206,7 @@ class Kubecost(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        after = pulumi.ResourceOptions(parent=self, depends_on=[release, *args.crds])
+        after_crds = after(self, release, args.monitoring_crds)
 
         def metadata(role: str) -> dict[str, Any]:
             return {
@@ -224,7 +221,7 @@ class Kubecost(pulumi.ComponentResource):
             kind="ServiceMonitor",
             metadata=metadata("cost-model"),
             spec=cost_model_service_monitor_spec(),
-            opts=after,
+            opts=after_crds,
         )
         k8s.apiextensions.CustomResource(
             f"{name}-recording-rules",
@@ -232,7 +229,7 @@ class Kubecost(pulumi.ComponentResource):
             kind="PrometheusRule",
             metadata=metadata("recording-rules"),
             spec={"groups": RECORDING_RULES},
-            opts=after,
+            opts=after_crds,
         )
         k8s.apiextensions.CustomResource(
             f"{name}-cost-alerts",
@@ -240,7 +237,7 @@ class Kubecost(pulumi.ComponentResource):
             kind="PrometheusRule",
             metadata=metadata("cost-alerts"),
             spec=cost_rule_group(args.budgets, args.runbook_base_url),
-            opts=after,
+            opts=after_crds,
         )
         self.release = release
         self.register_outputs({"release_status": release.status})

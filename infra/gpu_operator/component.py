@@ -11,13 +11,13 @@ pinned version.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from infra.core.ami import AmiFamily
 from infra.core.conventions import (
     GPU_OPERATOR_NAMESPACE,
     GPU_TOLERATION,
@@ -26,6 +26,7 @@ from infra.core.conventions import (
     SYSTEM_TOLERATION,
 )
 from infra.core.helm import Chart
+from infra.core.ordering import after
 from infra.gpu_operator.config import GpuOperatorConfig
 
 GPU_OPERATOR_CHART: Final = Chart(
@@ -49,9 +50,7 @@ def time_slicing_config(replicas: int) -> str:
     )
 
 
-def operator_values(
-    config: GpuOperatorConfig, ami_family: Literal["al2023", "bottlerocket"]
-) -> dict[str, Any]:
+def operator_values(config: GpuOperatorConfig, ami_family: AmiFamily) -> dict[str, Any]:
     """Helm values of the gpu-operator chart."""
     on_system_nodes = {
         "nodeSelector": dict(SYSTEM_NODE_LABELS),
@@ -102,18 +101,10 @@ class GpuOperatorArgs:
     """Inputs of :class:`GpuOperator`."""
 
     config: GpuOperatorConfig
-    ami_family: Literal["al2023", "bottlerocket"]
-    monitoring_crds: Sequence[pulumi.Resource] = ()
+    ami_family: AmiFamily
+    monitoring_crds: pulumi.Resource | None = None
     """Release installing the ServiceMonitor CRD: the operator skips the DCGM
     ServiceMonitor silently when the CRD is missing at install time."""
-
-    def __post_init__(self) -> None:
-        if self.ami_family == "bottlerocket" and self.config.time_slicing_replicas is not None:
-            raise ValueError(
-                "config.time_slicing_replicas "
-                f"({self.config.time_slicing_replicas}) needs the operator's device plugin, "
-                "which is off on Bottlerocket (set time-slicing in Bottlerocket settings)"
-            )
 
 
 class GpuOperator(pulumi.ComponentResource):
@@ -130,6 +121,6 @@ class GpuOperator(pulumi.ComponentResource):
             version=args.config.version,
             create_namespace=True,
             values=operator_values(args.config, args.ami_family),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.monitoring_crds)),
+            opts=after(self, args.monitoring_crds),
         )
         self.register_outputs({"release": self.release.name})

@@ -11,7 +11,7 @@ both checked at v1.14.1.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -28,6 +28,7 @@ from infra.core.conventions import (
 )
 from infra.core.helm import Chart
 from infra.core.iam import NODE_MANAGED_POLICIES, assume_role_policy
+from infra.core.ordering import ClusterRef, after
 from infra.karpenter.config import KarpenterConfig
 
 # Charts are OCI artifacts: the Helm release takes the full oci:// reference as its
@@ -385,18 +386,12 @@ class KarpenterArgs:
     """Inputs of :class:`Karpenter`."""
 
     config: KarpenterConfig
-    cluster_name: str
+    cluster: ClusterRef
     arns: Arns
     """ARNs of the stack's account and region: the policies are built from them."""
-    cluster_ready: Sequence[pulumi.Resource] = ()
-    """What must exist first: the cluster with its Pod Identity agent and system nodes."""
-    monitoring_crds: Sequence[pulumi.Resource] = ()
+    monitoring_crds: pulumi.Resource | None = None
     """The release installing the ServiceMonitor CRD the chart's ServiceMonitor needs."""
     tags: Mapping[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not self.cluster_name:
-            raise ValueError("cluster_name ('') must name the EKS cluster")
 
 
 def resource_name(cluster_name: str, role: str) -> str:
@@ -422,10 +417,9 @@ class Karpenter(pulumi.ComponentResource):
         self, name: str, args: KarpenterArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("llm-platform:karpenter:Karpenter", name, None, opts)
-        cluster = args.cluster_name
+        cluster = args.cluster.name
         tags = dict(args.tags)
         child = pulumi.ResourceOptions(parent=self)
-        after_cluster = pulumi.ResourceOptions(parent=self, depends_on=list(args.cluster_ready))
 
         # Nodes: Karpenter creates the instance profile from this role (EC2NodeClass
         # spec.role); the access entry lets the nodes join the cluster.
@@ -446,11 +440,11 @@ class Karpenter(pulumi.ComponentResource):
             )
         access_entry = aws.eks.AccessEntry(
             f"{name}-node",
-            cluster_name=cluster,
+            cluster_name=args.cluster.ready,
             principal_arn=node_role.arn,
             type="EC2_LINUX",
             tags=tags,
-            opts=after_cluster,
+            opts=child,
         )
         self.node_role_arn = node_role.arn
 
@@ -517,16 +511,17 @@ class Karpenter(pulumi.ComponentResource):
             )
         pod_identity = aws.eks.PodIdentityAssociation(
             f"{name}-controller",
-            cluster_name=cluster,
+            cluster_name=args.cluster.ready,
             namespace=KARPENTER_NAMESPACE,
             service_account=SERVICE_ACCOUNT,
             role_arn=controller_role.arn,
             tags=tags,
-            opts=after_cluster,
+            opts=child,
         )
 
+        # Kubernetes objects wait for the cluster through its provider.
         self.crd_release = KARPENTER_CRD_CHART.install(
-            f"{name}-crd", version=args.config.version, create_namespace=True, opts=after_cluster
+            f"{name}-crd", version=args.config.version, create_namespace=True, opts=child
         )
         self.release = KARPENTER_CHART.install(
             f"{name}-controller",
@@ -536,15 +531,13 @@ class Karpenter(pulumi.ComponentResource):
             # directory) upgrades them with the version.
             skip_crds=True,
             values=queue.name.apply(lambda q: controller_values(cluster, q)),
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                depends_on=[
-                    self.crd_release,
-                    pod_identity,
-                    access_entry,
-                    *attachments,
-                    *args.monitoring_crds,
-                ],
+            opts=after(
+                self,
+                self.crd_release,
+                pod_identity,
+                access_entry,
+                *attachments,
+                args.monitoring_crds,
             ),
         )
 

@@ -18,7 +18,7 @@ moved to a cheaper node; model pods carry ``karpenter.sh/do-not-disrupt`` on top
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -28,6 +28,7 @@ import pulumi_kubernetes as k8s
 from infra.core.ami import AmiFamily
 from infra.core.conventions import GPU_NODE_LABELS, GPU_TAINT
 from infra.core.gpu_catalog import allowed_instance_types
+from infra.core.ordering import after
 from infra.karpenter.config import CPU_POOL_NAME, CpuPoolConfig, GpuPoolConfig, NodeClassConfig
 from infra.karpenter.nodepool import (
     ARCH,
@@ -186,29 +187,12 @@ class NodePoolsArgs:
     cpu_pool: CpuPoolConfig
     tags: Mapping[str, str] = field(default_factory=dict)
     """Cost tags, put on every instance and volume Karpenter launches."""
-    depends_on: Sequence[pulumi.Resource] = ()
-    """The ``karpenter-crd`` release (CRDs) and the controller release (on destroy it must
-    outlive the NodePools to remove their nodes and finalizers)."""
+    karpenter: pulumi.Resource | None = None
+    """The Karpenter component: its CRD release, and its controller, which on destroy
+    must outlive the NodePools to remove their nodes and finalizers."""
 
     def __post_init__(self) -> None:
-        if not self.zones:
-            raise ValueError("zones (()) must name at least one availability zone")
-        if not self.gpu_pools:
-            raise ValueError("gpu_pools (()) must define at least one GPU pool")
-        names = [p.name for p in self.gpu_pools]
-        for i, pool in enumerate(self.gpu_pools):
-            if pool.name == CPU_POOL_NAME:
-                raise ValueError(
-                    f"gpu_pools[{i}].name ({pool.name!r}) is reserved for the CPU NodePool"
-                )
-            if names.count(pool.name) > 1:
-                raise ValueError(f"gpu_pools[{i}].name ({pool.name!r}) is not unique")
-            if not allowed_instance_types(pool.instance_families, pool.instance_sizes):
-                raise ValueError(
-                    f"gpu_pools[{i}] ({pool.name}): no NVIDIA instance type matches "
-                    f"instance_families {list(pool.instance_families)} and instance_sizes "
-                    f"{list(pool.instance_sizes)}"
-                )
+        # The pools' own rules are checked with the config (``GpuPoolConfig.check``).
         # Build every model now: a bad value fails here, before any resource exists.
         self.node_classes()
         self.node_pools()
@@ -262,7 +246,7 @@ class NodePools(pulumi.ComponentResource):
                 kind=NODECLASS_KIND,
                 metadata={"name": nc.name},
                 spec=render_node_class(nc),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+                opts=after(self, args.karpenter),
             )
         self.node_pool_names = []
         for pool in args.node_pools():
@@ -273,9 +257,7 @@ class NodePools(pulumi.ComponentResource):
                 metadata={"name": pool.name},
                 spec=render_node_pool(pool),
                 # Deleted before its node class, which Karpenter keeps while nodes use it.
-                opts=pulumi.ResourceOptions(
-                    parent=self, depends_on=[*args.depends_on, classes[pool.node_class]]
-                ),
+                opts=after(self, args.karpenter, classes[pool.node_class]),
             )
             self.node_pool_names.append(pool.name)
         self.register_outputs({"node_pool_names": self.node_pool_names})

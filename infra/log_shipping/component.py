@@ -48,6 +48,7 @@ from infra.core.conventions import (
 )
 from infra.core.helm import Chart
 from infra.core.iam import assume_role_policy
+from infra.core.ordering import ClusterRef, after
 from infra.log_shipping.config import LoggingConfig
 
 # Upstream fluent/helm-charts `fluent-bit` rather than aws/eks-charts
@@ -608,17 +609,15 @@ class LogGroups(pulumi.ComponentResource):
 class LogShippingArgs:
     """Inputs of :class:`LogShipping`."""
 
-    cluster_name: str
+    cluster: ClusterRef
     region: str
     serving_namespace: str
     """Namespace of the model servers; its logs go to the ``inference`` group."""
     log_groups: LogGroups
     """The groups Fluent Bit writes to (created with the stack's retention and key)."""
     tags: Mapping[str, str] = field(default_factory=dict)
-    cluster_dependencies: Sequence[pulumi.Resource] = ()
-    """What the Pod Identity association waits for (the EKS cluster)."""
-    monitoring_crds: Sequence[pulumi.Resource] = ()
-    """Release(s) installing the ServiceMonitor CRD; the ServiceMonitor waits for them."""
+    monitoring_crds: pulumi.Resource | None = None
+    """Release installing the ServiceMonitor CRD; the ServiceMonitor waits for it."""
 
 
 class LogShipping(pulumi.ComponentResource):
@@ -657,12 +656,12 @@ class LogShipping(pulumi.ComponentResource):
         )
         association = aws.eks.PodIdentityAssociation(
             f"{name}-fluent-bit",
-            cluster_name=args.cluster_name,
+            cluster_name=args.cluster.ready,
             namespace=LOGGING_NAMESPACE,
             service_account=SERVICE_ACCOUNT,
             role_arn=role.arn,
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.cluster_dependencies)),
+            opts=child,
         )
         self.role_arn = role.arn
 
@@ -673,7 +672,7 @@ class LogShipping(pulumi.ComponentResource):
             f"{name}-fluent-bit",
             version=CHART_VERSION,
             create_namespace=True,
-            values=render_values(args.cluster_name, args.region, routes),
+            values=render_values(args.cluster.name, args.region, routes),
             opts=pulumi.ResourceOptions(
                 parent=self, depends_on=[association, policy, *groups.values()]
             ),
@@ -686,13 +685,13 @@ class LogShipping(pulumi.ComponentResource):
             kind="ServiceMonitor",
             metadata=monitor["metadata"],
             spec=monitor["spec"],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[release, *args.monitoring_crds]),
+            opts=after(self, release, args.monitoring_crds),
         )
 
         for query in saved_queries(routes):
             aws.cloudwatch.QueryDefinition(
                 f"{name}-{query.name}",
-                name=f"{args.cluster_name}/{query.name}",
+                name=f"{args.cluster.name}/{query.name}",
                 query_string=query.query,
                 log_group_names=[self.log_group_names[g] for g in query.groups],
                 opts=pulumi.ResourceOptions(parent=self, depends_on=list(groups.values())),

@@ -66,8 +66,6 @@ class NetworkArgs:
     """Cost tags for every resource."""
 
     def __post_init__(self) -> None:
-        if not self.zones:
-            raise ValueError("zones (()) must name at least one availability zone")
         # Fails here, before any resource, when the address plan does not fit.
         plan_subnets(
             self.config.cidr,

@@ -77,10 +77,6 @@ class MonitoringArgs:
     volume_tags: Mapping[str, str] = field(default_factory=dict)
     """Cost tags of the EBS volumes the StorageClass provisions."""
 
-    def __post_init__(self) -> None:
-        if not self.cluster_name:
-            raise ValueError("cluster_name ('') must name the EKS cluster")
-
 
 def _volume(gib: int) -> dict[str, Any]:
     return {

@@ -33,6 +33,7 @@ from infra.core.conventions import (
 )
 from infra.core.iam import assume_role_policy
 from infra.core.naming import model_manifest_key, model_prefix, model_role_name, revision_prefix
+from infra.core.ordering import ClusterRef, after
 from infra.core.schema import ContainerResources
 from workloads.serving.config import ModelConfig, ServingConfig
 from workloads.serving.gpu_memory import weights_gib_per_gpu
@@ -533,20 +534,21 @@ class VllmModelArgs:
 
     model: ModelConfig
     serving: ServingConfig
-    cluster_name: str
+    cluster: ClusterRef
     bucket_name: pulumi.Input[str]
     arns: Arns
     """ARNs of the stack's account and region (the weights policy names the bucket)."""
     tags: Mapping[str, str] = field(default_factory=dict)
-    namespace_ready: Sequence[pulumi.Resource] = ()
-    """The serving namespace and its API key Secret."""
-    monitoring_crds: Sequence[pulumi.Resource] = ()
+    namespace: pulumi.Resource | None = None
+    """What makes the serving namespace and its API key Secret (``ServingNamespace``)."""
+    monitoring_crds: pulumi.Resource | None = None
     """Release installing the ServiceMonitor CRD."""
-    keda: Sequence[pulumi.Resource] = ()
+    keda_crds: pulumi.Resource | None = None
     """Release installing the ScaledObject CRD."""
-    capacity_ready: Sequence[pulumi.Resource] = ()
-    """What a replica needs to be scheduled: the GPU NodePools and the GPU operator
-    (whose device plugin advertises ``nvidia.com/gpu`` on new nodes)."""
+    node_pools: pulumi.Resource | None = None
+    """The NodePools a replica is scheduled on."""
+    gpu_operator: pulumi.Resource | None = None
+    """The GPU operator, whose device plugin advertises ``nvidia.com/gpu`` on new nodes."""
 
     def __post_init__(self) -> None:
         if not self.model.enabled:
@@ -566,11 +568,11 @@ class VllmModel(pulumi.ComponentResource):
         super().__init__("llm-platform:serving:VllmModel", name, None, opts)
         model, serving = args.model, args.serving
         namespace = serving.namespace
-        in_namespace = pulumi.ResourceOptions(parent=self, depends_on=list(args.namespace_ready))
+        in_namespace = after(self, args.namespace)
 
         role = aws.iam.Role(
             f"{name}-role",
-            name=model_role_name(args.cluster_name, model.name),
+            name=model_role_name(args.cluster.name, model.name),
             assume_role_policy=assume_role_policy("pods.eks.amazonaws.com", tag_session=True),
             tags=dict(args.tags),
             opts=pulumi.ResourceOptions(parent=self),
@@ -590,14 +592,12 @@ class VllmModel(pulumi.ComponentResource):
         )
         identity = aws.eks.PodIdentityAssociation(
             f"{name}-identity",
-            cluster_name=args.cluster_name,
+            cluster_name=args.cluster.ready,
             namespace=namespace,
             service_account=f"vllm-{model.name}",
             role_arn=role.arn,
             tags=dict(args.tags),
-            # cluster_name is a plain string: without this the association could race
-            # the cluster's creation on a first `pulumi up` (the namespace implies it).
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.namespace_ready)),
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
         deployment = pulumi.Output.from_input(args.bucket_name).apply(
@@ -607,15 +607,14 @@ class VllmModel(pulumi.ComponentResource):
             f"{name}-deployment",
             metadata=deployment["metadata"],
             spec=deployment["spec"],
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                # Credentials must exist before the first replica reads weights.
-                depends_on=[
-                    *args.namespace_ready,
-                    *args.capacity_ready,
-                    service_account,
-                    identity,
-                ],
+            # Credentials must exist before the first replica reads weights.
+            opts=after(
+                self,
+                args.namespace,
+                args.node_pools,
+                args.gpu_operator,
+                service_account,
+                identity,
                 # KEDA owns the replica count once the Deployment exists.
                 ignore_changes=["spec.replicas"],
                 # `pulumi up` waits for the rollout: a GPU node to launch, a multi-GB
@@ -626,28 +625,27 @@ class VllmModel(pulumi.ComponentResource):
                 ),
             ),
         )
-        for kind, obj, after in (
-            ("service", render_service(model, namespace), ()),
-            ("pdb", render_pdb(model, namespace), ()),
+        for kind, obj, crds in (
+            ("service", render_service(model, namespace), None),
+            ("pdb", render_pdb(model, namespace), None),
             (
                 "network-policy",
                 render_network_policy(model, namespace, serving.allowed_client_namespaces),
-                (),
+                None,
             ),
             ("monitor", render_service_monitor(model, namespace), args.monitoring_crds),
-            ("scaler", render_scaled_object(model, serving), args.keda),
+            ("scaler", render_scaled_object(model, serving), args.keda_crds),
         ):
-            self._object(f"{name}-{kind}", obj, [*args.namespace_ready, *after])
+            self._object(f"{name}-{kind}", obj, after(self, args.namespace, crds))
 
         self.service_url = f"http://{model.name}.{namespace}.svc:{PORT}"
         self.role_arn = role.arn
         self.register_outputs({"service_url": self.service_url, "role_arn": self.role_arn})
 
     def _object(
-        self, resource_name: str, obj: dict[str, Any], after: Sequence[pulumi.Resource]
+        self, resource_name: str, obj: dict[str, Any], opts: pulumi.ResourceOptions
     ) -> None:
         """A rendered object as the typed resource the engine and the policies expect."""
-        opts = pulumi.ResourceOptions(parent=self, depends_on=list(after))
         typed: dict[str, Any] = {
             "v1/Service": k8s.core.v1.Service,
             "policy/v1/PodDisruptionBudget": k8s.policy.v1.PodDisruptionBudget,
