@@ -16,6 +16,7 @@ import pulumi_kubernetes as k8s
 from infra.cluster.config import ClusterConfig
 from infra.core.conventions import SYSTEM_NODE_LABELS, SYSTEM_TAINT
 from infra.core.iam import NODE_MANAGED_POLICIES, assume_role_policy
+from infra.core.kms import kms_key
 from infra.core.ordering import ClusterRef
 
 CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
@@ -150,19 +151,12 @@ class Cluster(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         tags = dict(args.tags)
 
-        secrets_key = aws.kms.Key(
+        secrets_key = kms_key(
             f"{name}-secrets",
+            alias=f"{cfg.name}-secrets",
             description=f"EKS secrets envelope encryption for {cfg.name}",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
             tags=tags,
-            opts=child,
-        )
-        aws.kms.Alias(
-            f"{name}-secrets",
-            name=f"alias/eks/{cfg.name}-secrets",
-            target_key_id=secrets_key.key_id,
-            opts=child,
+            parent=self,
         )
 
         self.eks = eks.Cluster(

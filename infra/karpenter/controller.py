@@ -27,7 +27,7 @@ from infra.core.conventions import (
     SYSTEM_TOLERATION,
 )
 from infra.core.helm import Chart
-from infra.core.iam import NODE_MANAGED_POLICIES, assume_role_policy
+from infra.core.iam import NODE_MANAGED_POLICIES, assume_role_policy, pod_identity
 from infra.core.ordering import ClusterRef, after
 from infra.karpenter.config import KarpenterConfig
 
@@ -481,13 +481,16 @@ class Karpenter(pulumi.ComponentResource):
             )
         self.queue_name = queue.name
 
-        controller_role = aws.iam.Role(
+        identity = pod_identity(
             f"{name}-controller",
-            name=resource_name(cluster, "controller"),
-            assume_role_policy=assume_role_policy("pods.eks.amazonaws.com", tag_session=True),
+            cluster=args.cluster,
+            namespace=KARPENTER_NAMESPACE,
+            service_account=SERVICE_ACCOUNT,
             tags=tags,
-            opts=child,
+            parent=self,
+            role_name=resource_name(cluster, "controller"),
         )
+        controller_role = identity.role
         self.controller_role_arn = controller_role.arn
         documents = controller_policies(scope)
 
@@ -509,15 +512,6 @@ class Karpenter(pulumi.ComponentResource):
                     opts=child,
                 )
             )
-        pod_identity = aws.eks.PodIdentityAssociation(
-            f"{name}-controller",
-            cluster_name=args.cluster.ready,
-            namespace=KARPENTER_NAMESPACE,
-            service_account=SERVICE_ACCOUNT,
-            role_arn=controller_role.arn,
-            tags=tags,
-            opts=child,
-        )
 
         # Kubernetes objects wait for the cluster through its provider.
         self.crd_release = KARPENTER_CRD_CHART.install(
@@ -534,7 +528,7 @@ class Karpenter(pulumi.ComponentResource):
             opts=after(
                 self,
                 self.crd_release,
-                pod_identity,
+                identity.association,
                 access_entry,
                 *attachments,
                 args.monitoring_crds,

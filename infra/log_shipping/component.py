@@ -47,7 +47,8 @@ from infra.core.conventions import (
     SYSTEM_TOLERATION,
 )
 from infra.core.helm import Chart
-from infra.core.iam import assume_role_policy
+from infra.core.iam import pod_identity
+from infra.core.kms import kms_key
 from infra.core.ordering import ClusterRef, after
 from infra.log_shipping.config import LoggingConfig
 
@@ -560,11 +561,10 @@ class LogGroups(pulumi.ComponentResource):
         if args.config.kms_encryption:
             # The key policy must name the groups before they exist (they are created
             # with the key), hence ARNs composed from their names.
-            key = aws.kms.Key(
+            key = kms_key(
                 f"{name}-logs",
+                alias=f"{args.cluster_name}-logs",
                 description=f"CloudWatch Logs encryption for {args.cluster_name} log groups",
-                enable_key_rotation=True,
-                deletion_window_in_days=30,
                 policy=json.dumps(
                     log_key_policy(
                         args.arns,
@@ -577,13 +577,7 @@ class LogGroups(pulumi.ComponentResource):
                     sort_keys=True,
                 ),
                 tags=tags,
-                opts=child,
-            )
-            aws.kms.Alias(
-                f"{name}-logs",
-                name=f"alias/eks/{args.cluster_name}-logs",
-                target_key_id=key.key_id,
-                opts=child,
+                parent=self,
             )
         self.kms_key_arn = key.arn if key is not None else None
 
@@ -642,25 +636,19 @@ class LogShipping(pulumi.ComponentResource):
         self.log_group_names = args.log_groups.names
         groups = args.log_groups.groups
 
-        role = aws.iam.Role(
+        identity = pod_identity(
             f"{name}-fluent-bit",
-            assume_role_policy=assume_role_policy("pods.eks.amazonaws.com", tag_session=True),
+            cluster=args.cluster,
+            namespace=LOGGING_NAMESPACE,
+            service_account=SERVICE_ACCOUNT,
             tags=tags,
-            opts=child,
+            parent=self,
         )
+        role, association = identity.role, identity.association
         policy = aws.iam.RolePolicy(
             f"{name}-fluent-bit",
             role=role.name,
             policy=json.dumps(fluent_bit_policy(args.log_groups.arns), sort_keys=True),
-            opts=child,
-        )
-        association = aws.eks.PodIdentityAssociation(
-            f"{name}-fluent-bit",
-            cluster_name=args.cluster.ready,
-            namespace=LOGGING_NAMESPACE,
-            service_account=SERVICE_ACCOUNT,
-            role_arn=role.arn,
-            tags=tags,
             opts=child,
         )
         self.role_arn = role.arn

@@ -31,7 +31,7 @@ from infra.core.conventions import (
     PROMETHEUS_URL,
     ZONE_LABEL,
 )
-from infra.core.iam import assume_role_policy
+from infra.core.iam import pod_identity
 from infra.core.naming import model_manifest_key, model_prefix, model_role_name, revision_prefix
 from infra.core.ordering import ClusterRef, after
 from infra.core.schema import ContainerResources
@@ -570,13 +570,17 @@ class VllmModel(pulumi.ComponentResource):
         namespace = serving.namespace
         in_namespace = after(self, args.namespace)
 
-        role = aws.iam.Role(
+        access = pod_identity(
             f"{name}-role",
-            name=model_role_name(args.cluster.name, model.name),
-            assume_role_policy=assume_role_policy("pods.eks.amazonaws.com", tag_session=True),
-            tags=dict(args.tags),
-            opts=pulumi.ResourceOptions(parent=self),
+            cluster=args.cluster,
+            namespace=namespace,
+            service_account=f"vllm-{model.name}",
+            tags=args.tags,
+            parent=self,
+            role_name=model_role_name(args.cluster.name, model.name),
+            association_name=f"{name}-identity",
         )
+        role, identity = access.role, access.association
         aws.iam.RolePolicy(
             f"{name}-read-weights",
             role=role.id,
@@ -589,15 +593,6 @@ class VllmModel(pulumi.ComponentResource):
             f"{name}-sa",
             metadata={"name": f"vllm-{model.name}", "namespace": namespace},
             opts=in_namespace,
-        )
-        identity = aws.eks.PodIdentityAssociation(
-            f"{name}-identity",
-            cluster_name=args.cluster.ready,
-            namespace=namespace,
-            service_account=f"vllm-{model.name}",
-            role_arn=role.arn,
-            tags=dict(args.tags),
-            opts=pulumi.ResourceOptions(parent=self),
         )
 
         deployment = pulumi.Output.from_input(args.bucket_name).apply(
