@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from infra.core.conventions import CAPACITY_TYPE_LABEL, INSTANCE_FAMILY_LABEL, INSTANCE_SIZE_LABEL
 from infra.core.pricing import nodepool_spend
 from policies.core import Props, Resource, ResourceRule, Settings, StackRule, at
-from policies.gpu import CAPACITY_TYPE, FAMILY, NODEPOOL, SIZE, gpu_limit, gpu_pools, in_values
+from policies.gpu import NODEPOOL, gpu_limit, gpu_pools, in_values
 
 BUDGET = "aws:budgets/budget:Budget"
 
@@ -83,7 +84,7 @@ def check_worst_case(resources: Sequence[Resource], settings: Settings) -> list[
             limit = gpu_limit(pool.props)
         except ValueError:
             limit = None
-        families = in_values(pool.props, FAMILY)
+        families = in_values(pool.props, INSTANCE_FAMILY_LABEL)
         if limit is None or families is None:
             return [f"GPU pool {pool.name} has no GPU limit or family list: spend is unbounded"]
         try:
@@ -91,8 +92,8 @@ def check_worst_case(resources: Sequence[Resource], settings: Settings) -> list[
                 pool.name,
                 gpu_limit=limit,
                 families=families,
-                sizes=in_values(pool.props, SIZE) or [],
-                capacity_types=in_values(pool.props, CAPACITY_TYPE) or ["on-demand"],
+                sizes=in_values(pool.props, INSTANCE_SIZE_LABEL) or [],
+                capacity_types=in_values(pool.props, CAPACITY_TYPE_LABEL) or ["on-demand"],
                 region=str(settings["region"]),
             )
         except ValueError as exc:  # unknown family or instance type without a price

@@ -13,7 +13,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from infra.core.conventions import GPU_RESOURCE, ZONE_LABEL
+from infra.core.conventions import (
+    CAPACITY_TYPE_LABEL,
+    GPU_MANUFACTURER_LABEL,
+    GPU_RESOURCE,
+    INSTANCE_FAMILY_LABEL,
+    INSTANCE_SIZE_LABEL,
+    ZONE_LABEL,
+)
 from infra.core.gpu_catalog import GPU_FAMILIES
 from policies.core import (
     Props,
@@ -27,10 +34,6 @@ from policies.core import (
 )
 
 NODEPOOL = "kubernetes:karpenter.sh/v1:NodePool"
-FAMILY = "karpenter.k8s.aws/instance-family"
-SIZE = "karpenter.k8s.aws/instance-size"
-GPU_MANUFACTURER = "karpenter.k8s.aws/instance-gpu-manufacturer"
-CAPACITY_TYPE = "karpenter.sh/capacity-type"
 LIMIT_PATH = ("spec", "limits", GPU_RESOURCE)
 LIMIT = 'spec.limits["nvidia.com/gpu"]'
 
@@ -57,8 +60,8 @@ def is_gpu_pool(props: Props) -> bool:
     return (
         any(at(t, "key") == GPU_RESOURCE for t in taints)
         or at(props, *LIMIT_PATH) is not None
-        or requirement(props, GPU_MANUFACTURER) is not None
-        or any(f in GPU_FAMILIES for f in in_values(props, FAMILY) or [])
+        or requirement(props, GPU_MANUFACTURER_LABEL) is not None
+        or any(f in GPU_FAMILIES for f in in_values(props, INSTANCE_FAMILY_LABEL) or [])
     )
 
 
@@ -132,10 +135,10 @@ def check_instance_types(_type: str, props: Props, settings: Settings) -> list[s
         return None
     problems: list[str] = []
     for key, allowed in (
-        (FAMILY, list(settings["allowedInstanceFamilies"])),
-        (SIZE, list(settings["allowedInstanceSizes"])),
+        (INSTANCE_FAMILY_LABEL, list(settings["allowedInstanceFamilies"])),
+        (INSTANCE_SIZE_LABEL, list(settings["allowedInstanceSizes"])),
     ):
-        if key == SIZE and not allowed:
+        if key == INSTANCE_SIZE_LABEL and not allowed:
             continue  # no size allowlist in this environment
         values = in_values(props, key)
         if values is None:
@@ -156,18 +159,25 @@ def check_instance_types(_type: str, props: Props, settings: Settings) -> list[s
 def check_spot(_type: str, props: Props, settings: Settings) -> list[str] | None:
     if not is_gpu_pool(props):
         return None
-    req = requirement(props, CAPACITY_TYPE)
+    req = requirement(props, CAPACITY_TYPE_LABEL)
     if req is None:
-        return [f"requirement {CAPACITY_TYPE} is not set: Karpenter then launches on-demand only"]
+        return [
+            f"requirement {CAPACITY_TYPE_LABEL} is not set: Karpenter then launches on-demand only"
+        ]
     operator, values = req
     if operator != "In":
-        return [f"requirement {CAPACITY_TYPE} uses {operator}: state the capacity types with In"]
+        return [
+            f"requirement {CAPACITY_TYPE_LABEL} uses {operator}: state the capacity types with In"
+        ]
     if "spot" not in values:
-        return [f"requirement {CAPACITY_TYPE} allows {_join(values)}: GPU pools must allow spot"]
+        return [
+            f"requirement {CAPACITY_TYPE_LABEL} allows {_join(values)}: GPU pools must allow spot"
+        ]
     others = [v for v in values if v != "spot"]
     if settings["spotOnly"] and others:
         return [
-            f"requirement {CAPACITY_TYPE} allows {_join(others)}: this environment is spot-only"
+            f"requirement {CAPACITY_TYPE_LABEL} allows {_join(others)}: this environment is "
+            "spot-only"
         ]
     return []
 

@@ -12,9 +12,7 @@ import pytest
 import yaml
 
 from infra.core.alerting import AlertRule
-from infra.core.arns import Arns
 from infra.cost.budgets import (
-    AwsBudgetsArgs,
     Budget,
     cost_alerts,
     cost_rule_group,
@@ -98,19 +96,6 @@ def test_kubecost_alerts_one_per_threshold_at_the_daily_share() -> None:
     }
     # The chart writes alerts.json inside single quotes: no value may contain one.
     assert "'" not in json.dumps(kubecost_alert_configs(BUDGETS, "llm-dev"))
-
-
-def test_aws_budgets_args_need_the_cost_allocation_tag() -> None:
-    with pytest.raises(
-        ValueError,
-        match=r"^tags \(\{'owner': 'x'\}\) must include cost-center: the AWS budgets filter on it$",
-    ):
-        AwsBudgetsArgs(
-            budgets=(CLUSTER,),
-            stack="dev",
-            arns=Arns(account_id="123456789012", region="us-west-2"),
-            tags={"owner": "x"},
-        )
 
 
 # --------------------------------------------------------------------------- AWS, per stack

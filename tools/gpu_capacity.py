@@ -9,9 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from infra.core.conventions import GPU_RESOURCE
+from infra.core.conventions import (
+    CAPACITY_TYPE_LABEL,
+    GPU_RESOURCE,
+    INSTANCE_FAMILY_LABEL,
+    INSTANCE_SIZE_LABEL,
+    ZONE_LABEL,
+)
 from infra.core.gpu_catalog import allowed_instance_types
-from infra.karpenter.nodepool import CAPACITY_TYPE, INSTANCE_FAMILY, INSTANCE_SIZE, ZONE
 from infra.stack.config import PlatformConfig
 from tools.mock_runtime import Recorded
 
@@ -49,13 +54,13 @@ def pool_capacity(nodepool: dict[str, Any]) -> PoolCapacity | None:
     limit = (spec.get("limits") or {}).get(GPU_RESOURCE)
     if limit is None:
         return None
-    families = _requirement(spec, INSTANCE_FAMILY)
-    types = allowed_instance_types(families, _requirement(spec, INSTANCE_SIZE))
+    families = _requirement(spec, INSTANCE_FAMILY_LABEL)
+    types = allowed_instance_types(families, _requirement(spec, INSTANCE_SIZE_LABEL))
     largest = max(types, key=lambda t: (t.gpus, t.name))
     return PoolCapacity(
         pool=nodepool["metadata"]["name"],
-        capacity_types=_requirement(spec, CAPACITY_TYPE),
-        zones=_requirement(spec, ZONE),
+        capacity_types=_requirement(spec, CAPACITY_TYPE_LABEL),
+        zones=_requirement(spec, ZONE_LABEL),
         families=families,
         gpu_limit=int(limit),
         largest_type=largest.name,

@@ -47,8 +47,28 @@ GPU_RESOURCE: Final = "nvidia.com/gpu"
 GPU_NODE_LABELS: Final = {"llm-platform.io/accelerator": "nvidia"}
 GPU_TAINT: Final = {"key": GPU_RESOURCE, "value": "true", "effect": "NoSchedule"}
 GPU_TOLERATION: Final = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
+
+# Well-known node labels that NodePool requirements select on
+# (https://karpenter.sh/docs/concepts/scheduling/#well-known-labels).
 NODEPOOL_LABEL: Final = "karpenter.sh/nodepool"
 ZONE_LABEL: Final = "topology.kubernetes.io/zone"
+CAPACITY_TYPE_LABEL: Final = "karpenter.sh/capacity-type"
+"""``spot`` or ``on-demand``: Karpenter labels every node it launches with it."""
+ARCH_LABEL: Final = "kubernetes.io/arch"
+OS_LABEL: Final = "kubernetes.io/os"
+INSTANCE_FAMILY_LABEL: Final = "karpenter.k8s.aws/instance-family"
+INSTANCE_SIZE_LABEL: Final = "karpenter.k8s.aws/instance-size"
+INSTANCE_CATEGORY_LABEL: Final = "karpenter.k8s.aws/instance-category"
+INSTANCE_GENERATION_LABEL: Final = "karpenter.k8s.aws/instance-generation"
+GPU_MANUFACTURER_LABEL: Final = "karpenter.k8s.aws/instance-gpu-manufacturer"
+
+# Tags on every taggable AWS resource. The AWS budgets filter on the cost-center tag
+# (one value per environment); the config requires it and the owner, the program adds
+# project and environment.
+COST_CENTER_TAG: Final = "cost-center"
+OWNER_TAG: Final = "owner"
+PROJECT_TAG: Final = "project"
+ENVIRONMENT_TAG: Final = "environment"
 
 # Served models: every vLLM pod carries this label with the model's name. Cost budgets of
 # scope "model" select pods by it (Kubecost label aggregation; kube-state-metrics exposes it

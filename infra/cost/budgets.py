@@ -22,22 +22,17 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
 from infra.core.alerting import AlertRule, RuleGroup, rule_file, runbook_url
 from infra.core.arns import Arns
-from infra.core.conventions import MODEL_LABEL
+from infra.core.conventions import COST_CENTER_TAG, MODEL_LABEL
 from infra.core.pricing import HOURS_PER_MONTH
-from infra.cost.config import BudgetConfig
+from infra.cost.config import BudgetConfig, BudgetScope
 
-Scope = Literal["cluster", "namespace", "model"]
-
-COST_ALLOCATION_TAG = "cost-center"
-"""Tag the AWS budgets filter on: required on every resource (``infra.stack.config.REQUIRED_TAGS``)
-and distinct per environment."""
 MAX_AWS_NOTIFICATIONS = 5
 """AWS Budgets accepts at most five notifications per budget."""
 GPU_SPIKE_FACTOR = 1.5
@@ -52,7 +47,7 @@ class Budget:
     """One cost budget: what it covers, how much a month, when to tell whom."""
 
     name: str
-    scope: Scope
+    scope: BudgetScope
     monthly_usd: float
     thresholds_percent: tuple[int, ...]
     target: str | None = None
@@ -230,7 +225,7 @@ def cost_rule_group(budgets: Sequence[Budget], runbook_base_url: str) -> dict[st
 
 def aws_budget_filter(tags: Mapping[str, str]) -> list[aws.budgets.BudgetCostFilterArgs]:
     """Cost filter on the platform's cost-allocation tag (``user:<key>$<value>``)."""
-    value = f"user:{COST_ALLOCATION_TAG}${tags[COST_ALLOCATION_TAG]}"
+    value = f"user:{COST_CENTER_TAG}${tags[COST_CENTER_TAG]}"
     return [aws.budgets.BudgetCostFilterArgs(name="TagKeyValue", values=[value])]
 
 
@@ -319,15 +314,6 @@ class AwsBudgetsArgs:
     """Cost tags; must hold the cost-allocation tag the budgets filter on."""
     activate_cost_allocation_tag: bool = False
 
-    def __post_init__(self) -> None:
-        if not self.tags.get(COST_ALLOCATION_TAG):
-            raise ValueError(
-                f"tags ({dict(self.tags)}) must include {COST_ALLOCATION_TAG}: the AWS budgets "
-                "filter on it"
-            )
-        if not any(b.scope == "cluster" for b in self.budgets):
-            raise ValueError("budgets must include one of scope cluster")
-
 
 class AwsBudgets(pulumi.ComponentResource):
     """AWS Budgets for the cluster-scope budgets, notifying through an encrypted SNS topic."""
@@ -377,8 +363,8 @@ class AwsBudgets(pulumi.ComponentResource):
         if args.activate_cost_allocation_tag:
             depends.append(
                 aws.costexplorer.CostAllocationTag(
-                    f"{name}-{COST_ALLOCATION_TAG}",
-                    tag_key=COST_ALLOCATION_TAG,
+                    f"{name}-{COST_CENTER_TAG}",
+                    tag_key=COST_CENTER_TAG,
                     status="Active",
                     opts=child,
                 )

@@ -9,13 +9,15 @@ from pydantic import Field
 
 from infra.core.schema import ContainerResources, DnsLabel, Section
 
+BudgetScope = Literal["cluster", "namespace", "model"]
+
 
 class BudgetConfig(Section):
     """One cost budget (Kubecost alert, AWS Budget and PrometheusRule)."""
 
     name: DnsLabel
     """Budget name, unique per stack (AWS budgets get ``<stack>-<name>``)."""
-    scope: Literal["cluster", "namespace", "model"]
+    scope: BudgetScope
     """What the budget covers: the whole cluster, one namespace or one model."""
     target: DnsLabel | None = None
     """Namespace or model name; required unless scope is ``cluster``."""

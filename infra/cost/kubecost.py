@@ -21,6 +21,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.core.conventions import (
+    CAPACITY_TYPE_LABEL,
     GPU_NODE_LABELS,
     KUBECOST_NAMESPACE,
     PROMETHEUS_SELECTOR_LABELS,
@@ -39,8 +40,6 @@ KUBECOST_CHART: Final = Chart(
 """With release name ``kubecost`` the chart names its Service ``kubecost-cost-analyzer``."""
 RELEASE = KUBECOST_CHART.release
 COST_MODEL_PORT = "tcp-model"
-SPOT_LABEL = "karpenter.sh/capacity-type"
-"""Karpenter labels every node it launches with its capacity type (``spot``/``on-demand``)."""
 
 # Recording rules of the chart's bundled Prometheus (values.yaml
 # ``prometheus.serverFiles."recording_rules.yml"`` @ v2.8.7); savings and right-sizing
@@ -119,7 +118,7 @@ def kubecost_values(
             "clusterName": cluster_name,
             "currencyCode": "USD",
             "awsSpotDataRegion": region,
-            "spotLabel": SPOT_LABEL,
+            "spotLabel": CAPACITY_TYPE_LABEL,
             "spotLabelValue": "spot",
             "gpuLabel": gpu_label,
             "gpuLabelValue": gpu_value,

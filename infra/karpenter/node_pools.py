@@ -26,23 +26,26 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.core.ami import AmiFamily
-from infra.core.conventions import GPU_NODE_LABELS, GPU_TAINT
+from infra.core.conventions import (
+    ARCH_LABEL,
+    CAPACITY_TYPE_LABEL,
+    GPU_MANUFACTURER_LABEL,
+    GPU_NODE_LABELS,
+    GPU_TAINT,
+    INSTANCE_CATEGORY_LABEL,
+    INSTANCE_FAMILY_LABEL,
+    INSTANCE_GENERATION_LABEL,
+    INSTANCE_SIZE_LABEL,
+    OS_LABEL,
+    ZONE_LABEL,
+)
 from infra.core.gpu_catalog import allowed_instance_types
 from infra.core.ordering import after
 from infra.karpenter.config import CPU_POOL_NAME, CpuPoolConfig, GpuPoolConfig, NodeClassConfig
 from infra.karpenter.nodepool import (
-    ARCH,
-    CAPACITY_TYPE,
-    GPU_MANUFACTURER,
-    INSTANCE_CATEGORY,
-    INSTANCE_FAMILY,
-    INSTANCE_GENERATION,
-    INSTANCE_SIZE,
     NODECLASS_API_VERSION,
     NODECLASS_KIND,
     NODEPOOL_API_VERSION,
-    OS,
-    ZONE,
     BlockDevice,
     Disruption,
     DisruptionBudget,
@@ -62,7 +65,7 @@ CPU_VOLUME_GIB: Final = 50
 """CPU nodes run ordinary images; the GPU volume size (``nodeClass.rootVolumeGiB``) would
 only add cost (gp3 is billed per provisioned GiB)."""
 BOTTLEROCKET_OS_VOLUME_GIB: Final = 4
-"""Bottlerocket's OS volume (upstream default); images and logs live on the data volume."""
+"""Bottlerocket's OS_LABEL volume (upstream default); images and logs live on the data volume."""
 # CPU pool: Nitro generations only (gen 4 and older include Xen types with fewer ENIs).
 CPU_MIN_GENERATION: Final = "4"
 CPU_CONSOLIDATE_AFTER: Final = "5m"
@@ -75,7 +78,7 @@ def node_volumes(
 ) -> tuple[BlockDevice, ...]:
     """Encrypted gp3 volumes; ``size_gib`` goes where container images live.
 
-    AL2023 keeps everything on ``/dev/xvda``. Bottlerocket has a small OS volume
+    AL2023 keeps everything on ``/dev/xvda``. Bottlerocket has a small OS_LABEL volume
     (``/dev/xvda``) and a data volume (``/dev/xvdb``) for images, which may be created
     from a snapshot holding pre-pulled images.
     """
@@ -128,13 +131,13 @@ def gpu_node_pool(pool: GpuPoolConfig, zones: tuple[str, ...]) -> NodePool:
         name=pool.name,
         node_class=GPU_NODE_CLASS,
         requirements=(
-            Requirement(CAPACITY_TYPE, "In", pool.capacity_types),
-            Requirement(ZONE, "In", zones),
-            Requirement(INSTANCE_FAMILY, "In", pool.instance_families),
-            Requirement(INSTANCE_SIZE, "In", sizes),
-            Requirement(GPU_MANUFACTURER, "In", ("nvidia",)),
-            Requirement(ARCH, "In", ("amd64",)),
-            Requirement(OS, "In", ("linux",)),
+            Requirement(CAPACITY_TYPE_LABEL, "In", pool.capacity_types),
+            Requirement(ZONE_LABEL, "In", zones),
+            Requirement(INSTANCE_FAMILY_LABEL, "In", pool.instance_families),
+            Requirement(INSTANCE_SIZE_LABEL, "In", sizes),
+            Requirement(GPU_MANUFACTURER_LABEL, "In", ("nvidia",)),
+            Requirement(ARCH_LABEL, "In", ("amd64",)),
+            Requirement(OS_LABEL, "In", ("linux",)),
         ),
         labels=GPU_NODE_LABELS,
         taints=(Taint(GPU_TAINT["key"], "NoSchedule", GPU_TAINT["value"]),),
@@ -156,12 +159,12 @@ def cpu_node_pool(cfg: CpuPoolConfig, zones: tuple[str, ...]) -> NodePool:
         name=CPU_POOL_NAME,
         node_class=CPU_NODE_CLASS,
         requirements=(
-            Requirement(CAPACITY_TYPE, "In", cfg.capacity_types),
-            Requirement(ZONE, "In", zones),
-            Requirement(INSTANCE_CATEGORY, "In", cfg.instance_categories),
-            Requirement(INSTANCE_GENERATION, "Gt", (CPU_MIN_GENERATION,)),
-            Requirement(ARCH, "In", ("amd64",)),
-            Requirement(OS, "In", ("linux",)),
+            Requirement(CAPACITY_TYPE_LABEL, "In", cfg.capacity_types),
+            Requirement(ZONE_LABEL, "In", zones),
+            Requirement(INSTANCE_CATEGORY_LABEL, "In", cfg.instance_categories),
+            Requirement(INSTANCE_GENERATION_LABEL, "Gt", (CPU_MIN_GENERATION,)),
+            Requirement(ARCH_LABEL, "In", ("amd64",)),
+            Requirement(OS_LABEL, "In", ("linux",)),
         ),
         limits=Limits(cpu=cfg.cpu_limit, memory_gib=cfg.memory_limit_gib),
         disruption=Disruption(

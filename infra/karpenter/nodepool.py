@@ -25,16 +25,6 @@ NODECLASS_API_VERSION: Final = "karpenter.k8s.aws/v1"
 NODECLASS_GROUP: Final = "karpenter.k8s.aws"
 NODECLASS_KIND: Final = "EC2NodeClass"
 
-# Well-known labels used in requirements (docs/concepts/scheduling.md).
-CAPACITY_TYPE: Final = "karpenter.sh/capacity-type"
-ZONE: Final = "topology.kubernetes.io/zone"
-ARCH: Final = "kubernetes.io/arch"
-OS: Final = "kubernetes.io/os"
-INSTANCE_FAMILY: Final = "karpenter.k8s.aws/instance-family"
-INSTANCE_SIZE: Final = "karpenter.k8s.aws/instance-size"
-INSTANCE_CATEGORY: Final = "karpenter.k8s.aws/instance-category"
-INSTANCE_GENERATION: Final = "karpenter.k8s.aws/instance-generation"
-GPU_MANUFACTURER: Final = "karpenter.k8s.aws/instance-gpu-manufacturer"
 
 # The CRD also accepts Gte/Lte since v1.10; they are left out so that every rendered
 # NodePool stays valid for any 1.x chart the config admits.

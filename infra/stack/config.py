@@ -32,6 +32,7 @@ from pydantic.alias_generators import to_camel
 from infra.ci.config import CiConfig
 from infra.cluster.config import ClusterConfig
 from infra.core.arns import Arns
+from infra.core.conventions import COST_CENTER_TAG, ENVIRONMENT_TAG, OWNER_TAG, PROJECT_TAG
 from infra.core.naming import model_bucket_name
 from infra.core.schema import NAMESPACE, ConfigError, DnsLabel, Section, section_problems
 from infra.cost.config import CostConfig
@@ -112,7 +113,7 @@ class PlatformConfig(Section):
     @property
     def all_tags(self) -> dict[str, str]:
         """Tags applied to every taggable AWS resource."""
-        return {"project": NAMESPACE, "environment": self.stack, **self.tags}
+        return {PROJECT_TAG: NAMESPACE, ENVIRONMENT_TAG: self.stack, **self.tags}
 
     @property
     def arns(self) -> Arns:
@@ -154,7 +155,7 @@ REQUIRED_SECRETS: tuple[str, ...] = (
     "modelApiKey",
     "grafanaAdminPassword",
 )
-REQUIRED_TAGS: tuple[str, ...] = ("cost-center", "owner")
+REQUIRED_TAGS: tuple[str, ...] = (COST_CENTER_TAG, OWNER_TAG)
 _INJECTED = ("stack", "region")
 
 

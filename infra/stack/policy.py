@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from infra.cluster.config import LogType
+from infra.core.conventions import COST_CENTER_TAG, ENVIRONMENT_TAG, OWNER_TAG, PROJECT_TAG
 from infra.core.gpu_catalog import GPU_FAMILIES, non_gpu_families
 from infra.core.schema import PositiveInt, Section
 from policies.rules import RULE_NAMES
@@ -36,10 +37,10 @@ class PolicyConfig(Section):
     allowed_instance_sizes: tuple[str, ...] = ()
     """Instance sizes pools may use (default empty: every size)."""
     required_tags: Annotated[tuple[str, ...], Field(min_length=1)] = (
-        "cost-center",
-        "environment",
-        "owner",
-        "project",
+        COST_CENTER_TAG,
+        ENVIRONMENT_TAG,
+        OWNER_TAG,
+        PROJECT_TAG,
     )
     """Tag keys every taggable AWS resource must carry (default: the four the program sets)."""
     required_log_types: tuple[LogType, ...] = ("api", "audit", "authenticator")
