@@ -12,7 +12,6 @@ import json
 import pulumi
 import pulumi.runtime
 import pulumi_aws as aws
-from pulumi.runtime import config as runtime_config
 from pydantic import SecretStr
 
 from infra.ci.runner import CiRunner, CiRunnerArgs
@@ -37,10 +36,14 @@ from workloads.serving.vllm import VllmModel, VllmModelArgs
 
 
 def read_stack_config() -> PlatformConfig:
-    """Collect the stack's config as the Pulumi CLI passed it and validate it."""
-    values = {**pulumi.runtime.get_config_env(), **runtime_config.CONFIG.get()}
+    """Collect the stack's config as the Pulumi CLI passed it and validate it.
+
+    The language host hands the program every config value and the secret keys in
+    ``PULUMI_CONFIG`` / ``PULUMI_CONFIG_SECRET_KEYS`` (pulumi/pulumi,
+    sdk/python/cmd/pulumi-language-python/main.go: pulumiConfigVar), which these public
+    functions read; all keys are needed to reject unknown ones."""
+    values = pulumi.runtime.get_config_env()
     secret_keys = set(pulumi.runtime.get_config_secret_keys_env())
-    secret_keys |= {k for k in values if pulumi.runtime.is_config_secret(k)}
     return load_stack_config(values, stack=pulumi.get_stack(), secret_keys=secret_keys)
 
 

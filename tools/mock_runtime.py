@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import runpy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 PROJECT = "llm-platform"
+CONFIG_ENV = "PULUMI_CONFIG"
+SECRET_KEYS_ENV = "PULUMI_CONFIG_SECRET_KEYS"
 ACCOUNT_ID = "123456789012"
 """Account of a run whose config names none (component tests)."""
 REGION = "us-west-2"
@@ -393,6 +396,11 @@ def run_program(
     monitor = RecordingMonitor(mocks)
     pulumi_settings.ROOT.set(None)
     pulumi.runtime.set_all_config(dict(config), sorted(secret_keys))
+    # The Pulumi CLI's language host hands a program its config in these two variables
+    # (read by pulumi.runtime.get_config_env and get_config_secret_keys_env), and so do we.
+    saved = {k: os.environ.get(k) for k in (CONFIG_ENV, SECRET_KEYS_ENV)}
+    os.environ[CONFIG_ENV] = json.dumps(dict(config))
+    os.environ[SECRET_KEYS_ENV] = json.dumps(sorted(secret_keys))
     pulumi.runtime.set_mocks(
         mocks, project=PROJECT, stack=stack, preview=preview, logger=logger, monitor=monitor
     )
@@ -410,4 +418,9 @@ def run_program(
     finally:
         result.resources = list(monitor.recorded)
         loop.close()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     return result
