@@ -15,7 +15,6 @@ from infra.ci.runner import (
     API_PORT,
     actor_filter,
     project_name,
-    runs_on,
     service_role_policy,
 )
 from infra.core.arns import Arns
@@ -26,6 +25,13 @@ from tools.ci_settings import ci_settings
 from tools.mock_runtime import Recorded
 
 PROJECT = "aws:codebuild/project:Project"
+
+
+def runs_on(runner_label: str, run_id: str, attempt: str) -> str:
+    """The label a job ends up with: the workflows' ``runs-on`` expression, in Python."""
+    if runner_label.startswith("codebuild-"):
+        return f"{runner_label}-{run_id}-{attempt}"
+    return runner_label
 
 
 @pytest.mark.parametrize("kind", ["deploy", "preview"])

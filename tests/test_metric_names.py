@@ -1,7 +1,7 @@
 """Every metric a rule or dashboard queries exists in the exporters we run.
 
 The expressions are parsed with a real PromQL parser (promql-parser) and every vector
-selector's metric name must be in ``infra.core.metric_names.KNOWN_METRICS``.
+selector's metric name must be in ``tests.known_metrics.KNOWN_METRICS``.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Any
 import promql_parser
 import pytest
 
-from infra.core.metric_names import KNOWN_METRICS
 from infra.observability.alert_rules import platform_rule_groups
 from infra.observability.dashboards import platform_dashboards
+from tests.known_metrics import KNOWN_METRICS
 from tests.test_alert_rules import load_stack
 
 # Grafana substitutes these before the query reaches Prometheus.

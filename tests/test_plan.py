@@ -135,3 +135,12 @@ def test_summary_shows_each_models_revision(stack: str, tmp_path: Path) -> None:
         line = next(line for line in lines if line.startswith(f"  {model.name}: "))
         assert f" revision {model.revision}, pool {model.gpu_pool}, " in line
         assert line.endswith(f"/models/{model.name}/{model.revision}/")
+
+
+def test_every_fake_output_answers_a_type_the_program_registers() -> None:
+    """The mocks answer for what the program makes, and nothing else (no dead entries)."""
+    from tests.harness import planned
+    from tools.mock_runtime import FAKE_OUTPUTS
+
+    registered = {r.type for stack in stack_names() for r in planned(stack)}
+    assert set(FAKE_OUTPUTS) <= registered

@@ -162,7 +162,7 @@ def test_cloud_jobs_run_where_the_stack_file_says(workflow: str, job: str, kind:
     }
     cloud = jobs[job]
     assert cloud["needs"] == "settings"
-    # infra.ci.runner.runs_on is this expression's twin (tested in test_ci_runner).
+    # tests.test_ci_runner.runs_on is this expression's twin (tested in test_ci_runner).
     assert cloud["runs-on"] == (
         "${{ startsWith(needs.settings.outputs.runner, 'codebuild-') && "
         "format('{0}-{1}-{2}', needs.settings.outputs.runner, github.run_id, "

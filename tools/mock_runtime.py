@@ -205,7 +205,6 @@ FAKE_OUTPUTS: dict[str, FakeOutputs] = {
     "aws:iam/policy:Policy": lambda a, c: {
         "arn": f"arn:aws:iam::{c.account_id}:policy/{_physical(a)}"
     },
-    "aws:iam/instanceProfile:InstanceProfile": lambda a, _c: {"name": _physical(a)},
     "aws:kms/key:Key": lambda a, c: {
         "arn": c.arn("kms", f"key/{a.name}"),
         "keyId": f"{a.name}-key-id",
@@ -214,10 +213,6 @@ FAKE_OUTPUTS: dict[str, FakeOutputs] = {
         "arn": c.arn("sqs", _physical(a)),
         "name": _physical(a),
         "url": f"https://sqs.{c.region}.amazonaws.com/{c.account_id}/{_physical(a)}",
-    },
-    "aws:s3/bucketV2:BucketV2": lambda a, _c: {
-        "bucket": _physical(a, "bucket"),
-        "arn": f"arn:aws:s3:::{_physical(a, 'bucket')}",
     },
     "aws:s3/bucket:Bucket": lambda a, _c: {
         "bucket": _physical(a, "bucket"),

@@ -60,13 +60,6 @@ def runner(ci: CiConfig, cluster_name: str) -> str:
     return f"codebuild-{project_name(cluster_name)}"
 
 
-def runs_on(runner_label: str, run_id: str, attempt: str) -> str:
-    """The label a job ends up with (what the workflows' ``runs-on`` expression makes)."""
-    if runner_label.startswith("codebuild-"):
-        return f"{runner_label}-{run_id}-{attempt}"
-    return runner_label
-
-
 def service_role_policy(arns: Arns, log_group: str, connection_arn: str) -> dict[str, Any]:
     """The project's role: its log group, the GitHub connection, and the network
     interfaces of a VPC build."""

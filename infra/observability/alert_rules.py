@@ -6,7 +6,7 @@
 
 Cost alerts (daily spend against each budget, GPU cost spike) are budget-derived and live
 with the budgets in ``infra.cost.budgets``. Metric names are checked against
-``infra.core.metric_names`` by the tests. Labels that only
+``tests/known_metrics.py`` by the tests. Labels that only
 exist after scraping (``namespace``, ``pod``, ``service``) come from the ServiceMonitor
 target; vLLM and HTTP series are therefore selected by the serving namespace.
 """

@@ -4,7 +4,7 @@ Pure functions return Grafana dashboard JSON models; ``infra.observability.compo
 ships each in a ConfigMap labelled for the kube-prometheus-stack Grafana sidecar, which
 loads every ConfigMap carrying ``grafana_dashboard: "1"`` in any namespace. Queries use the
 ``prometheus`` datasource uid the chart provisions. Metric names are checked against
-``infra.core.metric_names`` by the tests.
+``tests/known_metrics.py`` by the tests.
 """
 
 from __future__ import annotations
