@@ -18,16 +18,14 @@ from infra.core.conventions import (
     SYSTEM_TOLERATION,
 )
 from infra.core.ordering import ClusterRef
-from infra.log_shipping.component import (
+from infra.log_shipping.component import LogGroups, LogGroupsArgs, LogShipping, LogShippingArgs
+from infra.log_shipping.config import LoggingConfig
+from infra.log_shipping.fluent_bit import (
     CHART_VERSION,
     FLUENT_BIT_CHART,
     SERVICE_ACCOUNT,
     STATE_DIR,
-    LogGroups,
-    LogGroupsArgs,
     LogRoute,
-    LogShipping,
-    LogShippingArgs,
     check_routes,
     default_routes,
     fluent_bit_policy,
@@ -36,7 +34,6 @@ from infra.log_shipping.component import (
     render_values,
     saved_queries,
 )
-from infra.log_shipping.config import LoggingConfig
 from infra.stack.files import typed_stack_config
 from tests.harness import find, find_all, resolve, run_component, run_stack, stack_config
 from tools.logging_summary import logging_summary

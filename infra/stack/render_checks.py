@@ -26,7 +26,7 @@ from infra.karpenter.node_pools import (
     gpu_node_pool,
     node_class,
 )
-from infra.log_shipping.component import check_routes, default_routes
+from infra.log_shipping.fluent_bit import check_routes, default_routes
 from infra.network.component import plan_subnets
 from infra.observability.alert_rules import platform_rule_groups
 from workloads.serving.vllm import render_deployment
