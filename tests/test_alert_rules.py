@@ -115,9 +115,15 @@ def _gpu_memory(used_mib: int) -> dict[str, str]:
     }
 
 
-def _latency(bound: float) -> dict[str, str]:
-    """All requests finish between ``bound`` and ``2 * bound`` seconds."""
-    base = 'vllm:e2e_request_latency_seconds_bucket{namespace="inference",model_name="m1",'
+E2E = "vllm:e2e_request_latency_seconds_bucket"
+TTFT = "vllm:time_to_first_token_seconds_bucket"
+"""vLLM latency histograms (per model; ``le`` buckets in seconds)."""
+
+
+def _latency(bound: float, histogram: str = E2E) -> dict[str, str]:
+    """All requests take between ``bound`` and ``2 * bound`` seconds, as ``histogram``
+    records them: its P99 is ``1.99 * bound``."""
+    base = f'{histogram}{{namespace="inference",model_name="m1",'
     return {
         f'{base}le="{bound:g}"}}': "0x30",
         f'{base}le="{2 * bound:g}"}}': "0+60x30",

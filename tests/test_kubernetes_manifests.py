@@ -35,6 +35,8 @@ BUILT_IN_GROUPS = {
 
 
 def _cases() -> list[Any]:
+    """Sorted by id: registration order varies between runs, and pytest-xdist workers
+    must collect the same tests in the same order."""
     cases = []
     for stack in STACKS:
         version = stack_config(stack, ROOT)["llm-platform:cluster"]["version"]
@@ -43,7 +45,7 @@ def _cases() -> list[Any]:
                 meta = obj.get("metadata", {})
                 ident = f"{stack}-{obj['kind']}-{meta.get('namespace', '')}-{meta.get('name')}"
                 cases.append(pytest.param(revealed(obj), version, id=ident))
-    return cases
+    return sorted(cases, key=lambda c: str(c.id))
 
 
 @pytest.mark.parametrize(("obj", "version"), _cases())
