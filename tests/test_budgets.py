@@ -19,6 +19,7 @@ from infra.cost.budgets import (
     kubecost_alert_configs,
 )
 from tests.harness import SMALL, find, find_all, run_stack, typed_config
+from tests.test_alert_rules import PROMTOOL_TIMEOUT
 from tools.mock_runtime import Recorded
 
 CLUSTER = Budget("all", "cluster", monthly_usd=7300, thresholds_percent=(50, 100))
@@ -223,7 +224,11 @@ def _promtool(tmp_path: Path, tests: list[dict[str, Any]]) -> None:
         yaml.safe_dump({"rule_files": [rules.name], "evaluation_interval": "1m", "tests": tests})
     )
     checked = subprocess.run(
-        [PROMTOOL, "check", "rules", str(rules)], capture_output=True, text=True, check=False
+        [PROMTOOL, "check", "rules", str(rules)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=PROMTOOL_TIMEOUT,
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     tested = subprocess.run(
@@ -232,6 +237,7 @@ def _promtool(tmp_path: Path, tests: list[dict[str, Any]]) -> None:
         capture_output=True,
         text=True,
         check=False,
+        timeout=PROMTOOL_TIMEOUT,
     )
     assert tested.returncode == 0, tested.stdout + tested.stderr
 

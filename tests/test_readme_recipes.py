@@ -7,7 +7,9 @@ suite itself runs in such a copy (with this module skipped). So the README and t
 tests cannot drift apart: a recipe that leaves out an edit, names a file that moved or
 gives a snippet that does not pass fails here.
 
-No network: the copy is made from the working tree, and every subprocess is bounded.
+What needs AWS or GitHub (uploading weights, creating a GitHub environment, deploying)
+is left out; everything a recipe changes in the repository is applied. No network: the
+copy is made from the working tree, and every subprocess is bounded.
 """
 
 from __future__ import annotations
@@ -280,6 +282,8 @@ def add_environment(root: Path, recipe: Recipe, stack: str) -> str:
 
     for command in commands.replace("<stack>", stack).splitlines():
         command = command.split("#")[0].strip()
+        if not command:
+            continue
         if command == f"make plan STACK={stack}":
             command = f"python -m tools plan {stack}"  # what `make plan` runs
         run_tool(root, command)
