@@ -22,7 +22,7 @@ from infra.core.schema import ConfigError
 from infra.stack.files import ROOT, load_stack_file, typed_stack_config
 from policies.core import Resource, evaluate
 from policies.rules import RULES
-from tests.harness import FIXTURES, find, find_all, planned, resolve, run_component
+from tests.harness import FIXTURES, HA, SMALL, find, find_all, planned, resolve, run_component
 from tools import policy
 from tools.mock_runtime import UNKNOWN, Cloud, run_program
 
@@ -181,9 +181,9 @@ def _run_as(stack: str, role: str, *, preview: bool = False) -> Any:
     )
 
 
-def test_only_the_deploy_role_or_an_admin_may_run_an_update(fixture_stack: str) -> None:
+def test_only_the_deploy_role_or_an_admin_may_run_an_update() -> None:
     """Anyone else would become a new cluster's creator and lock the deploy role out."""
-    stack = fixture_stack
+    stack = HA
     cfg = typed_stack_config(stack, FIXTURES)
     name = cfg.ci.deploy_role_arn.rsplit("/", 1)[-1]
     assert _run_as(stack, name).error is None
@@ -202,10 +202,10 @@ def test_only_the_deploy_role_or_an_admin_may_run_an_update(fixture_stack: str) 
         )
 
 
-def test_only_the_deploy_role_may_create_the_cluster(fixture_stack: str) -> None:
+def test_only_the_deploy_role_may_create_the_cluster() -> None:
     """An admin creating it would collide with its own access entry and leave the deploy
     role without one (pulumi-eks#2373)."""
-    stack = fixture_stack
+    stack = SMALL
     cfg = typed_stack_config(stack, FIXTURES)
     deploy = cfg.ci.deploy_role_arn.rsplit("/", 1)[-1]
     admin = "SomeAdmin"
