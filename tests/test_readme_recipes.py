@@ -48,9 +48,10 @@ TOOL_TIMEOUT = 120
 """Seconds any other command of a recipe may take."""
 SUITE_TIMEOUT = 900
 """Seconds the test suite may take in the copy with every recipe applied."""
-PYTEST_ARGS = ("-n", "0")
-"""One process: the outer run's other workers keep the cores busy meanwhile, and one
-worker collecting less is several seconds of CPU saved."""
+PYTEST_ARGS: tuple[str, ...] = ()
+"""Plain ``python -m pytest``, one process (``make unit`` adds the parallel workers):
+the outer run's other worker keeps the second core busy meanwhile, and one collection
+less saves several seconds of CPU."""
 
 
 # --------------------------------------------------------------------------- the README
