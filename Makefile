@@ -45,8 +45,10 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy --cache-dir "$(MYPY_CACHE)" .
 
+# In parallel, one worker per core (pytest-xdist); tests/test_readme_recipes.py runs the
+# suite again the same way in a copy with the README's recipes applied.
 unit: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist worksteal
 
 ## Everything CI runs: lint, type check, unit tests, offline plan of every stack.
 test: setup lint unit plans

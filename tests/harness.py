@@ -2,6 +2,15 @@
 
 The mocks themselves live in ``tools.mock_runtime`` (the offline plan uses the very
 same ones); ``tests/conftest.py`` exposes these helpers as fixtures.
+
+Two kinds of stack files:
+
+- ``tests/fixtures/Pulumi.<stack>.yaml`` (:data:`FIXTURES`): owned by the tests.
+  Component tests read only these (the default ``root`` of every helper here), so
+  they assert on data that changes only with them, not with an environment.
+- ``Pulumi.<stack>.yaml`` at the project root (``infra.stack.files.ROOT``): the
+  committed environments. Only the stack-level suite (modules marked ``stacks``) reads
+  them, discovering them with ``stack_names()`` and asserting what holds for any stack.
 """
 
 from __future__ import annotations
@@ -10,21 +19,32 @@ import copy
 import functools
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pulumi
 from pulumi.runtime.sync_await import _sync_await
 
-from infra.stack.files import StackFile, load_stack_file
+from infra.stack.config import PlatformConfig
+from infra.stack.files import StackFile, load_stack_file, stack_names, typed_stack_config
 from tools.mock_runtime import Recorded, Run, run_program
 
 T = TypeVar("T")
 Mutation = Callable[[dict[str, Any]], object]
 
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+"""Stack files owned by the tests."""
+FIXTURE_STACKS = tuple(stack_names(FIXTURES))
+SMALL = "small"
+"""A small fixture stack: two zones, public endpoint, spot-only GPUs, one budget."""
+HA = "ha"
+"""A highly available fixture stack: three zones, private endpoint, on-demand fallback,
+replicated monitoring, a cluster and a namespace budget."""
 
-def stack_config(stack: str) -> dict[str, Any]:
-    """The decoded config of a committed stack file (keys fully qualified)."""
-    stack_file = load_stack_file(stack)
+
+def stack_config(stack: str, root: Path = FIXTURES) -> dict[str, Any]:
+    """The decoded config of a stack file (keys fully qualified)."""
+    stack_file = load_stack_file(stack, root)
     return {k: _decode(v) for k, v in stack_file.config.items()}
 
 
@@ -32,8 +52,32 @@ def _decode(value: str) -> Any:
     return json.loads(value) if value[:1] in "[{" else value
 
 
+@functools.cache
+def typed_config(stack: str, root: Path = FIXTURES) -> PlatformConfig:
+    """The validated config of a stack file (secrets are offline placeholders)."""
+    return typed_stack_config(stack, root)
+
+
+def cluster_name(stack: str, root: Path = FIXTURES) -> str:
+    """The stack's EKS cluster name (``cluster.name``), the prefix of most AWS names."""
+    return typed_config(stack, root).cluster.name
+
+
+def fixture_where(predicate: Callable[[PlatformConfig], bool], what: str) -> str:
+    """The first fixture stack whose config satisfies ``predicate``; fails naming
+    ``what`` when none does (the fixtures must cover both sides of a property)."""
+    for stack in FIXTURE_STACKS:
+        if predicate(typed_config(stack)):
+            return stack
+    raise AssertionError(f"no fixture stack in {FIXTURES} has {what}")
+
+
 def run_stack(
-    stack: str, mutate: Mutation | None = None, *, clear_text: frozenset[str] = frozenset()
+    stack: str,
+    mutate: Mutation | None = None,
+    *,
+    clear_text: frozenset[str] = frozenset(),
+    root: Path = FIXTURES,
 ) -> Run:
     """Run ``__main__.py`` with the stack's config, optionally mutated first.
 
@@ -41,8 +85,8 @@ def run_stack(
     changes it in place, so a test states only the one field it changes. Keys in
     ``clear_text`` are passed as plain (not secret) config.
     """
-    stack_file: StackFile = load_stack_file(stack)
-    config = copy.deepcopy(stack_config(stack))
+    stack_file: StackFile = load_stack_file(stack, root)
+    config = copy.deepcopy(stack_config(stack, root))
     if mutate is not None:
         mutate(config)
     encoded = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
@@ -50,9 +94,9 @@ def run_stack(
 
 
 @functools.cache
-def planned(stack: str) -> tuple[Recorded, ...]:
-    """Resources of the committed stack (cached: the program is deterministic)."""
-    run = run_stack(stack)
+def planned(stack: str, root: Path = FIXTURES) -> tuple[Recorded, ...]:
+    """Resources of the stack (cached: the program is deterministic)."""
+    run = run_stack(stack, root=root)
     if run.error is not None:
         raise run.error
     return tuple(run.resources)

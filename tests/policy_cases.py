@@ -16,7 +16,8 @@ from policies.rules import RULES
 Props = dict[str, Any]
 Mutation = Callable[[Props], object]
 
-# Settings of a dev-like environment (the committed stacks' are in policies/config.*.json).
+# Settings of a small, spot-only environment (the tests own them; a stack's are rendered
+# into policies/config.<stack>.json).
 SETTINGS: dict[str, Any] = {
     "maxGpusPerPool": 4,
     "maxGpusTotal": 6,

@@ -2,12 +2,14 @@
 
 Every alert has typed cases below: a scenario (input series) where it fires, with the
 exact labels and description Prometheus must produce, and one where it stays quiet.
-Series values derive from the stack's thresholds, so ``promtool test rules`` runs for the
-rule set of each committed stack. promtool missing is a failure, not a skip.
+Series values derive from the thresholds, so ``promtool test rules`` runs here for the
+fixture stack's thresholds and for changed ones, and (``tests/test_stacks.py``) for
+those of each committed stack. promtool missing is a failure, not a skip.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import shutil
@@ -23,17 +25,10 @@ from infra.core.alerting import AlertRule, RuleGroup, Severity, rule_file
 from infra.cost.budgets import Budget, cost_alerts
 from infra.observability.alert_rules import AlertInputs, platform_rule_groups
 from infra.observability.config import AlertThresholds
-from infra.stack.config import PlatformConfig, load_config
-from tests.harness import stack_config
+from tests.harness import SMALL, typed_config
 
-NS = "llm-platform"
-
-
-def load_stack(stack: str) -> PlatformConfig:
-    """The validated config of a committed stack (its secrets are offline placeholders)."""
-    config = stack_config(stack)
-    raw = {k.removeprefix(f"{NS}:"): v for k, v in config.items() if k.startswith(f"{NS}:")}
-    return load_config(raw, stack=stack, region=config["aws:region"], secret_keys=frozenset(raw))
+PROMTOOL_TIMEOUT = 120
+"""Seconds one promtool run may take."""
 
 
 def tool(name: str) -> str:
@@ -108,7 +103,7 @@ class Cases:
 GPU = {"gpu": "0", "UUID": "GPU-5d3c", "modelName": "NVIDIA L4", "instance": "10.0.1.5:9400"}
 GPU_SEL = ",".join(f'{k}="{v}"' for k, v in GPU.items())
 GPU_AT = "GPU 0 (NVIDIA L4) on 10.0.1.5:9400"
-MODEL = 'namespace="inference",model_name="chat",pod="chat-7d9f",engine="0"'
+MODEL = 'namespace="inference",model_name="m1",pod="m1-7d9f",engine="0"'
 FLUENT_OUTPUT = "cw-inference"
 
 
@@ -120,9 +115,15 @@ def _gpu_memory(used_mib: int) -> dict[str, str]:
     }
 
 
-def _latency(bound: float) -> dict[str, str]:
-    """All requests finish between ``bound`` and ``2 * bound`` seconds."""
-    base = 'vllm:e2e_request_latency_seconds_bucket{namespace="inference",model_name="chat",'
+E2E = "vllm:e2e_request_latency_seconds_bucket"
+TTFT = "vllm:time_to_first_token_seconds_bucket"
+"""vLLM latency histograms (per model; ``le`` buckets in seconds)."""
+
+
+def _latency(bound: float, histogram: str = E2E) -> dict[str, str]:
+    """All requests take between ``bound`` and ``2 * bound`` seconds, as ``histogram``
+    records them: its P99 is ``1.99 * bound``."""
+    base = f'{histogram}{{namespace="inference",model_name="m1",'
     return {
         f'{base}le="{bound:g}"}}': "0x30",
         f'{base}le="{2 * bound:g}"}}': "0+60x30",
@@ -131,7 +132,7 @@ def _latency(bound: float) -> dict[str, str]:
 
 
 def _http(ratio: float) -> dict[str, str]:
-    base = 'http_requests_total{namespace="inference",service="chat",handler="/v1/completions",'
+    base = 'http_requests_total{namespace="inference",service="m1",handler="/v1/completions",'
     return {
         f'{base}method="POST",status="5xx"}}': f"0+{100 * ratio:g}x30",
         f'{base}method="POST",status="2xx"}}': f"0+{100 * (1 - ratio):g}x30",
@@ -141,8 +142,8 @@ def _http(ratio: float) -> dict[str, str]:
 def _error(severity: Severity, ratio: float, threshold: float) -> Expected:
     return Expected(
         severity,
-        {"namespace": "inference", "service": "chat"},
-        f"{humanize_percentage(ratio)} of /v1 requests to inference/chat failed with 5xx "
+        {"namespace": "inference", "service": "m1"},
+        f"{humanize_percentage(ratio)} of /v1 requests to inference/m1 failed with 5xx "
         f"(threshold {threshold:.0%}).",
     )
 
@@ -152,7 +153,7 @@ def _temperature(celsius: int) -> dict[str, str]:
 
 
 def _deployment(available: int, spec: int) -> dict[str, str]:
-    sel = 'namespace="inference",deployment="chat"'
+    sel = 'namespace="inference",deployment="m1"'
     return {
         f"kube_deployment_status_replicas_available{{{sel}}}": f"{available}x20",
         f"kube_deployment_spec_replicas{{{sel}}}": f"{spec}x20",
@@ -170,9 +171,9 @@ def _pods(pending_gpu: bool) -> dict[str, str]:
         }
 
     return {
-        **pod("chat-running", "Running", "nvidia_com_gpu"),
+        **pod("m1-running", "Running", "nvidia_com_gpu"),
         **pod("tool-pending", "Pending", "cpu"),
-        **(pod("chat-pending", "Pending", "nvidia_com_gpu") if pending_gpu else {}),
+        **(pod("m1-pending", "Pending", "nvidia_com_gpu") if pending_gpu else {}),
     }
 
 
@@ -189,7 +190,7 @@ def alert_cases(i: AlertInputs) -> dict[str, Cases]:
     idle = t.gpu_underutilized_percent // 2
     used = round(24000 * (t.gpu_memory_ratio + 1) / 2)
     restart_sel = (
-        'kube_pod_container_status_restarts_total{namespace="inference",pod="chat-7d9f",'
+        'kube_pod_container_status_restarts_total{namespace="inference",pod="m1-7d9f",'
         'container="vllm"}'
     )
     fluent = f'namespace="logging",pod="fluent-bit-x2k4",name="{FLUENT_OUTPUT}"'
@@ -198,7 +199,7 @@ def alert_cases(i: AlertInputs) -> dict[str, Cases]:
         'karpenter_cloudprovider_errors_total{controller="nodeclaim.lifecycle",'
         'method="Create",provider="aws",error="InsufficientCapacityError"}'
     )
-    pool = 'nodepool="gpu-dev",resource_type="nvidia.com/gpu"'
+    pool = 'nodepool="gpu-a",resource_type="nvidia.com/gpu"'
     return {
         "GpuMemoryHigh": Cases(
             fires=(
@@ -297,8 +298,8 @@ def alert_cases(i: AlertInputs) -> dict[str, Cases]:
                     (
                         Expected(
                             "warning",
-                            {"namespace": "inference", "model_name": "chat"},
-                            "P99 end-to-end latency of model chat is "
+                            {"namespace": "inference", "model_name": "m1"},
+                            "P99 end-to-end latency of model m1 is "
                             f"{humanize_duration(1.99 * t.p99_latency_seconds)} "
                             f"(threshold {t.p99_latency_seconds}s).",
                         ),
@@ -329,8 +330,8 @@ def alert_cases(i: AlertInputs) -> dict[str, Cases]:
                     (
                         Expected(
                             "warning",
-                            {"namespace": "inference", "model_name": "chat", "pod": "chat-7d9f"},
-                            f"KV cache of chat in chat-7d9f is {humanize_percentage(kv)} full: "
+                            {"namespace": "inference", "model_name": "m1", "pod": "m1-7d9f"},
+                            f"KV cache of m1 in m1-7d9f is {humanize_percentage(kv)} full: "
                             "requests get preempted; add replicas or lower max sequences.",
                         ),
                     ),
@@ -346,8 +347,8 @@ def alert_cases(i: AlertInputs) -> dict[str, Cases]:
                     (
                         Expected(
                             "warning",
-                            {"namespace": "inference", "model_name": "chat"},
-                            f"{go_value(queue)} requests wait for model chat (threshold "
+                            {"namespace": "inference", "model_name": "m1"},
+                            f"{go_value(queue)} requests wait for model m1 (threshold "
                             f"{t.queue_backlog}); the autoscaler is at its maximum or cannot "
                             "get GPUs.",
                         ),
@@ -366,8 +367,8 @@ def alert_cases(i: AlertInputs) -> dict[str, Cases]:
                     (
                         Expected(
                             "warning",
-                            {"namespace": "inference", "pod": "chat-7d9f", "container": "vllm"},
-                            f"Container vllm of inference/chat-7d9f restarted "
+                            {"namespace": "inference", "pod": "m1-7d9f", "container": "vllm"},
+                            f"Container vllm of inference/m1-7d9f restarted "
                             f"{humanize(restarts)} times in an hour.",
                         ),
                     ),
@@ -380,14 +381,14 @@ def alert_cases(i: AlertInputs) -> dict[str, Cases]:
                 Scenario(
                     {
                         'kube_deployment_status_replicas_unavailable{namespace="inference",'
-                        'deployment="chat"}': f"1x{unavailable_for + 10}"
+                        'deployment="m1"}': f"1x{unavailable_for + 10}"
                     },
                     unavailable_for + 5,
                     (
                         Expected(
                             "warning",
-                            {"namespace": "inference", "deployment": "chat"},
-                            "1 replicas of inference/chat have not been ready for "
+                            {"namespace": "inference", "deployment": "m1"},
+                            "1 replicas of inference/m1 have not been ready for "
                             f"{t.replicas_unavailable_for}.",
                         ),
                     ),
@@ -398,7 +399,7 @@ def alert_cases(i: AlertInputs) -> dict[str, Cases]:
                 Scenario(
                     {
                         'kube_deployment_status_replicas_unavailable{namespace="inference",'
-                        'deployment="chat"}': f"0x5 1x{unavailable_for - 2}"
+                        'deployment="m1"}': f"0x5 1x{unavailable_for - 2}"
                     },
                     unavailable_for,
                 ),
@@ -412,8 +413,8 @@ def alert_cases(i: AlertInputs) -> dict[str, Cases]:
                     (
                         Expected(
                             "critical",
-                            {"namespace": "inference", "deployment": "chat"},
-                            "inference/chat has no available replica: the model is not serving.",
+                            {"namespace": "inference", "deployment": "m1"},
+                            "inference/m1 has no available replica: the model is not serving.",
                         ),
                     ),
                 ),
@@ -428,8 +429,8 @@ def alert_cases(i: AlertInputs) -> dict[str, Cases]:
                     (
                         Expected(
                             "warning",
-                            {"namespace": "inference", "pod": "chat-pending"},
-                            "inference/chat-pending requests GPUs and has been Pending for "
+                            {"namespace": "inference", "pod": "m1-pending"},
+                            "inference/m1-pending requests GPUs and has been Pending for "
                             f"{t.pending_gpu_pod_for}: check Karpenter and the GPU pool limits.",
                         ),
                     ),
@@ -467,8 +468,8 @@ def alert_cases(i: AlertInputs) -> dict[str, Cases]:
                     (
                         Expected(
                             "warning",
-                            {"nodepool": "gpu-dev", "resource_type": "nvidia.com/gpu"},
-                            "NodePool gpu-dev holds 4 GPUs, its limit: new GPU pods stay "
+                            {"nodepool": "gpu-a", "resource_type": "nvidia.com/gpu"},
+                            "NodePool gpu-a holds 4 GPUs, its limit: new GPU pods stay "
                             "Pending until the limit is raised.",
                         ),
                     ),
@@ -583,8 +584,17 @@ def write_rules(directory: Path, groups: tuple[RuleGroup, ...]) -> Path:
     return path
 
 
-def test_every_alert_has_a_firing_and_a_quiet_case(stack: str) -> None:
-    inputs = load_stack(stack).alert_inputs
+def promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [tool("promtool"), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=PROMTOOL_TIMEOUT,
+    )
+
+
+def assert_every_alert_has_a_firing_and_a_quiet_case(inputs: AlertInputs) -> None:
     groups = platform_rule_groups(inputs)
     cases = alert_cases(inputs)
     rules = {(r.name, r.severity) for g in groups for r in g.rules}
@@ -596,49 +606,79 @@ def test_every_alert_has_a_firing_and_a_quiet_case(stack: str) -> None:
         assert c.quiet and not any(sc.alerts for sc in c.quiet), name
 
 
-def test_rendered_rules_pass_promtool_check(stack: str, tmp_path: Path) -> None:
-    path = write_rules(tmp_path, platform_rule_groups(load_stack(stack).alert_inputs))
-    result = subprocess.run(
-        [tool("promtool"), "check", "rules", str(path)], capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 18 rules found" in result.stdout
-
-
-def test_every_alert_fires_and_stays_quiet_under_promtool(stack: str, tmp_path: Path) -> None:
-    inputs = load_stack(stack).alert_inputs
+def assert_rules_pass_promtool_check(inputs: AlertInputs, directory: Path) -> None:
     groups = platform_rule_groups(inputs)
-    write_rules(tmp_path, groups)
-    tests = tmp_path / "tests.yaml"
+    path = write_rules(directory, groups)
+    result = promtool("check", "rules", str(path), cwd=directory)
+    assert result.returncode == 0, result.stdout + result.stderr
+    count = sum(len(g.rules) for g in groups)
+    assert f"SUCCESS: {count} rules found" in result.stdout
+
+
+def assert_every_alert_fires_and_stays_quiet_under_promtool(
+    inputs: AlertInputs, directory: Path
+) -> None:
+    groups = platform_rule_groups(inputs)
+    write_rules(directory, groups)
+    tests = directory / "tests.yaml"
     tests.write_text(yaml.safe_dump(promtool_test_file(groups, alert_cases(inputs))))
-    result = subprocess.run(
-        [tool("promtool"), "test", "rules", str(tests)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
+    result = promtool("test", "rules", str(tests), cwd=directory)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
 
 
+INPUTS = typed_config(SMALL).alert_inputs
+"""The fixture stack's alert inputs (documented default thresholds)."""
+CHANGED = dataclasses.replace(
+    INPUTS,
+    thresholds=AlertThresholds(
+        p99_latency_seconds=4.5,
+        error_ratio=0.02,
+        error_ratio_critical=0.3,
+        queue_backlog=7,
+        pod_restarts_per_hour=5,
+        pending_gpu_pod_for="25m",
+        replicas_unavailable_for="30m",
+        gpu_temperature_celsius=80,
+        gpu_temperature_critical_celsius=86,
+        gpu_memory_ratio=0.97,
+        kv_cache_ratio=0.8,
+        gpu_underutilized_percent=20,
+    ),
+)
+"""Every threshold changed: the cases follow the thresholds, not fixed numbers."""
+THRESHOLDS = [pytest.param(INPUTS, id="fixture"), pytest.param(CHANGED, id="changed")]
+
+
+@pytest.mark.parametrize("inputs", THRESHOLDS)
+def test_every_alert_has_a_firing_and_a_quiet_case(inputs: AlertInputs) -> None:
+    assert_every_alert_has_a_firing_and_a_quiet_case(inputs)
+
+
+@pytest.mark.parametrize("inputs", THRESHOLDS)
+def test_rendered_rules_pass_promtool_check(inputs: AlertInputs, tmp_path: Path) -> None:
+    assert_rules_pass_promtool_check(inputs, tmp_path)
+
+
+@pytest.mark.parametrize("inputs", THRESHOLDS)
+def test_every_alert_fires_and_stays_quiet_under_promtool(
+    inputs: AlertInputs, tmp_path: Path
+) -> None:
+    assert_every_alert_fires_and_stays_quiet_under_promtool(inputs, tmp_path)
+
+
 def test_a_wrong_expectation_fails_under_promtool(tmp_path: Path) -> None:
     """Guard that the promtool run really compares alerts (a quiet case that fires fails)."""
-    inputs = load_stack("dev").alert_inputs
-    groups = platform_rule_groups(inputs)
+    groups = platform_rule_groups(INPUTS)
     write_rules(tmp_path, groups)
-    cases = alert_cases(inputs)
+    cases = alert_cases(INPUTS)
     firing = cases["GpuPodPending"].fires[0]
     broken = {
         "GpuPodPending": Cases(fires=(), quiet=(Scenario(firing.series, firing.eval_minutes),))
     }
     tests = tmp_path / "tests.yaml"
     tests.write_text(yaml.safe_dump(promtool_test_file(groups, broken)))
-    result = subprocess.run(
-        [tool("promtool"), "test", "rules", str(tests)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
+    result = promtool("test", "rules", str(tests), cwd=tmp_path)
     assert result.returncode == 1
     assert "GpuPodPending" in result.stdout + result.stderr
 
@@ -736,7 +776,7 @@ def test_case_helpers_follow_go_formatting() -> None:
 
 def test_every_alert_runbook_link_resolves_to_a_page() -> None:
     runbooks = Path(__file__).resolve().parent.parent / "docs" / "runbooks"
-    cfg = load_stack("dev")
+    cfg = typed_config(SMALL)
     base = cfg.runbook_base_url
     assert base == f"https://github.com/{cfg.ci.github_repository}/blob/main/docs/runbooks"
     rules = [r for g in platform_rule_groups(cfg.alert_inputs) for r in g.rules]

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from infra.observability.alertmanager import PAGERDUTY_KEY, SLACK_KEY, alertmanager_config
-from tests.test_alert_rules import tool
+from tests.test_alert_rules import PROMTOOL_TIMEOUT, tool
 
 # kube-prometheus-stack 88.5.3 values.yaml, alertmanager.config: Helm merges our map over
 # it, so every key it sets must be set by us too or the chart's value survives.
@@ -39,7 +39,9 @@ def config_file(tmp_path: Path) -> Path:
 
 
 def amtool(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([tool("amtool"), *args], capture_output=True, text=True)
+    return subprocess.run(
+        [tool("amtool"), *args], capture_output=True, text=True, timeout=PROMTOOL_TIMEOUT
+    )
 
 
 def test_config_passes_amtool_check(config_file: Path) -> None:

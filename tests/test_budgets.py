@@ -18,8 +18,8 @@ from infra.cost.budgets import (
     cost_rule_group,
     kubecost_alert_configs,
 )
-from infra.stack.files import typed_stack_config
-from tests.harness import find, find_all, run_stack
+from tests.harness import SMALL, find, find_all, run_stack, typed_config
+from tests.test_alert_rules import PROMTOOL_TIMEOUT
 from tools.mock_runtime import Recorded
 
 CLUSTER = Budget("all", "cluster", monthly_usd=7300, thresholds_percent=(50, 100))
@@ -31,7 +31,7 @@ NAMESPACE = Budget(
     thresholds_percent=(100, 200),
     notify_emails=("a@example.com",),
 )
-MODEL = Budget("chat", "model", target="chat", monthly_usd=730, thresholds_percent=(100,))
+MODEL = Budget("m1", "model", target="m1", monthly_usd=730, thresholds_percent=(100,))
 BUDGETS = (CLUSTER, NAMESPACE, MODEL)
 RUNBOOKS = "https://example.com/runbooks"
 
@@ -53,21 +53,21 @@ def test_budget_checks_name_the_field() -> None:
 
 
 def test_kubecost_alerts_one_per_threshold_at_the_daily_share() -> None:
-    assert kubecost_alert_configs(BUDGETS, "llm-dev") == {
+    assert kubecost_alert_configs(BUDGETS, "c1") == {
         "alerts": [
             {
                 "type": "budget",
                 "threshold": 120.0,
                 "window": "1d",
                 "aggregation": "cluster",
-                "filter": "llm-dev",
+                "filter": "c1",
             },
             {
                 "type": "budget",
                 "threshold": 240.0,
                 "window": "1d",
                 "aggregation": "cluster",
-                "filter": "llm-dev",
+                "filter": "c1",
             },
             {
                 "type": "budget",
@@ -90,38 +90,38 @@ def test_kubecost_alerts_one_per_threshold_at_the_daily_share() -> None:
                 "threshold": 24.0,
                 "window": "1d",
                 "aggregation": "label:llm_platform_io_model",
-                "filter": "chat",
+                "filter": "m1",
             },
         ]
     }
     # The chart writes alerts.json inside single quotes: no value may contain one.
-    assert "'" not in json.dumps(kubecost_alert_configs(BUDGETS, "llm-dev"))
+    assert "'" not in json.dumps(kubecost_alert_configs(BUDGETS, "c1"))
 
 
 # --------------------------------------------------------------------------- AWS, per stack
 
 
 def _cluster_budgets(stack: str) -> list[Any]:
-    return [b for b in typed_stack_config(stack).cost.budgets if b.scope == "cluster"]
+    return [b for b in typed_config(stack).cost.budgets if b.scope == "cluster"]
 
 
 def test_cluster_budget_is_an_aws_budget_on_the_cost_center_tag(
-    stack: str, resources: tuple[Recorded, ...]
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
 ) -> None:
-    budgets = find_all(resources, "aws:budgets/budget:Budget")
+    budgets = find_all(fixture_resources, "aws:budgets/budget:Budget")
     assert len(budgets) == 1  # namespace/model budgets are not AWS billing concepts
     b = budgets[0].inputs
-    (cluster,) = _cluster_budgets(stack)
+    (cluster,) = _cluster_budgets(fixture_stack)
     assert (b["name"], b["limitAmount"]) == (
-        f"{stack}-{cluster.name}",
+        f"{fixture_stack}-{cluster.name}",
         f"{cluster.monthly_usd:.2f}",
     )
     assert (b["budgetType"], b["timeUnit"], b["limitUnit"]) == ("COST", "MONTHLY", "USD")
+    cfg = typed_config(fixture_stack)
     assert b["costFilters"] == [
-        {"name": "TagKeyValue", "values": [f"user:cost-center$ml-platform-{stack}"]}
+        {"name": "TagKeyValue", "values": [f"user:cost-center${cfg.tags['cost-center']}"]}
     ]
-    cfg = typed_stack_config(stack)
-    topic = f"arn:aws:sns:{cfg.region}:{cfg.account_id}:{stack}-budget-alerts"
+    topic = f"arn:aws:sns:{cfg.region}:{cfg.account_id}:{fixture_stack}-budget-alerts"
     assert [
         (
             n["notificationType"],
@@ -143,7 +143,7 @@ def test_cluster_budget_is_an_aws_budget_on_the_cost_center_tag(
 
 
 def test_cost_allocation_tag_is_activated_only_when_asked_for() -> None:
-    default = run_stack("dev")
+    default = run_stack(SMALL)
     assert default.error is None
     tags = "aws:costexplorer/costAllocationTag:CostAllocationTag"
     assert not find_all(default.resources, tags)
@@ -151,7 +151,7 @@ def test_cost_allocation_tag_is_activated_only_when_asked_for() -> None:
     def activate(config: dict[str, Any]) -> None:
         config["llm-platform:cost"]["activateCostAllocationTag"] = True
 
-    activated = run_stack("dev", activate)
+    activated = run_stack(SMALL, activate)
     assert activated.error is None
     tag = find(activated.resources, tags, "cost-cost-center")
     assert tag.inputs == {"tagKey": "cost-center", "status": "Active"}
@@ -160,19 +160,19 @@ def test_cost_allocation_tag_is_activated_only_when_asked_for() -> None:
 
 
 def test_budget_topic_is_encrypted_and_only_budgets_may_publish(
-    stack: str, resources: tuple[Recorded, ...]
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
 ) -> None:
-    cfg = typed_stack_config(stack)
-    topic = find(resources, "aws:sns/topic:Topic", "cost-alerts")
-    assert topic.inputs["name"] == f"{stack}-budget-alerts"
+    cfg = typed_config(fixture_stack)
+    topic = find(fixture_resources, "aws:sns/topic:Topic", "cost-alerts")
+    assert topic.inputs["name"] == f"{fixture_stack}-budget-alerts"
     assert topic.inputs["kmsMasterKeyId"].startswith(f"arn:aws:kms:{cfg.region}:{cfg.account_id}:")
-    key = find(resources, "aws:kms/key:Key", "cost-topic").inputs
+    key = find(fixture_resources, "aws:kms/key:Key", "cost-topic").inputs
     assert key["enableKeyRotation"] is True
     statements = {s["Sid"]: s for s in json.loads(key["policy"])["Statement"]}
     assert statements["AllowBudgetsToEncrypt"]["Principal"] == {"Service": "budgets.amazonaws.com"}
     assert statements["AllowBudgetsToEncrypt"]["Action"] == ["kms:GenerateDataKey*", "kms:Decrypt"]
     policy = json.loads(
-        find(resources, "aws:sns/topicPolicy:TopicPolicy", "cost-alerts").inputs["policy"]
+        find(fixture_resources, "aws:sns/topicPolicy:TopicPolicy", "cost-alerts").inputs["policy"]
     )
     (statement,) = policy["Statement"]
     assert statement["Principal"] == {"Service": "budgets.amazonaws.com"}
@@ -181,8 +181,8 @@ def test_budget_topic_is_encrypted_and_only_budgets_may_publish(
         "StringEquals": {"aws:SourceAccount": cfg.account_id},
         "ArnLike": {"aws:SourceArn": f"arn:aws:budgets::{cfg.account_id}:*"},
     }
-    subscriptions = find_all(resources, "aws:sns/topicSubscription:TopicSubscription")
-    emails = {e for b in _cluster_budgets(stack) for e in b.notify_emails}
+    subscriptions = find_all(fixture_resources, "aws:sns/topicSubscription:TopicSubscription")
+    emails = {e for b in _cluster_budgets(fixture_stack) for e in b.notify_emails}
     assert sorted(s.inputs["endpoint"] for s in subscriptions) == sorted(emails)
     assert {s.inputs["protocol"] for s in subscriptions} == {"email"}
 
@@ -224,7 +224,11 @@ def _promtool(tmp_path: Path, tests: list[dict[str, Any]]) -> None:
         yaml.safe_dump({"rule_files": [rules.name], "evaluation_interval": "1m", "tests": tests})
     )
     checked = subprocess.run(
-        [PROMTOOL, "check", "rules", str(rules)], capture_output=True, text=True, check=False
+        [PROMTOOL, "check", "rules", str(rules)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=PROMTOOL_TIMEOUT,
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     tested = subprocess.run(
@@ -233,6 +237,7 @@ def _promtool(tmp_path: Path, tests: list[dict[str, Any]]) -> None:
         capture_output=True,
         text=True,
         check=False,
+        timeout=PROMTOOL_TIMEOUT,
     )
     assert tested.returncode == 0, tested.stdout + tested.stderr
 
@@ -292,12 +297,12 @@ def _allocations(selector: str) -> list[dict[str, str]]:
 
 
 def test_namespace_and_model_daily_cost(tmp_path: Path) -> None:
-    pod = 'namespace="inference",pod="chat-7d9f-abcde",container="vllm",node="n1"'
+    pod = 'namespace="inference",pod="m1-7d9f-abcde",container="vllm",node="n1"'
     namespace = _alert("CostDailyOverBudgetShare", budget="ns", threshold_percent="100")
-    model = _alert("CostDailyOverBudgetShare", budget="chat")
+    model = _alert("CostDailyOverBudgetShare", budget="m1")
     labelled = {
-        "series": 'kube_pod_labels{namespace="inference",pod="chat-7d9f-abcde",'
-        'label_llm_platform_io_model="chat"}',
+        "series": 'kube_pod_labels{namespace="inference",pod="m1-7d9f-abcde",'
+        'label_llm_platform_io_model="m1"}',
         "values": "1+0x200",
     }
     _promtool(
@@ -320,7 +325,7 @@ def test_namespace_and_model_daily_cost(tmp_path: Path) -> None:
                 "interval": "1m",
                 "input_series": [
                     *_allocations(pod.replace("inference", "batch")),
-                    {**labelled, "series": labelled["series"].replace('"chat"}', '"code"}')},
+                    {**labelled, "series": labelled["series"].replace('"m1"}', '"m2"}')},
                 ],
                 "alert_rule_test": [
                     {"eval_time": "90m", "alertname": "CostDailyOverBudgetShare", "exp_alerts": []}

@@ -19,8 +19,8 @@ from infra.ci.runner import (
 )
 from infra.core.arns import Arns
 from infra.core.schema import ConfigError
-from infra.stack.files import typed_stack_config
-from tests.harness import find, find_all, run_stack
+from tests.harness import FIXTURES, SMALL, find, find_all, fixture_where, run_stack, typed_config
+from tools import ci_settings as ci_settings_tool
 from tools.ci_settings import ci_settings
 from tools.mock_runtime import Recorded
 
@@ -36,9 +36,9 @@ def runs_on(runner_label: str, run_id: str, attempt: str) -> str:
 
 @pytest.mark.parametrize("kind", ["deploy", "preview"])
 def test_the_workflow_runner_reaches_the_stacks_endpoint(
-    stack: str, resources: tuple[Recorded, ...], kind: Any
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...], kind: Any
 ) -> None:
-    cfg = typed_stack_config(stack)
+    cfg = typed_config(fixture_stack)
     settings = ci_settings(cfg, kind)
     label = runs_on(settings["runner"], "42", "1")
     if label == GITHUB_HOSTED_LABEL:
@@ -47,17 +47,19 @@ def test_the_workflow_runner_reaches_the_stacks_endpoint(
         return
     # A CodeBuild runner of this stack, in its private subnets, admitted on 443.
     assert label == f"codebuild-{project_name(cfg.cluster.name)}-42-1"
-    project = find(resources, PROJECT, "ci-project").inputs
+    project = find(fixture_resources, PROJECT, "ci-project").inputs
     assert project["name"] == project_name(cfg.cluster.name)
-    cluster_inputs = find(resources, "eks:index:Cluster", "llm-eks").inputs
+    cluster_inputs = find(fixture_resources, "eks:index:Cluster", "llm-eks").inputs
     assert project["vpcConfig"]["subnets"] == cluster_inputs["privateSubnetIds"]
-    (rule,) = find_all(resources, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
-    cluster = find(resources, "eks:index:Cluster", "llm-eks")
+    (rule,) = find_all(
+        fixture_resources, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+    )
+    cluster = find(fixture_resources, "eks:index:Cluster", "llm-eks")
     assert rule.inputs["securityGroupId"] == f"sg-{cluster.inputs['name']}-cluster"
     assert rule.inputs["referencedSecurityGroupId"] == "ci-sg-id"
     assert project["vpcConfig"]["securityGroupIds"] == ["ci-sg-id"]
     assert (rule.inputs["fromPort"], rule.inputs["toPort"]) == (API_PORT, API_PORT)
-    webhook = find(resources, "aws:codebuild/webhook:Webhook", "ci-webhook").inputs
+    webhook = find(fixture_resources, "aws:codebuild/webhook:Webhook", "ci-webhook").inputs
     # Only the listed people's jobs: a fork's pull request may ask for the label too.
     assert webhook["filterGroups"] == [
         {
@@ -78,11 +80,14 @@ def test_the_workflow_runner_reaches_the_stacks_endpoint(
     assert int(settings["role-duration-seconds"]) >= minutes * 60
 
 
-def test_a_github_hosted_runner_for_a_closed_endpoint_is_rejected(stack: str) -> None:
+def test_a_github_hosted_runner_for_a_closed_endpoint_is_rejected(fixture_stack: str) -> None:
+    """Closed: private only (the one fixture) or limited to CIDRs (the other)."""
+    assert not typed_config(fixture_stack).cluster.open_to_internet
+
     def hosted(config: dict[str, Any]) -> None:
         config["llm-platform:ci"]["runner"] = "github-hosted"
 
-    run = run_stack(stack, hosted)
+    run = run_stack(fixture_stack, hosted)
     assert isinstance(run.error, ConfigError)
     assert run.resources == []
     (problem,) = run.error.problems
@@ -113,14 +118,14 @@ def test_a_codebuild_runner_needs_its_connection_and_actors(key: str, problem: s
         config["llm-platform:ci"]["runner"] = "codebuild"
         config["llm-platform:ci"].pop(key, None)
 
-    run = run_stack("dev", drop)
+    run = run_stack(SMALL, drop)
     assert isinstance(run.error, ConfigError)
     assert run.error.problems == [problem]
     assert run.resources == []
 
 
-def test_bootstrap_runs_on_a_hosted_runner_as_the_deploy_role(stack: str) -> None:
-    cfg = typed_stack_config(stack)
+def test_bootstrap_runs_on_a_hosted_runner_as_the_deploy_role(fixture_stack: str) -> None:
+    cfg = typed_config(fixture_stack)
     settings = ci_settings(cfg, "bootstrap")
     assert settings["runner"] == GITHUB_HOSTED_LABEL  # the in-VPC runner does not exist yet
     assert settings["role-arn"] == cfg.ci.deploy_role_arn
@@ -133,10 +138,11 @@ def test_a_github_hosted_runner_for_an_open_endpoint_creates_no_runner() -> None
         config["llm-platform:cluster"]["endpointPublicAccess"] = True
         config["llm-platform:cluster"]["publicAccessCidrs"] = ["0.0.0.0/0"]
 
-    run = run_stack("dev", hosted_and_open)
+    stack = fixture_where(lambda c: c.cluster.endpoint_public_access, "a public endpoint")
+    run = run_stack(stack, hosted_and_open)
     assert run.error is None
     assert not find_all(run.resources, PROJECT)
-    cfg = typed_stack_config("dev")
+    cfg = typed_config(stack)
     settings = ci_settings(
         cfg.model_copy(update={"ci": cfg.ci.model_copy(update={"runner": "github-hosted"})}),
         "deploy",
@@ -171,11 +177,9 @@ def test_build_role_may_only_log_use_its_connection_and_join_the_vpc() -> None:
     }
 
 
-def test_cli_prints_github_outputs(stack: str, capsys: pytest.CaptureFixture[str]) -> None:
-    from tools.__main__ import main as cli
-
-    assert cli(["ci-settings", stack, "preview"]) == 0
-    cfg = typed_stack_config(stack)
+def test_main_prints_github_outputs(fixture_stack: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert ci_settings_tool.main(fixture_stack, "preview", FIXTURES) == 0
+    cfg = typed_config(fixture_stack)
     expected = ci_settings(cfg, "preview")
     assert capsys.readouterr().out.splitlines() == [f"{k}={v}" for k, v in expected.items()]
     assert expected["role-arn"] == cfg.ci.preview_role_arn

@@ -14,8 +14,17 @@ from infra.cluster.component import (
 )
 from infra.cluster.config import ClusterConfig
 from infra.core.schema import ConfigError
-from infra.stack.files import typed_stack_config
-from tests.harness import find, find_all, resolve, run_component, run_stack, stack_config
+from tests.harness import (
+    FIXTURE_STACKS,
+    SMALL,
+    find,
+    find_all,
+    resolve,
+    run_component,
+    run_stack,
+    stack_config,
+    typed_config,
+)
 from tools.mock_runtime import Recorded
 
 
@@ -45,12 +54,12 @@ def test_kubeconfig_depends_only_on_cluster_identity() -> None:
 
 
 def test_api_authentication_with_admin_access_entries(
-    stack: str, resources: tuple[Recorded, ...]
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
 ) -> None:
-    eks = _eks(resources)
+    eks = _eks(fixture_resources)
     assert eks["authenticationMode"] == "API"
-    assert eks["name"] == f"llm-{stack}"
-    cfg = typed_stack_config(stack)
+    cfg = typed_config(fixture_stack)
+    assert eks["name"] == cfg.cluster.name
 
     def entry(arn: str, role: str, policy: str) -> dict[str, Any]:
         access = {role: {"policyArn": policy, "accessScope": {"type": "cluster"}}}
@@ -70,15 +79,15 @@ def test_api_authentication_with_admin_access_entries(
     assert len(set(principals)) == len(principals)
 
 
-def test_config_rejects_the_deploy_role_as_an_admin(stack: str) -> None:
+def test_config_rejects_the_deploy_role_as_an_admin(fixture_stack: str) -> None:
     def deployer_as_admin(config: dict[str, Any]) -> None:
         ci = config["llm-platform:ci"]
         config["llm-platform:cluster"]["admins"].append(ci["deployRoleArn"])
 
-    run = run_stack(stack, deployer_as_admin)
+    run = run_stack(fixture_stack, deployer_as_admin)
     assert isinstance(run.error, ConfigError)
     assert run.resources == []
-    cfg = typed_stack_config(stack)
+    cfg = typed_config(fixture_stack)
     assert run.error.problems == [
         f"llm-platform:cluster.admins[{len(cfg.cluster.admins)}] = "
         f'"{cfg.ci.deploy_role_arn}": this is ci.deployRoleArn, which creates the cluster '
@@ -88,10 +97,10 @@ def test_config_rejects_the_deploy_role_as_an_admin(stack: str) -> None:
 
 
 def test_secrets_encrypted_with_a_rotating_key_and_all_logs_on(
-    resources: tuple[Recorded, ...],
+    fixture_resources: tuple[Recorded, ...],
 ) -> None:
-    eks = _eks(resources)
-    key = find(resources, "aws:kms/key:Key", "llm-secrets")
+    eks = _eks(fixture_resources)
+    key = find(fixture_resources, "aws:kms/key:Key", "llm-secrets")
     assert key.inputs["enableKeyRotation"] is True
     assert eks["encryptionConfigKeyArn"].endswith(":key/llm-secrets")
     assert eks["enabledClusterLogTypes"] == [
@@ -103,19 +112,32 @@ def test_secrets_encrypted_with_a_rotating_key_and_all_logs_on(
     ]
 
 
-def test_endpoint_access_follows_config(stack: str, resources: tuple[Recorded, ...]) -> None:
-    eks = _eks(resources)
+def test_endpoint_access_follows_config(
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
+) -> None:
+    eks = _eks(fixture_resources)
+    cluster = typed_config(fixture_stack).cluster
     assert eks["endpointPrivateAccess"] is True
-    if stack == "prod":
+    if not cluster.endpoint_public_access:
         assert eks["endpointPublicAccess"] is False
         assert "publicAccessCidrs" not in eks
     else:
         assert eks["endpointPublicAccess"] is True
-        assert eks["publicAccessCidrs"] == ["203.0.113.0/24"]
+        assert eks["publicAccessCidrs"] == [str(c) for c in cluster.public_access_cidrs]
+        assert eks["publicAccessCidrs"] and "0.0.0.0/0" not in eks["publicAccessCidrs"]
 
 
-def test_no_default_node_group_oidc_or_self_managed_addons(resources: tuple[Recorded, ...]) -> None:
-    eks = _eks(resources)
+def test_the_fixtures_have_a_private_and_a_public_endpoint() -> None:
+    assert {typed_config(s).cluster.endpoint_public_access for s in FIXTURE_STACKS} == {
+        True,
+        False,
+    }
+
+
+def test_no_default_node_group_oidc_or_self_managed_addons(
+    fixture_resources: tuple[Recorded, ...],
+) -> None:
+    eks = _eks(fixture_resources)
     assert eks["skipDefaultNodeGroup"] is True
     assert eks["createOidcProvider"] is False
     assert eks["bootstrapSelfManagedAddons"] is False
@@ -124,20 +146,20 @@ def test_no_default_node_group_oidc_or_self_managed_addons(resources: tuple[Reco
 
 
 def test_managed_addons_at_config_versions_in_dependency_order(
-    stack: str, resources: tuple[Recorded, ...]
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
 ) -> None:
-    versions = stack_config(stack)["llm-platform:cluster"]["addons"]
-    addons = {a.inputs["addonName"]: a for a in find_all(resources, "aws:eks/addon:Addon")}
+    versions = stack_config(fixture_stack)["llm-platform:cluster"]["addons"]
+    addons = {a.inputs["addonName"]: a for a in find_all(fixture_resources, "aws:eks/addon:Addon")}
     assert {n: a.inputs["addonVersion"] for n, a in addons.items()} == versions
     for before in ("vpc-cni", "kube-proxy", "eks-pod-identity-agent"):
         assert "llm-system" not in addons[before].depends_on
         assert (
             f"llm-{before}"
-            in find(resources, "aws:eks/nodeGroup:NodeGroup", "llm-system").depends_on
+            in find(fixture_resources, "aws:eks/nodeGroup:NodeGroup", "llm-system").depends_on
         )
     for after in ("coredns", "aws-ebs-csi-driver"):
         assert "llm-system" in addons[after].depends_on
-    account = stack_config(stack)["llm-platform:accountId"]
+    account = stack_config(fixture_stack)["llm-platform:accountId"]
     assert addons["aws-ebs-csi-driver"].inputs["podIdentityAssociations"] == [
         {
             "roleArn": f"arn:aws:iam::{account}:role/llm-ebs-csi",
@@ -145,17 +167,17 @@ def test_managed_addons_at_config_versions_in_dependency_order(
         }
     ]
     ebs_trust = json.loads(
-        find(resources, "aws:iam/role:Role", "llm-ebs-csi").inputs["assumeRolePolicy"]
+        find(fixture_resources, "aws:iam/role:Role", "llm-ebs-csi").inputs["assumeRolePolicy"]
     )
     assert ebs_trust["Statement"][0]["Principal"] == {"Service": "pods.eks.amazonaws.com"}
     assert ebs_trust["Statement"][0]["Action"] == ["sts:AssumeRole", "sts:TagSession"]
 
 
 def test_system_node_group_is_on_demand_tainted_and_imdsv2(
-    stack: str, resources: tuple[Recorded, ...]
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
 ) -> None:
-    group = find(resources, "aws:eks/nodeGroup:NodeGroup", "llm-system").inputs
-    sng = stack_config(stack)["llm-platform:cluster"]["systemNodeGroup"]
+    group = find(fixture_resources, "aws:eks/nodeGroup:NodeGroup", "llm-system").inputs
+    sng = stack_config(fixture_stack)["llm-platform:cluster"]["systemNodeGroup"]
     assert group["capacityType"] == "ON_DEMAND"
     assert group["instanceTypes"] == sng["instanceTypes"]
     assert group["scalingConfig"] == {
@@ -167,7 +189,7 @@ def test_system_node_group_is_on_demand_tainted_and_imdsv2(
     assert group["taints"] == [
         {"key": "CriticalAddonsOnly", "value": "true", "effect": "NO_SCHEDULE"}
     ]
-    template = find(resources, "aws:ec2/launchTemplate:LaunchTemplate", "llm-system").inputs
+    template = find(fixture_resources, "aws:ec2/launchTemplate:LaunchTemplate", "llm-system").inputs
     assert template["metadataOptions"] == {
         "httpEndpoint": "enabled",
         "httpTokens": "required",
@@ -176,7 +198,7 @@ def test_system_node_group_is_on_demand_tainted_and_imdsv2(
     assert template["blockDeviceMappings"][0]["ebs"]["encrypted"] == "true"
     attached = {
         a.inputs["policyArn"].rsplit("/", 1)[-1]
-        for a in find_all(resources, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+        for a in find_all(fixture_resources, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
         if a.name.startswith("llm-system-node-")
     }
     assert attached == {
@@ -188,28 +210,30 @@ def test_system_node_group_is_on_demand_tainted_and_imdsv2(
 
 
 def test_cluster_security_group_tagged_for_karpenter(
-    stack: str, resources: tuple[Recorded, ...]
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
 ) -> None:
-    tag = find(resources, "aws:ec2/tag:Tag", "llm-sg-discovery").inputs
+    tag = find(fixture_resources, "aws:ec2/tag:Tag", "llm-sg-discovery").inputs
+    name = typed_config(fixture_stack).cluster.name
     assert tag == {
-        "resourceId": f"sg-llm-{stack}-cluster",
+        "resourceId": f"sg-{name}-cluster",
         "key": "karpenter.sh/discovery",
-        "value": f"llm-{stack}",
+        "value": name,
     }
 
 
 def test_one_kubernetes_provider_from_the_deterministic_kubeconfig(
-    stack: str, resources: tuple[Recorded, ...]
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
 ) -> None:
-    providers = find_all(resources, "pulumi:providers:kubernetes")
+    providers = find_all(fixture_resources, "pulumi:providers:kubernetes")
     assert [p.name for p in providers] == ["llm-k8s"]
     # In-cluster resources wait for the provider, so for nodes, DNS and the EBS driver.
     assert {"llm-system", "llm-coredns", "llm-aws-ebs-csi-driver"} <= set(providers[0].depends_on)
     kubeconfig = json.loads(providers[0].inputs["kubeconfig"])
-    region = stack_config(stack)["aws:region"]
+    region = stack_config(fixture_stack)["aws:region"]
+    name = typed_config(fixture_stack).cluster.name
     assert kubeconfig == render_kubeconfig(
-        f"llm-{stack}",
-        f"https://LLM-{stack.upper()}0MOCK.gr7.{region}.eks.amazonaws.com",
+        name,
+        f"https://{name.upper()}0MOCK.gr7.{region}.eks.amazonaws.com",
         "TU9DSy1DTFVTVEVSLUNB",
         region,
     )
@@ -217,7 +241,7 @@ def test_one_kubernetes_provider_from_the_deterministic_kubeconfig(
 
 def test_component_outputs_resolve() -> None:
     config = ClusterConfig.model_validate(
-        {"name": "unit", "addons": stack_config("dev")["llm-platform:cluster"]["addons"]}
+        {"name": "unit", "addons": stack_config(SMALL)["llm-platform:cluster"]["addons"]}
     )
 
     def build() -> tuple[str, str]:
@@ -235,13 +259,13 @@ def test_component_outputs_resolve() -> None:
 
 
 def test_every_aws_resource_naming_the_cluster_waits_for_it(
-    resources: tuple[Recorded, ...],
+    fixture_resources: tuple[Recorded, ...],
 ) -> None:
     """``clusterName`` is a plain string from config, so no dependency is implied: each
     such resource must reach the EKS cluster through its dependencies, or a first
     ``pulumi up`` races the cluster's creation."""
     deps_of: dict[str, set[str]] = {}  # by name: names repeat across types
-    for r in resources:
+    for r in fixture_resources:
         deps_of.setdefault(r.name, set()).update(
             [*r.depends_on, *([r.provider] if r.provider else [])]
         )
@@ -252,17 +276,21 @@ def test_every_aws_resource_naming_the_cluster_waits_for_it(
         seen.add(name)
         return any(d not in seen and reaches_cluster(d, seen) for d in deps_of.get(name, ()))
 
-    naming = [r for r in resources if r.type.startswith("aws:") and "clusterName" in r.inputs]
+    naming = [
+        r for r in fixture_resources if r.type.startswith("aws:") and "clusterName" in r.inputs
+    ]
     assert len(naming) >= 10
     assert [r.name for r in naming if not reaches_cluster(r.name, set())] == []
 
 
-def test_network_policies_are_enforced(resources: tuple[Recorded, ...]) -> None:
+def test_network_policies_are_enforced(fixture_resources: tuple[Recorded, ...]) -> None:
     # The program renders NetworkPolicies (model servers); EKS enforces none of them
     # unless the VPC CNI's network policy agent is on.
-    assert find_all(resources, "kubernetes:networking.k8s.io/v1:NetworkPolicy")
-    addons = {a.inputs["addonName"]: a.inputs for a in find_all(resources, "aws:eks/addon:Addon")}
+    assert find_all(fixture_resources, "kubernetes:networking.k8s.io/v1:NetworkPolicy")
+    addons = {
+        a.inputs["addonName"]: a.inputs for a in find_all(fixture_resources, "aws:eks/addon:Addon")
+    }
     assert json.loads(addons["vpc-cni"]["configurationValues"]) == {"enableNetworkPolicy": "true"}
     # pulumi-eks must not install a second vpc-cni add-on next to ours.
-    cluster = find(resources, "eks:index:Cluster", "llm-eks").inputs
+    cluster = find(fixture_resources, "eks:index:Cluster", "llm-eks").inputs
     assert cluster["useDefaultVpcCni"] is True

@@ -6,11 +6,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
+from infra.cluster.config import ClusterConfig
 from infra.core.schema import ConfigError
-from infra.stack.config import load_config
+from infra.observability.config import AlertThresholds
+from infra.stack.config import PlatformConfig, load_config
 from policies.rules import RULE_NAMES
-from tests.harness import run_stack, stack_config
+from tests.harness import FIXTURE_STACKS, SMALL, run_stack, stack_config, typed_config
 
 NS = "llm-platform"
 Config = dict[str, Any]
@@ -24,14 +27,30 @@ def _model(c: Config, i: int = 0) -> dict[str, Any]:
     return c[f"{NS}:models"][i]
 
 
-ROOT_KEYS = (
-    "accountId, ci, cluster, cost, cpuPool, gpuOperator, gpuPools, grafanaAdminPassword, "
-    "karpenter, logging, "
-    "modelApiKey, models, network, nodeClass, observability, pagerdutyRoutingKey, policy, "
-    "serving, slackWebhookUrl, tags, zones"
-)
+def _keys(model: type[BaseModel]) -> str:
+    """The camelCase keys of a section, as an 'unknown key' problem lists them."""
+    return ", ".join(
+        sorted(str(f.alias) for n, f in model.model_fields.items() if n not in ("stack", "region"))
+    )
 
-# (case id, mutation of the committed dev config, the exact problem line)
+
+ROOT_KEYS = _keys(PlatformConfig)
+CFG = typed_config(SMALL)
+"""The fixture stack every case mutates."""
+POOL = CFG.gpu_pools[0]
+FIRST, SECOND = CFG.models[0].name, CFG.models[1].name
+MODELS = ", ".join(m.name for m in CFG.models)
+
+
+def test_the_key_lists_are_the_sections_keys() -> None:
+    assert {"gpuPools", "models", "cluster", "modelApiKey", "zones"} <= set(ROOT_KEYS.split(", "))
+    assert "stack" not in ROOT_KEYS.split(", ")
+    assert _keys(ClusterConfig).startswith("addons, admins, endpointPublicAccess, ")
+    assert {"errorRatio", "queueBacklog"} <= set(_keys(AlertThresholds).split(", "))
+    assert CFG.models[0].gpu_pool == CFG.models[1].gpu_pool == POOL.name
+
+
+# (case id, mutation of the fixture stack's config, the exact problem line)
 INVALID: list[tuple[str, Callable[[Config], object], str]] = [
     (
         "unknown top-level key (typo)",
@@ -41,8 +60,7 @@ INVALID: list[tuple[str, Callable[[Config], object], str]] = [
     (
         "unknown nested key (typo)",
         lambda c: c[f"{NS}:cluster"].update(endpointPublic=True),
-        f"{NS}:cluster.endpointPublic: unknown key; allowed keys here: addons, admins, "
-        "endpointPublicAccess, logTypes, name, publicAccessCidrs, systemNodeGroup, version",
+        f"{NS}:cluster.endpointPublic: unknown key; allowed keys here: {_keys(ClusterConfig)}",
     ),
     (
         "GPU limit of the wrong type",
@@ -79,18 +97,19 @@ INVALID: list[tuple[str, Callable[[Config], object], str]] = [
     ),
     (
         "duplicate model names",
-        lambda c: _model(c, 1).update(name="chat"),
-        f'{NS}:models: duplicate name "chat"',
+        lambda c: _model(c, 1).update(name=FIRST),
+        f'{NS}:models: duplicate name "{FIRST}"',
     ),
     (
         "duplicate pool names",
         lambda c: c[f"{NS}:gpuPools"].append(dict(_pool(c))),
-        f'{NS}:gpuPools: duplicate name "gpu-dev"',
+        f'{NS}:gpuPools: duplicate name "{POOL.name}"',
     ),
     (
         "tensor parallelism above the pool's largest instance",
         lambda c: _model(c).update(tensorParallelSize=8),
-        f"{NS}:models[0].tensorParallelSize = 8: pool gpu-dev offers at most 4 GPUs per instance",
+        f"{NS}:models[0].tensorParallelSize = 8: pool {POOL.name} offers at most 4 GPUs per "
+        "instance",
     ),
     (
         "tensor parallelism not a power of two",
@@ -121,7 +140,7 @@ INVALID: list[tuple[str, Callable[[Config], object], str]] = [
     (
         "model on an undefined pool",
         lambda c: _model(c).update(gpuPool="gpu-big"),
-        f'{NS}:models[0].gpuPool = "gpu-big": no such GPU pool; defined: gpu-dev',
+        f'{NS}:models[0].gpuPool = "gpu-big": no such GPU pool; defined: {POOL.name}',
     ),
     (
         "unknown capacity type",
@@ -182,7 +201,7 @@ INVALID: list[tuple[str, Callable[[Config], object], str]] = [
     (
         "missing cost tag",
         lambda c: c[f"{NS}:tags"].pop("cost-center"),
-        f'{NS}:tags = {{"owner": "platform-team@example.com"}}: cost tags cost-center are required',
+        f'{NS}:tags = {{"owner": "{CFG.tags["owner"]}"}}: cost tags cost-center are required',
     ),
     (
         "region set in the namespace",
@@ -204,7 +223,7 @@ INVALID: list[tuple[str, Callable[[Config], object], str]] = [
         lambda c: c[f"{NS}:cost"]["budgets"].append(
             {"name": "m", "scope": "model", "target": "nope", "monthlyUsd": 10}
         ),
-        f'{NS}:cost.budgets[1].target = "nope": no such model; defined: chat, code',
+        f'{NS}:cost.budgets[1].target = "nope": no such model; defined: {MODELS}',
     ),
     (
         "size allowlist that matches nothing",
@@ -266,16 +285,13 @@ INVALID: list[tuple[str, Callable[[Config], object], str]] = [
         "GPU memory alert below what vLLM reserves",
         lambda c: c[f"{NS}:observability"].update(thresholds={"gpuMemoryRatio": 0.9}),
         f"{NS}:observability.thresholds.gpuMemoryRatio = 0.9: must be above the "
-        "gpuMemoryUtilization vLLM reserves (chat: 0.9, code: 0.9)",
+        f"gpuMemoryUtilization vLLM reserves ({FIRST}: 0.9, {SECOND}: 0.9)",
     ),
     (
         "unknown alert threshold (typo)",
         lambda c: c[f"{NS}:observability"].update(thresholds={"p99LatencySecond": 5}),
         f"{NS}:observability.thresholds.p99LatencySecond: unknown key; allowed keys here: "
-        "errorRatio, errorRatioCritical, gpuMemoryRatio, "
-        "gpuTemperatureCelsius, gpuTemperatureCriticalCelsius, gpuUnderutilizedPercent, "
-        "kvCacheRatio, p99LatencySeconds, pendingGpuPodFor, podRestartsPerHour, queueBacklog, "
-        "replicasUnavailableFor",
+        f"{_keys(AlertThresholds)}",
     ),
     (
         "memory request in a unit Kubernetes would misread",
@@ -286,7 +302,7 @@ INVALID: list[tuple[str, Callable[[Config], object], str]] = [
     (
         "model too large for the pool's GPUs",
         lambda c: _model(c, 1).update(parametersBillions=70.6, numLayers=80, numKvHeads=8),
-        f"{NS}:models[1]: model code needs 136.0 GiB per GPU at tensorParallelSize 1 (weights "
+        f"{NS}:models[1]: model {SECOND} needs 136.0 GiB per GPU at tensorParallelSize 1 (weights "
         "131.5 + KV cache for one 8192-token sequence 2.5 + overhead 2.0); the largest fit is "
         "g5.xlarge with 21.6 GiB usable per GPU at gpuMemoryUtilization 0.9: raise "
         "tensorParallelSize, quantize, lower maxModelLen or allow a larger GPU",
@@ -377,7 +393,7 @@ INVALID: list[tuple[str, Callable[[Config], object], str]] = [
 def test_invalid_config_is_rejected_before_any_resource(
     mutate: Callable[[Config], object], problem: str
 ) -> None:
-    run = run_stack("dev", mutate)
+    run = run_stack(SMALL, mutate)
     assert isinstance(run.error, ConfigError)
     assert run.error.problems == [problem]
     assert run.resources == []
@@ -390,7 +406,7 @@ def test_there_are_at_least_25_invalid_cases() -> None:
 def test_secret_in_clear_text_is_rejected_without_printing_it() -> None:
     key = f"{NS}:slackWebhookUrl"
     run = run_stack(
-        "dev",
+        SMALL,
         lambda c: c.update({key: "https://hooks.example/T0/B0/abc"}),
         clear_text=frozenset({key}),
     )
@@ -408,7 +424,7 @@ def test_all_problems_are_reported_at_once() -> None:
         _pool(c).update(gpuLimit=0)
         c[f"{NS}:network"].update(natGateways="two")
 
-    run = run_stack("dev", two_errors)
+    run = run_stack(SMALL, two_errors)
     assert isinstance(run.error, ConfigError)
     assert len(run.error.problems) == 2
     assert str(run.error).startswith("invalid stack configuration (2 problems):\n  - ")
@@ -417,49 +433,37 @@ def test_all_problems_are_reported_at_once() -> None:
 def test_missing_secret_names_the_command_to_set_it() -> None:
     raw = {
         k.removeprefix(f"{NS}:"): v
-        for k, v in stack_config("dev").items()
+        for k, v in stack_config(SMALL).items()
         if k.startswith(f"{NS}:") and "Password" not in k
     }
     with pytest.raises(ConfigError) as exc:
-        load_config(raw, stack="dev", region="us-west-2", secret_keys=frozenset(raw))
+        load_config(raw, stack=SMALL, region=CFG.region, secret_keys=frozenset(raw))
     assert exc.value.problems == [
         f"{NS}:grafanaAdminPassword: required secret is not set "
         f"(pulumi config set --secret {NS}:grafanaAdminPassword <value>)"
     ]
 
 
-def test_committed_stacks_load_with_documented_defaults(stack: str) -> None:
+def test_fixture_stacks_load_with_documented_defaults(fixture_stack: str) -> None:
     raw = {
         k.removeprefix(f"{NS}:"): v
-        for k, v in stack_config(stack).items()
+        for k, v in stack_config(fixture_stack).items()
         if k.startswith(f"{NS}:")
     }
-    region = stack_config(stack)["aws:region"]
-    cfg = load_config(raw, stack=stack, region=region, secret_keys=frozenset(raw))
-    assert cfg.all_tags["environment"] == stack
+    region = stack_config(fixture_stack)["aws:region"]
+    cfg = load_config(raw, stack=fixture_stack, region=region, secret_keys=frozenset(raw))
+    assert cfg.all_tags["environment"] == fixture_stack
     assert cfg.all_tags["project"] == "llm-platform"
     assert cfg.karpenter.version == "1.14.1"  # a default the stack files do not repeat
     assert cfg.slack_webhook_url is not None
     assert "offline-placeholder" not in repr(cfg)  # secrets never show in repr
 
 
-def test_dev_and_prod_differ_where_environments_should() -> None:
-    def load(stack: str) -> Any:
-        raw = {
-            k.removeprefix(f"{NS}:"): v
-            for k, v in stack_config(stack).items()
-            if k.startswith(f"{NS}:")
-        }
-        return load_config(
-            raw, stack=stack, region=stack_config(stack)["aws:region"], secret_keys=frozenset(raw)
-        )
-
-    dev, prod = load("dev"), load("prod")
-    assert (len(dev.zones), len(prod.zones)) == (2, 3)
-    assert (dev.network.nat_gateways, prod.network.nat_gateways) == ("single", "perZone")
-    assert (dev.cluster.endpoint_public_access, prod.cluster.endpoint_public_access) == (
-        True,
-        False,
-    )
-    assert dev.policy.max_gpus_total < prod.policy.max_gpus_total
-    assert prod.node_class.ami_version != "latest"
+def test_the_fixtures_cover_both_sides_of_what_environments_vary() -> None:
+    """Component tests assert each side of these on a fixture that has it."""
+    configs = [typed_config(s) for s in FIXTURE_STACKS]
+    assert {len(c.zones) for c in configs} >= {2, 3}
+    assert {c.network.nat_gateways for c in configs} == {"single", "perZone"}
+    assert {c.cluster.endpoint_public_access for c in configs} == {True, False}
+    assert {c.policy.spot_only for c in configs} == {True, False}
+    assert {c.node_class.ami_version == "latest" for c in configs} == {True, False}

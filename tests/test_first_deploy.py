@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.harness import find
+from tests.harness import find, typed_config
 from tools.mock_runtime import Recorded
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -40,9 +40,11 @@ def test_readme_gives_the_stage_1_command() -> None:
     assert "python -m tools models sync <stack> <model>" in text
 
 
-def test_stage_1_is_all_of_aws_and_nothing_in_the_cluster(resources: tuple[Recorded, ...]) -> None:
-    excluded = _excluded(resources)
-    stage_1 = [r for r in resources if r.name not in excluded]
+def test_stage_1_is_all_of_aws_and_nothing_in_the_cluster(
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
+) -> None:
+    excluded = _excluded(fixture_resources)
+    stage_1 = [r for r in fixture_resources if r.name not in excluded]
     # Nothing that talks to the Kubernetes API (unreachable from outside the VPC).
     assert not [
         r.name for r in stage_1 if r.type.startswith(("kubernetes:", "pulumi:providers:kubernetes"))
@@ -58,5 +60,10 @@ def test_stage_1_is_all_of_aws_and_nothing_in_the_cluster(resources: tuple[Recor
     ):
         assert needed in names, needed
     # Stage 2 holds the charts and the models, which need the weights of stage 1's bucket.
-    assert "model-chat-deployment" in excluded
-    assert find(resources, "kubernetes:helm.sh/v3:Release", "karpenter-controller").name in excluded
+    models = typed_config(fixture_stack).enabled_models
+    assert models
+    assert {f"model-{m.name}-deployment" for m in models} <= excluded
+    assert (
+        find(fixture_resources, "kubernetes:helm.sh/v3:Release", "karpenter-controller").name
+        in excluded
+    )

@@ -1,4 +1,4 @@
-"""NodePool / EC2NodeClass model and the pools both stacks render."""
+"""NodePool / EC2NodeClass model and the pools the fixture stacks render."""
 
 from __future__ import annotations
 
@@ -29,8 +29,18 @@ from infra.karpenter.nodepool import (
     render_node_class,
     render_node_pool,
 )
-from infra.stack.files import typed_stack_config
-from tests.harness import find, find_all, resolve, run_component, stack_config
+from tests.harness import (
+    FIXTURE_STACKS,
+    HA,
+    SMALL,
+    cluster_name,
+    find,
+    find_all,
+    resolve,
+    run_component,
+    stack_config,
+    typed_config,
+)
 from tools.gpu_capacity import gpu_capacity_section
 from tools.mock_runtime import Recorded
 
@@ -325,18 +335,20 @@ def _gpu_pools(stack: str) -> list[dict[str, Any]]:
 
 
 def test_one_gpu_nodepool_per_configured_pool_plus_general(
-    stack: str, resources: tuple[Recorded, ...]
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
 ) -> None:
-    names = sorted(r.inputs["metadata"]["name"] for r in find_all(resources, NODEPOOL))
-    assert names == sorted([p["name"] for p in _gpu_pools(stack)] + ["general"])
+    names = sorted(r.inputs["metadata"]["name"] for r in find_all(fixture_resources, NODEPOOL))
+    assert names == sorted([p["name"] for p in _gpu_pools(fixture_stack)] + ["general"])
 
 
 def test_gpu_pools_span_zones_capacity_types_and_allowlisted_nvidia_types(
-    stack: str, resources: tuple[Recorded, ...]
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
 ) -> None:
-    zones = stack_config(stack)[f"{NS}:zones"]
-    for pool in _gpu_pools(stack):
-        spec = find(resources, NODEPOOL, f"node-pools-nodepool-{pool['name']}").inputs["spec"]
+    zones = stack_config(fixture_stack)[f"{NS}:zones"]
+    for pool in _gpu_pools(fixture_stack):
+        spec = find(fixture_resources, NODEPOOL, f"node-pools-nodepool-{pool['name']}").inputs[
+            "spec"
+        ]
         req = _requirements(spec)
         assert set(req) == {
             "karpenter.sh/capacity-type",
@@ -361,21 +373,30 @@ def test_gpu_pools_span_zones_capacity_types_and_allowlisted_nvidia_types(
         }
 
 
-def test_capacity_types_per_stack(stack: str, resources: tuple[Recorded, ...]) -> None:
+def test_capacity_types_per_stack(
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
+) -> None:
     """Each pool's capacity types, spot first when on-demand is the fallback."""
-    pools = {p.name: p for p in typed_stack_config(stack).gpu_pools}
-    for r in find_all(resources, NODEPOOL):
+    pools = {p.name: p for p in typed_config(fixture_stack).gpu_pools}
+    for r in find_all(fixture_resources, NODEPOOL):
         name = r.inputs["metadata"]["name"]
         if name != "general":
             values = _requirements(r.inputs["spec"])["karpenter.sh/capacity-type"]["values"]
             assert sorted(values) == sorted(pools[name].capacity_types)
 
 
+def test_the_fixtures_have_a_spot_only_pool_and_one_with_on_demand_fallback() -> None:
+    kinds = {tuple(p.capacity_types) for s in FIXTURE_STACKS for p in typed_config(s).gpu_pools}
+    assert {("spot",), ("spot", "on-demand")} <= kinds
+
+
 def test_gpu_pools_are_tainted_labelled_limited_and_never_consolidate_busy_nodes(
-    stack: str, resources: tuple[Recorded, ...]
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
 ) -> None:
-    for pool in _gpu_pools(stack):
-        spec = find(resources, NODEPOOL, f"node-pools-nodepool-{pool['name']}").inputs["spec"]
+    for pool in _gpu_pools(fixture_stack):
+        spec = find(fixture_resources, NODEPOOL, f"node-pools-nodepool-{pool['name']}").inputs[
+            "spec"
+        ]
         template = spec["template"]
         assert template["spec"]["taints"] == [
             {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
@@ -397,10 +418,10 @@ def test_gpu_pools_are_tainted_labelled_limited_and_never_consolidate_busy_nodes
 
 
 def test_general_pool_is_untainted_and_consolidates(
-    stack: str, resources: tuple[Recorded, ...]
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
 ) -> None:
-    cpu = stack_config(stack)[f"{NS}:cpuPool"]
-    spec = find(resources, NODEPOOL, "node-pools-nodepool-general").inputs["spec"]
+    cpu = stack_config(fixture_stack)[f"{NS}:cpuPool"]
+    spec = find(fixture_resources, NODEPOOL, "node-pools-nodepool-general").inputs["spec"]
     req = _requirements(spec)
     assert "taints" not in spec["template"]["spec"]
     assert req["karpenter.k8s.aws/instance-category"]["values"] == ["c", "m", "r"]
@@ -416,13 +437,13 @@ def test_general_pool_is_untainted_and_consolidates(
 
 
 def test_gpu_node_class_ami_imds_volumes_and_discovery(
-    stack: str, resources: tuple[Recorded, ...]
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
 ) -> None:
-    cfg = stack_config(stack)[f"{NS}:nodeClass"]
-    spec = find(resources, NODECLASS, "node-pools-nodeclass-gpu").inputs["spec"]
+    cfg = stack_config(fixture_stack)[f"{NS}:nodeClass"]
+    spec = find(fixture_resources, NODECLASS, "node-pools-nodeclass-gpu").inputs["spec"]
     assert spec["amiSelectorTerms"] == [{"alias": f"al2023@{cfg['amiVersion']}"}]
-    assert spec["role"] == f"llm-{stack}-karpenter-node"
-    discovery = [{"tags": {"karpenter.sh/discovery": f"llm-{stack}"}}]
+    assert spec["role"] == f"{cluster_name(fixture_stack)}-karpenter-node"
+    discovery = [{"tags": {"karpenter.sh/discovery": cluster_name(fixture_stack)}}]
     assert spec["subnetSelectorTerms"] == spec["securityGroupSelectorTerms"] == discovery
     assert spec["metadataOptions"] == {
         "httpEndpoint": "enabled",
@@ -441,42 +462,47 @@ def test_gpu_node_class_ami_imds_volumes_and_discovery(
             },
         }
     ]
-    assert spec["tags"]["environment"] == stack
-    assert spec["tags"]["cost-center"] == f"ml-platform-{stack}"
+    assert spec["tags"]["environment"] == fixture_stack
+    assert spec["tags"]["cost-center"] == typed_config(fixture_stack).tags["cost-center"]
 
 
-def test_the_ami_alias_is_the_configured_one(resources: tuple[Recorded, ...], stack: str) -> None:
-    alias = find(resources, NODECLASS, "node-pools-nodeclass-gpu").inputs["spec"][
+def test_the_ami_alias_is_the_configured_one(
+    fixture_resources: tuple[Recorded, ...], fixture_stack: str
+) -> None:
+    alias = find(fixture_resources, NODECLASS, "node-pools-nodeclass-gpu").inputs["spec"][
         "amiSelectorTerms"
     ][0]["alias"]
-    nc = typed_stack_config(stack).node_class
+    nc = typed_config(fixture_stack).node_class
     assert alias == f"{nc.ami_family}@{nc.ami_version}"
 
 
 def test_custom_resources_wait_for_the_crd_and_controller_releases(
-    resources: tuple[Recorded, ...],
+    fixture_resources: tuple[Recorded, ...],
 ) -> None:
-    for r in find_all(resources, NODEPOOL) + find_all(resources, NODECLASS):
+    for r in find_all(fixture_resources, NODEPOOL) + find_all(fixture_resources, NODECLASS):
         assert {"karpenter-crd", "karpenter-controller"} <= set(r.depends_on), r.name
 
 
 def test_plan_summary_shows_gpu_capacity_per_pool_and_zone(
-    stack: str, resources: tuple[Recorded, ...]
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
 ) -> None:
     expected = {
-        "dev": [
+        SMALL: [
             "GPU capacity (Karpenter NodePools; each limit applies across its zones):",
-            "  gpu-dev: limit 4 GPUs, spot only, families g6, g5",
+            "  gpu-lab: limit 4 GPUs, spot only, families g6, g5",
             "    zones us-west-2a, us-west-2b",
             "    largest type g6.12xlarge (4 GPUs): at most 1 instance",
             "  total GPU limit: 4",
         ],
-        "prod": [
+        HA: [
             "GPU capacity (Karpenter NodePools; each limit applies across its zones):",
-            "  gpu-inference: limit 16 GPUs, spot first, on-demand fallback, families g6e, g6",
+            "  gpu-serve: limit 16 GPUs, spot first, on-demand fallback, families g6e, g6",
             "    zones us-east-1a, us-east-1b, us-east-1c",
             "    largest type g6e.12xlarge (4 GPUs): at most 4 instances",
             "  total GPU limit: 16",
         ],
     }
-    assert gpu_capacity_section(list(resources), typed_stack_config(stack)) == expected[stack]
+    assert (
+        gpu_capacity_section(list(fixture_resources), typed_config(fixture_stack))
+        == expected[fixture_stack]
+    )

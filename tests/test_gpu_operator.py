@@ -55,9 +55,9 @@ def test_time_slicing_config_when_asked() -> None:
 
 
 def test_release_is_pinned_and_waits_for_the_servicemonitor_crd(
-    resources: tuple[Recorded, ...],
+    fixture_resources: tuple[Recorded, ...],
 ) -> None:
-    release = find(resources, RELEASE, "gpu-operator-release")
+    release = find(fixture_resources, RELEASE, "gpu-operator-release")
     inputs: dict[str, Any] = release.inputs
     assert (inputs["chart"], inputs["version"]) == ("gpu-operator", "v26.7.0")
     assert inputs["repositoryOpts"] == {"repo": "https://helm.ngc.nvidia.com/nvidia"}

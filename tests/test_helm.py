@@ -14,8 +14,8 @@ from tools.mock_runtime import run_program
 from tools.plan import HELM_RELEASE
 
 
-def test_every_release_is_pinned_to_a_version_from_a_known_source(stack: str) -> None:
-    releases = find_all(planned(stack), HELM_RELEASE)
+def test_every_release_is_pinned_to_a_version_from_a_known_source(fixture_stack: str) -> None:
+    releases = find_all(planned(fixture_stack), HELM_RELEASE)
     assert releases
     for r in releases:
         assert re.fullmatch(r"v?\d+\.\d+\.\d+", r.inputs["version"]), r.name

@@ -15,8 +15,7 @@ from infra.karpenter.controller import (
     interruption_event_patterns,
     queue_policy,
 )
-from infra.stack.files import typed_stack_config
-from tests.harness import find, find_all, run_stack
+from tests.harness import SMALL, cluster_name, find, find_all, run_stack, typed_config
 from tools.mock_runtime import Recorded
 
 ACCOUNT = "123456789012"
@@ -200,9 +199,9 @@ def test_controller_values_pin_the_controller_to_system_nodes() -> None:
 
 
 def test_controller_release_waits_for_the_servicemonitor_crd(
-    resources: tuple[Recorded, ...],
+    fixture_resources: tuple[Recorded, ...],
 ) -> None:
-    release = find(resources, "kubernetes:helm.sh/v3:Release", "karpenter-controller")
+    release = find(fixture_resources, "kubernetes:helm.sh/v3:Release", "karpenter-controller")
     assert "monitoring-crds" in release.depends_on
 
 
@@ -210,37 +209,45 @@ def test_controller_release_waits_for_the_servicemonitor_crd(
 
 
 def test_queue_is_encrypted_short_lived_and_tls_only(
-    stack: str, resources: tuple[Recorded, ...]
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
 ) -> None:
-    queue = find(resources, "aws:sqs/queue:Queue", "karpenter-interruption").inputs
-    assert queue["name"] == f"llm-{stack}-karpenter-interruption"
+    queue = find(fixture_resources, "aws:sqs/queue:Queue", "karpenter-interruption").inputs
+    assert queue["name"] == f"{cluster_name(fixture_stack)}-karpenter-interruption"
     assert queue["messageRetentionSeconds"] == 300
     assert queue["sqsManagedSseEnabled"] is True
-    policy = find(resources, "aws:sqs/queuePolicy:QueuePolicy", "karpenter-interruption").inputs
-    cfg = typed_stack_config(stack)
+    policy = find(
+        fixture_resources, "aws:sqs/queuePolicy:QueuePolicy", "karpenter-interruption"
+    ).inputs
+    cfg = typed_config(fixture_stack)
     arn = f"arn:aws:sqs:{cfg.region}:{cfg.account_id}:{cfg.cluster.name}-karpenter-interruption"
     assert json.loads(policy["policy"]) == queue_policy(arn)
 
 
 def test_each_rule_targets_the_queue_with_its_exact_pattern(
-    stack: str, resources: tuple[Recorded, ...]
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
 ) -> None:
     patterns = interruption_event_patterns()
-    rules = {r.name: r.inputs for r in find_all(resources, "aws:cloudwatch/eventRule:EventRule")}
+    rules = {
+        r.name: r.inputs for r in find_all(fixture_resources, "aws:cloudwatch/eventRule:EventRule")
+    }
     assert set(rules) == {f"karpenter-{suffix}" for suffix in patterns}
     for suffix, pattern in patterns.items():
         rule = rules[f"karpenter-{suffix}"]
-        assert rule["name"] == f"llm-{stack}-karpenter-{suffix}"
+        assert rule["name"] == f"{cluster_name(fixture_stack)}-karpenter-{suffix}"
         assert json.loads(rule["eventPattern"]) == pattern
-        target = find(resources, "aws:cloudwatch/eventTarget:EventTarget", f"karpenter-{suffix}")
+        target = find(
+            fixture_resources, "aws:cloudwatch/eventTarget:EventTarget", f"karpenter-{suffix}"
+        )
         assert target.inputs["rule"] == rule["name"]
-        assert target.inputs["arn"].endswith(f":llm-{stack}-karpenter-interruption")
+        assert target.inputs["arn"].endswith(
+            f":{cluster_name(fixture_stack)}-karpenter-interruption"
+        )
 
 
 def test_controller_role_is_for_pod_identity_with_the_scoped_policies(
-    stack: str, resources: tuple[Recorded, ...]
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
 ) -> None:
-    role = find(resources, "aws:iam/role:Role", "karpenter-controller").inputs
+    role = find(fixture_resources, "aws:iam/role:Role", "karpenter-controller").inputs
     trust = json.loads(role["assumeRolePolicy"])["Statement"]
     assert trust == [
         {
@@ -249,7 +256,7 @@ def test_controller_role_is_for_pod_identity_with_the_scoped_policies(
             "Action": ["sts:AssumeRole", "sts:TagSession"],
         }
     ]
-    cfg = typed_stack_config(stack)
+    cfg = typed_config(fixture_stack)
     cluster = cfg.cluster.name
     expected = controller_policies(PolicyScope(cluster_name=cluster, arns=cfg.arns))
     assert expected["iam-integration"]["Statement"][0]["Resource"] == (
@@ -257,44 +264,49 @@ def test_controller_role_is_for_pod_identity_with_the_scoped_policies(
     )
     attached = {
         a.inputs["policyArn"]
-        for a in find_all(resources, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+        for a in find_all(fixture_resources, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
         if a.inputs["role"] == f"{cluster}-karpenter-controller"
     }
     assert attached == {
         f"arn:aws:iam::{cfg.account_id}:policy/{cluster}-karpenter-{g}" for g in expected
     }
     for group, document in expected.items():
-        policy = find(resources, "aws:iam/policy:Policy", f"karpenter-controller-{group}")
+        policy = find(fixture_resources, "aws:iam/policy:Policy", f"karpenter-controller-{group}")
         assert json.loads(policy.inputs["policy"]) == document
 
 
 def test_pod_identity_association_matches_the_charts_service_account(
-    stack: str, resources: tuple[Recorded, ...]
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
 ) -> None:
     association = find(
-        resources, "aws:eks/podIdentityAssociation:PodIdentityAssociation", "karpenter-controller"
+        fixture_resources,
+        "aws:eks/podIdentityAssociation:PodIdentityAssociation",
+        "karpenter-controller",
     )
-    release = find(resources, "kubernetes:helm.sh/v3:Release", "karpenter-controller").inputs
-    assert association.inputs["clusterName"] == f"llm-{stack}"
+    release = find(
+        fixture_resources, "kubernetes:helm.sh/v3:Release", "karpenter-controller"
+    ).inputs
+    assert association.inputs["clusterName"] == f"{cluster_name(fixture_stack)}"
     assert association.inputs["namespace"] == release["namespace"] == "karpenter"
     assert association.inputs["serviceAccount"] == release["values"]["serviceAccount"]["name"]
     assert association.inputs["roleArn"] == (
-        f"arn:aws:iam::{typed_stack_config(stack).account_id}:role/llm-{stack}-karpenter-controller"
+        f"arn:aws:iam::{typed_config(fixture_stack).account_id}:role/"
+        f"{cluster_name(fixture_stack)}-karpenter-controller"
     )
     assert "llm-eks" in association.depends_on
 
 
 def test_node_role_has_worker_policies_and_an_ec2_linux_access_entry(
-    stack: str, resources: tuple[Recorded, ...]
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
 ) -> None:
-    role = find(resources, "aws:iam/role:Role", "karpenter-node").inputs
-    assert role["name"] == f"llm-{stack}-karpenter-node"
+    role = find(fixture_resources, "aws:iam/role:Role", "karpenter-node").inputs
+    assert role["name"] == f"{cluster_name(fixture_stack)}-karpenter-node"
     trust = json.loads(role["assumeRolePolicy"])["Statement"][0]
     assert trust["Principal"] == {"Service": "ec2.amazonaws.com"}
     assert trust["Action"] == ["sts:AssumeRole"]
     attached = {
         a.inputs["policyArn"]
-        for a in find_all(resources, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+        for a in find_all(fixture_resources, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
         if a.inputs["role"] == role["name"]
     }
     assert attached == {
@@ -303,19 +315,19 @@ def test_node_role_has_worker_policies_and_an_ec2_linux_access_entry(
         "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryPullOnly",
         "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
     }
-    entry = find(resources, "aws:eks/accessEntry:AccessEntry", "karpenter-node").inputs
+    entry = find(fixture_resources, "aws:eks/accessEntry:AccessEntry", "karpenter-node").inputs
     assert entry["type"] == "EC2_LINUX"
-    assert entry["clusterName"] == f"llm-{stack}"
-    account = typed_stack_config(stack).account_id
+    assert entry["clusterName"] == f"{cluster_name(fixture_stack)}"
+    account = typed_config(fixture_stack).account_id
     assert entry["principalArn"] == f"arn:aws:iam::{account}:role/{role['name']}"
 
 
 def test_both_charts_at_the_configured_version_crds_first(
-    stack: str, resources: tuple[Recorded, ...]
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
 ) -> None:
-    version = KarpenterConfig().version  # the stack files keep the documented default
-    crd = find(resources, "kubernetes:helm.sh/v3:Release", "karpenter-crd").inputs
-    controller = find(resources, "kubernetes:helm.sh/v3:Release", "karpenter-controller")
+    version = KarpenterConfig().version  # the fixtures keep the documented default
+    crd = find(fixture_resources, "kubernetes:helm.sh/v3:Release", "karpenter-crd").inputs
+    controller = find(fixture_resources, "kubernetes:helm.sh/v3:Release", "karpenter-controller")
     assert (crd["name"], crd["chart"]) == (
         "karpenter-crd",
         "oci://public.ecr.aws/karpenter/karpenter-crd",
@@ -335,7 +347,7 @@ def test_both_charts_at_the_configured_version_crds_first(
 
 
 def test_a_configured_version_moves_both_charts_together() -> None:
-    run = run_stack("dev", lambda c: c.update({"llm-platform:karpenter": {"version": "1.13.1"}}))
+    run = run_stack(SMALL, lambda c: c.update({"llm-platform:karpenter": {"version": "1.13.1"}}))
     assert run.error is None
     releases = find_all(run.resources, "kubernetes:helm.sh/v3:Release")
     assert {r.name: r.inputs["version"] for r in releases if r.parent == "karpenter"} == {
@@ -344,17 +356,21 @@ def test_a_configured_version_moves_both_charts_together() -> None:
     }
 
 
-def test_controller_values_in_the_stack(stack: str, resources: tuple[Recorded, ...]) -> None:
-    values = find(resources, "kubernetes:helm.sh/v3:Release", "karpenter-controller").inputs[
-        "values"
-    ]
-    assert values == controller_values(f"llm-{stack}", f"llm-{stack}-karpenter-interruption")
+def test_controller_values_in_the_stack(
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
+) -> None:
+    values = find(
+        fixture_resources, "kubernetes:helm.sh/v3:Release", "karpenter-controller"
+    ).inputs["values"]
+    assert values == controller_values(
+        f"{cluster_name(fixture_stack)}", f"{cluster_name(fixture_stack)}-karpenter-interruption"
+    )
 
 
 def test_every_taggable_karpenter_resource_carries_cost_tags(
-    stack: str, resources: tuple[Recorded, ...]
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
 ) -> None:
-    ours = [r for r in resources if r.parent == "karpenter" and r.type.startswith("aws:")]
+    ours = [r for r in fixture_resources if r.parent == "karpenter" and r.type.startswith("aws:")]
     taggable = [r for r in ours if "tags" in r.inputs]
     assert {r.type for r in taggable} == {
         "aws:iam/role:Role",
@@ -365,5 +381,7 @@ def test_every_taggable_karpenter_resource_carries_cost_tags(
         "aws:eks/podIdentityAssociation:PodIdentityAssociation",
     }
     for r in taggable:
-        assert r.inputs["tags"]["environment"] == stack, r.name
-        assert r.inputs["tags"]["cost-center"] == f"ml-platform-{stack}", r.name
+        assert r.inputs["tags"]["environment"] == fixture_stack, r.name
+        assert r.inputs["tags"]["cost-center"] == typed_config(fixture_stack).tags["cost-center"], (
+            r.name
+        )

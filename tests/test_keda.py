@@ -9,8 +9,8 @@ from tools.mock_runtime import Recorded
 from workloads.serving.keda import KedaArgs, keda_values
 
 
-def test_release_pinned_with_crds_on_system_nodes(resources: tuple[Recorded, ...]) -> None:
-    release = find(resources, "kubernetes:helm.sh/v3:Release", "keda-release").inputs
+def test_release_pinned_with_crds_on_system_nodes(fixture_resources: tuple[Recorded, ...]) -> None:
+    release = find(fixture_resources, "kubernetes:helm.sh/v3:Release", "keda-release").inputs
     assert (release["chart"], release["version"], release["namespace"]) == (
         "keda",
         "2.20.2",

@@ -1,4 +1,4 @@
-"""Kubecost: cost-analyzer values, and what our Prometheus gets for it, in both stacks."""
+"""Kubecost: cost-analyzer values, and what our Prometheus gets for it, in each fixture stack."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ from typing import Any
 
 from infra.core.conventions import KUBECOST_NAMESPACE, PROMETHEUS_SELECTOR_LABELS, PROMETHEUS_URL
 from infra.cost.kubecost import RECORDING_RULES, cost_model_service_monitor_spec
-from infra.stack.files import typed_stack_config
-from tests.harness import find, find_all
+from tests.harness import find, find_all, typed_config
 from tools.mock_runtime import Recorded
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -19,8 +18,10 @@ def _values(resources: tuple[Recorded, ...]) -> dict[str, Any]:
     return find(resources, RELEASE, "kubecost-release").inputs["values"]
 
 
-def test_release_is_pinned_2_8_with_an_explicit_name(resources: tuple[Recorded, ...]) -> None:
-    release = find(resources, RELEASE, "kubecost-release").inputs
+def test_release_is_pinned_2_8_with_an_explicit_name(
+    fixture_resources: tuple[Recorded, ...],
+) -> None:
+    release = find(fixture_resources, RELEASE, "kubecost-release").inputs
     assert (release["name"], release["chart"], release["version"]) == (
         "kubecost",
         "cost-analyzer",
@@ -30,32 +31,35 @@ def test_release_is_pinned_2_8_with_an_explicit_name(resources: tuple[Recorded, 
     assert (release["namespace"], release["createNamespace"]) == (KUBECOST_NAMESPACE, True)
 
 
-def test_kubecost_uses_our_prometheus_not_its_own(resources: tuple[Recorded, ...]) -> None:
-    values = _values(resources)
+def test_kubecost_uses_our_prometheus_not_its_own(fixture_resources: tuple[Recorded, ...]) -> None:
+    values = _values(fixture_resources)
     assert values["global"]["prometheus"] == {"enabled": False, "fqdn": PROMETHEUS_URL}
     assert values["global"]["grafana"] == {"enabled": False, "proxy": False}
     assert values["serviceMonitor"] == {"enabled": False}
     assert values["prometheusRule"] == {"enabled": False}
 
 
-def test_product_configs_spot_gpu_and_cluster(stack: str, resources: tuple[Recorded, ...]) -> None:
-    values = _values(resources)
+def test_product_configs_spot_gpu_and_cluster(
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
+) -> None:
+    values = _values(fixture_resources)
+    cfg = typed_config(fixture_stack)
     assert values["kubecostProductConfigs"] == {
-        "clusterName": f"llm-{stack}",
+        "clusterName": cfg.cluster.name,
         "currencyCode": "USD",
-        "awsSpotDataRegion": typed_stack_config(stack).region,
+        "awsSpotDataRegion": cfg.region,
         "spotLabel": "karpenter.sh/capacity-type",
         "spotLabelValue": "spot",
         "gpuLabel": "llm-platform.io/accelerator",
         "gpuLabelValue": "nvidia",
     }
     assert values["prometheus"]["server"]["global"]["external_labels"] == {
-        "cluster_id": f"llm-{stack}"
+        "cluster_id": cfg.cluster.name
     }
 
 
-def test_resources_and_placement_from_config(resources: tuple[Recorded, ...]) -> None:
-    values = _values(resources)
+def test_resources_and_placement_from_config(fixture_resources: tuple[Recorded, ...]) -> None:
+    values = _values(fixture_resources)
     assert values["kubecostModel"]["resources"] == {
         "requests": {"cpu": "500m", "memory": "2Gi"},
         "limits": {"memory": "2Gi"},
@@ -69,21 +73,21 @@ def test_resources_and_placement_from_config(resources: tuple[Recorded, ...]) ->
 
 
 def test_budget_alerts_come_from_the_stack_budgets(
-    stack: str, resources: tuple[Recorded, ...]
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
 ) -> None:
-    alerts = _values(resources)["global"]["notifications"]["alertConfigs"]["alerts"]
-    budgets = typed_stack_config(stack).cost.budgets
+    alerts = _values(fixture_resources)["global"]["notifications"]["alertConfigs"]["alerts"]
+    budgets = typed_config(fixture_stack).cost.budgets
     assert len(alerts) == sum(len(b.thresholds_percent) for b in budgets)
     assert {a["type"] for a in alerts} == {"budget"}
-    assert "enabled" not in _values(resources)["global"]["notifications"]["alertConfigs"]
+    assert "enabled" not in _values(fixture_resources)["global"]["notifications"]["alertConfigs"]
 
 
 def test_our_prometheus_scrapes_cost_model_and_gets_recording_rules(
-    resources: tuple[Recorded, ...],
+    fixture_resources: tuple[Recorded, ...],
 ) -> None:
     (monitor,) = [
         m
-        for m in find_all(resources, MONITOR)
+        for m in find_all(fixture_resources, MONITOR)
         if m.inputs["metadata"]["namespace"] == KUBECOST_NAMESPACE
     ]
     assert monitor.inputs["metadata"] == {
@@ -98,7 +102,7 @@ def test_our_prometheus_scrapes_cost_model_and_gets_recording_rules(
         "/metrics",
         True,
     )
-    rules = {r.name: r for r in find_all(resources, RULE) if r.parent == "kubecost"}
+    rules = {r.name: r for r in find_all(fixture_resources, RULE) if r.parent == "kubecost"}
     assert set(rules) == {"kubecost-recording-rules", "kubecost-cost-alerts"}
     for rule in rules.values():
         assert rule.inputs["metadata"]["labels"] == PROMETHEUS_SELECTOR_LABELS

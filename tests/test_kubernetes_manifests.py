@@ -1,9 +1,9 @@
 """Every built-in Kubernetes object the program renders is valid for the cluster version.
 
-Parametrised over whatever the committed stacks render, so objects added later are
-checked without new test code. Custom resources (Karpenter, Prometheus operator, KEDA)
-are not in kubernetes-validate's schemas; their components test them against the
-upstream CRD fields instead.
+Parametrised over whatever the committed stacks (discovered) render, so objects and
+stacks added later are checked without new test code. Custom resources (Karpenter,
+Prometheus operator, KEDA) are not in kubernetes-validate's schemas; their components
+test them against the upstream CRD fields instead.
 """
 
 from __future__ import annotations
@@ -13,8 +13,12 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
+from infra.stack.files import ROOT
+from tests.conftest import STACKS
 from tests.harness import kubernetes_objects, planned, stack_config
 from tools.mock_runtime import revealed
+
+pytestmark = pytest.mark.stacks
 
 BUILT_IN_GROUPS = {
     "v1",
@@ -31,15 +35,17 @@ BUILT_IN_GROUPS = {
 
 
 def _cases() -> list[Any]:
+    """Sorted by id: registration order varies between runs, and pytest-xdist workers
+    must collect the same tests in the same order."""
     cases = []
-    for stack in ("dev", "prod"):
-        version = stack_config(stack)["llm-platform:cluster"]["version"]
-        for obj in kubernetes_objects(planned(stack)):
+    for stack in STACKS:
+        version = stack_config(stack, ROOT)["llm-platform:cluster"]["version"]
+        for obj in kubernetes_objects(planned(stack, ROOT)):
             if obj["apiVersion"] in BUILT_IN_GROUPS:
                 meta = obj.get("metadata", {})
                 ident = f"{stack}-{obj['kind']}-{meta.get('namespace', '')}-{meta.get('name')}"
                 cases.append(pytest.param(revealed(obj), version, id=ident))
-    return cases
+    return sorted(cases, key=lambda c: str(c.id))
 
 
 @pytest.mark.parametrize(("obj", "version"), _cases())

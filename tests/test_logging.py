@@ -34,8 +34,17 @@ from infra.log_shipping.fluent_bit import (
     render_values,
     saved_queries,
 )
-from infra.stack.files import typed_stack_config
-from tests.harness import find, find_all, resolve, run_component, run_stack, stack_config
+from tests.harness import (
+    SMALL,
+    cluster_name,
+    find,
+    find_all,
+    resolve,
+    run_component,
+    run_stack,
+    stack_config,
+    typed_config,
+)
 from tools.logging_summary import logging_summary
 from tools.mock_runtime import ACCOUNT_ID, Recorded
 
@@ -366,11 +375,11 @@ def test_key_policy_lets_cloudwatch_use_the_key_only_for_these_groups() -> None:
     assert logs["Condition"] == {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": arns}}
 
 
-# --------------------------------------------------------------------------- both stacks
+# --------------------------------------------------------------------------- fixture stacks
 
 
 def _group_arns(stack: str, *, control_plane: bool = False) -> list[str]:
-    cfg = typed_stack_config(stack)
+    cfg = typed_config(stack)
     prefix = f"arn:aws:logs:{cfg.region}:{cfg.account_id}:log-group:"
     cluster = cfg.cluster.name
     groups = [f"/eks/{cluster}/{g}" for g in ("inference", "platform")]
@@ -387,17 +396,21 @@ def _stack_groups(resources: tuple[Recorded, ...]) -> list[Recorded]:
     ]
 
 
-def test_log_groups_with_retention_and_kms(stack: str, resources: tuple[Recorded, ...]) -> None:
-    cfg = typed_stack_config(stack)
-    key = find(resources, "aws:kms/key:Key", "log-groups-logs")
+def test_log_groups_with_retention_and_kms(
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
+) -> None:
+    cfg = typed_config(fixture_stack)
+    key = find(fixture_resources, "aws:kms/key:Key", "log-groups-logs")
     assert key.inputs["enableKeyRotation"] is True
     policy = json.loads(key.inputs["policy"])
     region = cfg.region
     assert policy["Statement"][1]["Principal"] == {"Service": f"logs.{region}.amazonaws.com"}
-    groups = _stack_groups(resources)
+    groups = _stack_groups(fixture_resources)
     names = sorted(g.inputs["name"] for g in groups)
     # Fluent Bit's, the control plane's, and every other group the stack creates.
-    assert set(_group_arns(stack, control_plane=True)) <= {cfg.arns.log_group(n) for n in names}
+    assert set(_group_arns(fixture_stack, control_plane=True)) <= {
+        cfg.arns.log_group(n) for n in names
+    }
     assert policy["Statement"][1]["Condition"]["ArnEquals"] == {
         "kms:EncryptionContext:aws:logs:arn": sorted(cfg.arns.log_group(n) for n in names)
     }
@@ -408,16 +421,16 @@ def test_log_groups_with_retention_and_kms(stack: str, resources: tuple[Recorded
         )
         assert group.inputs["tags"]["cost-center"] == cfg.tags["cost-center"]
     # No log group of the stack escapes this component (its retention and key).
-    assert len(groups) == len(find_all(resources, "aws:cloudwatch/logGroup:LogGroup"))
+    assert len(groups) == len(find_all(fixture_resources, "aws:cloudwatch/logGroup:LogGroup"))
 
 
 def test_control_plane_log_group_exists_before_the_cluster(
-    resources: tuple[Recorded, ...],
+    fixture_resources: tuple[Recorded, ...],
 ) -> None:
     # EKS would otherwise create /aws/eks/<name>/cluster itself: no retention, no key.
-    cluster = find(resources, "eks:index:Cluster", "llm-eks")
+    cluster = find(fixture_resources, "eks:index:Cluster", "llm-eks")
     assert "log-groups-control-plane" in cluster.depends_on
-    group = find(resources, "aws:cloudwatch/logGroup:LogGroup", "log-groups-control-plane")
+    group = find(fixture_resources, "aws:cloudwatch/logGroup:LogGroup", "log-groups-control-plane")
     assert group.inputs["name"] == f"/aws/eks/{cluster.inputs['name']}/cluster"
 
 
@@ -425,7 +438,7 @@ def test_without_kms_encryption_there_is_no_key() -> None:
     def plain(config: dict[str, Any]) -> None:
         config["llm-platform:logging"]["kmsEncryption"] = False
 
-    run = run_stack("dev", plain)
+    run = run_stack(SMALL, plain)
     assert run.error is None
     assert not [
         r for r in run.resources if r.type == "aws:kms/key:Key" and r.name == "log-groups-logs"
@@ -435,9 +448,9 @@ def test_without_kms_encryption_there_is_no_key() -> None:
 
 
 def test_fluent_bit_role_is_pod_identity_scoped_to_the_groups(
-    stack: str, resources: tuple[Recorded, ...]
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
 ) -> None:
-    role = find(resources, "aws:iam/role:Role", "log-shipping-fluent-bit")
+    role = find(fixture_resources, "aws:iam/role:Role", "log-shipping-fluent-bit")
     trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
     assert trust == [
         {
@@ -447,18 +460,20 @@ def test_fluent_bit_role_is_pod_identity_scoped_to_the_groups(
         }
     ]
     policy = json.loads(
-        find(resources, "aws:iam/rolePolicy:RolePolicy", "log-shipping-fluent-bit").inputs["policy"]
+        find(fixture_resources, "aws:iam/rolePolicy:RolePolicy", "log-shipping-fluent-bit").inputs[
+            "policy"
+        ]
     )
-    assert policy == fluent_bit_policy(_group_arns(stack))
+    assert policy == fluent_bit_policy(_group_arns(fixture_stack))
     association = find(
-        resources,
+        fixture_resources,
         "aws:eks/podIdentityAssociation:PodIdentityAssociation",
         "log-shipping-fluent-bit",
     )
-    assert association.inputs["clusterName"] == f"llm-{stack}"
+    assert association.inputs["clusterName"] == cluster_name(fixture_stack)
     assert association.inputs["namespace"] == LOGGING_NAMESPACE
     assert association.inputs["serviceAccount"] == SERVICE_ACCOUNT
-    account = typed_stack_config(stack).account_id
+    account = typed_config(fixture_stack).account_id
     assert association.inputs["roleArn"] == f"arn:aws:iam::{account}:role/log-shipping-fluent-bit"
     assert "llm-eks" in association.depends_on
 
@@ -471,36 +486,39 @@ def _actions(document: dict[str, Any]) -> list[str]:
     return out
 
 
-def test_no_other_iam_grants_cloudwatch_logs(stack: str, resources: tuple[Recorded, ...]) -> None:
+def test_no_other_iam_grants_cloudwatch_logs(
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
+) -> None:
     """Node roles (and every other principal) get no CloudWatch Logs rights."""
-    ours = find(resources, "aws:iam/rolePolicy:RolePolicy", "log-shipping-fluent-bit")
+    ours = find(fixture_resources, "aws:iam/rolePolicy:RolePolicy", "log-shipping-fluent-bit")
     # The CI runner's build role writes its own build logs, and nothing else.
-    ci = find(resources, "aws:iam/rolePolicy:RolePolicy", "ci-role")
+    ci = find(fixture_resources, "aws:iam/rolePolicy:RolePolicy", "ci-role")
     ci_logs = [s for s in json.loads(ci.inputs["policy"])["Statement"] if "logs:" in str(s)]
     assert [s["Sid"] for s in ci_logs] == ["WriteBuildLogs"]
     assert all("/aws/codebuild/" in r for r in ci_logs[0]["Resource"])
     documents = [
         json.loads(r.inputs["policy"])
-        for r in resources
+        for r in fixture_resources
         if r.type in ("aws:iam/rolePolicy:RolePolicy", "aws:iam/policy:Policy")
         and r not in (ours, ci)
     ]
     documents += [
-        json.loads(r.inputs["assumeRolePolicy"]) for r in find_all(resources, "aws:iam/role:Role")
+        json.loads(r.inputs["assumeRolePolicy"])
+        for r in find_all(fixture_resources, "aws:iam/role:Role")
     ]
     assert not [a for d in documents for a in _actions(d) if a.startswith("logs:") or a == "*"]
     managed = [
         r.inputs["policyArn"]
-        for r in find_all(resources, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+        for r in find_all(fixture_resources, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
     ]
     assert managed
     assert not [arn for arn in managed if "CloudWatch" in arn]
 
 
 def test_release_is_pinned_and_waits_for_identity_and_groups(
-    stack: str, resources: tuple[Recorded, ...]
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
 ) -> None:
-    release = find(resources, "kubernetes:helm.sh/v3:Release", "log-shipping-fluent-bit")
+    release = find(fixture_resources, "kubernetes:helm.sh/v3:Release", "log-shipping-fluent-bit")
     assert release.inputs["name"] == "fluent-bit"
     assert release.inputs["chart"] == FLUENT_BIT_CHART.chart
     assert release.inputs["version"] == CHART_VERSION
@@ -513,18 +531,22 @@ def test_release_is_pinned_and_waits_for_identity_and_groups(
         "log-groups-platform",
     }
     outputs = [entries(o) for o in parse(release.inputs["values"]["config"]["outputs"])]
-    assert {o["region"] for o in outputs} == {typed_stack_config(stack).region}
+    assert {o["region"] for o in outputs} == {typed_config(fixture_stack).region}
     assert [o["log_group_name"] for o in outputs] == [
-        f"/eks/llm-{stack}/inference",
-        f"/eks/llm-{stack}/platform",
+        f"/eks/{cluster_name(fixture_stack)}/inference",
+        f"/eks/{cluster_name(fixture_stack)}/platform",
     ]
-    serving = stack_config(stack).get("llm-platform:serving", {}).get("namespace", "inference")
+    serving = (
+        stack_config(fixture_stack).get("llm-platform:serving", {}).get("namespace", "inference")
+    )
     assert f"^({serving})$" in release.inputs["values"]["config"]["filters"]
 
 
-def test_service_monitor_is_selected_by_prometheus(resources: tuple[Recorded, ...]) -> None:
+def test_service_monitor_is_selected_by_prometheus(fixture_resources: tuple[Recorded, ...]) -> None:
     monitor = find(
-        resources, "kubernetes:monitoring.coreos.com/v1:ServiceMonitor", "log-shipping-fluent-bit"
+        fixture_resources,
+        "kubernetes:monitoring.coreos.com/v1:ServiceMonitor",
+        "log-shipping-fluent-bit",
     ).inputs
     assert monitor["metadata"]["labels"] == PROMETHEUS_SELECTOR_LABELS
     assert monitor["metadata"]["namespace"] == LOGGING_NAMESPACE
@@ -540,12 +562,14 @@ def test_service_monitor_is_selected_by_prometheus(resources: tuple[Recorded, ..
     ]
 
 
-def test_saved_queries_search_both_groups(stack: str, resources: tuple[Recorded, ...]) -> None:
+def test_saved_queries_search_both_groups(
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
+) -> None:
     queries = {
         q.inputs["name"]: q
-        for q in find_all(resources, "aws:cloudwatch/queryDefinition:QueryDefinition")
+        for q in find_all(fixture_resources, "aws:cloudwatch/queryDefinition:QueryDefinition")
     }
-    cluster = f"llm-{stack}"
+    cluster = cluster_name(fixture_stack)
     assert sorted(queries) == [
         f"{cluster}/recent-errors",
         f"{cluster}/slow-requests-by-model",
@@ -621,12 +645,14 @@ def test_component_routes_the_given_serving_namespace_and_region() -> None:
     ]
 
 
-def test_plan_summary_lists_groups_and_queries(stack: str, resources: tuple[Recorded, ...]) -> None:
-    cfg = typed_stack_config(stack)
+def test_plan_summary_lists_groups_and_queries(
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
+) -> None:
+    cfg = typed_config(fixture_stack)
     cluster, days = cfg.cluster.name, cfg.logging.retention_days
-    names = sorted(g.inputs["name"] for g in _stack_groups(resources))
+    names = sorted(g.inputs["name"] for g in _stack_groups(fixture_resources))
     assert {f"/aws/eks/{cluster}/cluster", f"/eks/{cluster}/inference"} <= set(names)
-    assert logging_summary(list(resources), cfg) == [
+    assert logging_summary(list(fixture_resources), cfg) == [
         "Logs (CloudWatch):",
         *(f"  {n}: {days} days, KMS" for n in names),
         f"  saved query {cluster}/recent-errors",

@@ -15,11 +15,11 @@ import pytest
 
 from infra.observability.alert_rules import platform_rule_groups
 from infra.observability.dashboards import platform_dashboards
+from tests.harness import typed_config
 from tests.known_metrics import KNOWN_METRICS
-from tests.test_alert_rules import load_stack
 
 # Grafana substitutes these before the query reaches Prometheus.
-GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$model": "chat"}
+GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$model": "m1"}
 LABEL_VALUES = re.compile(r"^label_values\((?P<selector>.+),\s*\w+\)$")
 
 
@@ -59,7 +59,7 @@ def dashboard_queries(dashboard: dict[str, Any]) -> Iterator[str]:
 
 
 def all_queries(stack: str) -> dict[str, str]:
-    cfg = load_stack(stack)
+    cfg = typed_config(stack)
     inputs = cfg.alert_inputs
     queries = {
         f"rule {r.name}/{r.severity}": r.expr for g in platform_rule_groups(inputs) for r in g.rules
@@ -71,10 +71,10 @@ def all_queries(stack: str) -> dict[str, str]:
     return queries
 
 
-def test_every_queried_metric_is_a_known_metric(stack: str) -> None:
+def test_every_queried_metric_is_a_known_metric(fixture_stack: str) -> None:
     unknown = {
         where: sorted(metric_names(expr) - KNOWN_METRICS)
-        for where, expr in all_queries(stack).items()
+        for where, expr in all_queries(fixture_stack).items()
         if metric_names(expr) - KNOWN_METRICS
     }
     assert unknown == {}

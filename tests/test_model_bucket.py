@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import json
 
-from infra.stack.files import typed_stack_config
-from tests.harness import find
+from tests.harness import find, typed_config
 from tools.mock_runtime import Recorded
 from workloads.serving.model_bucket import tls_only_policy
 
 
-def test_bucket_name_and_tags(stack: str, resources: tuple[Recorded, ...]) -> None:
-    bucket = find(resources, "aws:s3/bucket:Bucket", "models-bucket").inputs
-    cfg = typed_stack_config(stack)
-    assert bucket["bucket"] == f"llm-platform-models-{stack}-{cfg.account_id}-{cfg.region}"
-    assert bucket["tags"]["cost-center"] == f"ml-platform-{stack}"
+def test_bucket_name_and_tags(fixture_stack: str, fixture_resources: tuple[Recorded, ...]) -> None:
+    bucket = find(fixture_resources, "aws:s3/bucket:Bucket", "models-bucket").inputs
+    cfg = typed_config(fixture_stack)
+    assert bucket["bucket"] == f"llm-platform-models-{fixture_stack}-{cfg.account_id}-{cfg.region}"
+    assert bucket["tags"]["cost-center"] == cfg.tags["cost-center"]
     assert bucket["forceDestroy"] is False
 
 
-def test_public_access_blocked_and_owner_enforced(resources: tuple[Recorded, ...]) -> None:
+def test_public_access_blocked_and_owner_enforced(fixture_resources: tuple[Recorded, ...]) -> None:
     block = find(
-        resources, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "models-public-access"
+        fixture_resources,
+        "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+        "models-public-access",
     ).inputs
     assert all(
         block[k] is True
@@ -32,22 +33,28 @@ def test_public_access_blocked_and_owner_enforced(resources: tuple[Recorded, ...
         )
     )
     ownership = find(
-        resources, "aws:s3/bucketOwnershipControls:BucketOwnershipControls", "models-ownership"
+        fixture_resources,
+        "aws:s3/bucketOwnershipControls:BucketOwnershipControls",
+        "models-ownership",
     ).inputs
     assert ownership["rule"] == {"objectOwnership": "BucketOwnerEnforced"}
 
 
-def test_encrypted_versioned_and_old_versions_expire(resources: tuple[Recorded, ...]) -> None:
+def test_encrypted_versioned_and_old_versions_expire(
+    fixture_resources: tuple[Recorded, ...],
+) -> None:
     sse = find(
-        resources,
+        fixture_resources,
         "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
         "models-encryption",
     ).inputs
     assert sse["rules"][0]["applyServerSideEncryptionByDefault"] == {"sseAlgorithm": "AES256"}
-    versioning = find(resources, "aws:s3/bucketVersioning:BucketVersioning", "models-versioning")
+    versioning = find(
+        fixture_resources, "aws:s3/bucketVersioning:BucketVersioning", "models-versioning"
+    )
     assert versioning.inputs["versioningConfiguration"] == {"status": "Enabled"}
     lifecycle = find(
-        resources,
+        fixture_resources,
         "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
         "models-lifecycle",
     ).inputs

@@ -15,18 +15,21 @@ from boto3.s3.transfer import TransferConfig
 from moto import mock_aws
 
 from infra.core.naming import model_manifest_key
-from infra.stack.files import typed_stack_config
+from tests.harness import FIXTURES, SMALL, typed_config
 from tools import models
 from tools.__main__ import main as cli
 from tools.aws import ToolError
 
-DEV = typed_stack_config("dev")
-REGION = DEV.region
-BUCKET = DEV.model_bucket
+CFG = typed_config(SMALL)
+REGION = CFG.region
+BUCKET = CFG.model_bucket
 REV = "r1"
-CHAT_REVISION = next(m.revision for m in DEV.models if m.name == "chat")
+MODEL = CFG.models[0].name
+"""The model every test syncs: the fixture stack's first."""
+MODEL_REVISION = CFG.models[0].revision
 MiB = 1024 * 1024
 # The smallest parts S3 accepts, so a 6 MiB file goes up in two parts.
+STACK_DIR = ("--stack-dir", str(FIXTURES))
 SMALL_PARTS = TransferConfig(multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB)
 
 
@@ -36,7 +39,7 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         monkeypatch.setenv(key, "testing")
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     # moto answers STS as the stack's own account (the tool refuses any other).
-    monkeypatch.setenv("MOTO_ACCOUNT_ID", DEV.account_id)
+    monkeypatch.setenv("MOTO_ACCOUNT_ID", CFG.account_id)
     with mock_aws():
         client = boto3.client("s3", region_name=REGION)
         client.create_bucket(
@@ -47,7 +50,7 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 @pytest.fixture
 def model_dir(tmp_path: Path) -> Path:
-    root = tmp_path / "chat"
+    root = tmp_path / MODEL
     (root / "tokenizer").mkdir(parents=True)
     (root / "config.json").write_text('{"architectures": ["Qwen2ForCausalLM"]}\n')
     (root / "tokenizer" / "tokenizer.json").write_text('{"version": "1.0"}\n')
@@ -59,7 +62,7 @@ def _sync(s3: Any, directory: Path, revision: str = REV, **kwargs: Any) -> model
     return models.sync(
         s3,
         BUCKET,
-        "chat",
+        MODEL,
         revision,
         directory,
         transfer=SMALL_PARTS,
@@ -81,17 +84,17 @@ def test_first_sync_uploads_everything_with_checksums_then_the_manifest(
     assert result.skipped == []
 
     weights = s3.head_object(
-        Bucket=BUCKET, Key="models/chat/r1/model.safetensors", ChecksumMode="ENABLED"
+        Bucket=BUCKET, Key=f"models/{MODEL}/r1/model.safetensors", ChecksumMode="ENABLED"
     )
     assert weights["ETag"].strip('"').endswith("-2")  # multipart, two parts
     assert weights["Metadata"] == {"sha256": _sha(model_dir / "model.safetensors")}
     assert "ChecksumSHA256" in weights
 
     manifest = json.loads(
-        s3.get_object(Bucket=BUCKET, Key=model_manifest_key("chat", REV))["Body"].read()
+        s3.get_object(Bucket=BUCKET, Key=model_manifest_key(MODEL, REV))["Body"].read()
     )
     assert manifest == {
-        "model": "chat",
+        "model": MODEL,
         "revision": REV,
         "files": [
             {
@@ -116,18 +119,18 @@ def test_a_synced_revision_never_changes(s3: Any, model_dir: Path) -> None:
     (model_dir / "config.json").write_text('{"architectures": ["Qwen3ForCausalLM"]}\n')
     with pytest.raises(
         ToolError,
-        match=rf"^revision r1 of model chat is already synced with other files "
-        rf"\(s3://{BUCKET}/models/chat/r1/manifest.json\); a synced revision never changes",
+        match=rf"^revision r1 of model {MODEL} is already synced with other files "
+        rf"\(s3://{BUCKET}/models/{MODEL}/r1/manifest.json\); a synced revision never changes",
     ):
         _sync(s3, model_dir)
     # A new revision next to it: only its own prefix, the old one stays for rollback.
     result = _sync(s3, model_dir, revision="r2")
     assert result.uploaded == ["config.json", "model.safetensors", "tokenizer/tokenizer.json"]
     manifest = json.loads(
-        s3.get_object(Bucket=BUCKET, Key=model_manifest_key("chat", "r2"))["Body"].read()
+        s3.get_object(Bucket=BUCKET, Key=model_manifest_key(MODEL, "r2"))["Body"].read()
     )
     assert manifest["files"][0]["sha256"] == _sha(model_dir / "config.json")
-    s3.head_object(Bucket=BUCKET, Key=model_manifest_key("chat", REV))
+    s3.head_object(Bucket=BUCKET, Key=model_manifest_key(MODEL, REV))
 
 
 def test_rerun_after_an_interruption_resumes_without_a_manifest(
@@ -145,9 +148,9 @@ def test_rerun_after_an_interruption_resumes_without_a_manifest(
     monkeypatch.setattr(s3, "upload_file", upload_then_die)
     with pytest.raises(KeyboardInterrupt):
         _sync(s3, model_dir)
-    assert calls == ["models/chat/r1/config.json"]
-    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix="models/chat/")["Contents"]
-    assert [o["Key"] for o in listed] == ["models/chat/r1/config.json"]  # no manifest
+    assert calls == [f"models/{MODEL}/r1/config.json"]
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"models/{MODEL}/")["Contents"]
+    assert [o["Key"] for o in listed] == [f"models/{MODEL}/r1/config.json"]  # no manifest
 
     monkeypatch.setattr(s3, "upload_file", real_upload)
     result = _sync(s3, model_dir)
@@ -157,27 +160,27 @@ def test_rerun_after_an_interruption_resumes_without_a_manifest(
 
 def test_stale_objects_are_reported_and_deleted_on_request(s3: Any, model_dir: Path) -> None:
     # Left over from an interrupted sync of other files to the same, unfinished revision.
-    s3.put_object(Bucket=BUCKET, Key="models/chat/r1/old.bin", Body=b"x")
+    s3.put_object(Bucket=BUCKET, Key=f"models/{MODEL}/r1/old.bin", Body=b"x")
     kept = _sync(s3, model_dir)
-    assert kept.stale == ["models/chat/r1/old.bin"]
-    s3.head_object(Bucket=BUCKET, Key="models/chat/r1/old.bin")
+    assert kept.stale == [f"models/{MODEL}/r1/old.bin"]
+    s3.head_object(Bucket=BUCKET, Key=f"models/{MODEL}/r1/old.bin")
     deleted = _sync(s3, model_dir, delete=True)
-    assert deleted.stale == ["models/chat/r1/old.bin"]
+    assert deleted.stale == [f"models/{MODEL}/r1/old.bin"]
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]]
     assert keys == [
-        "models/chat/r1/config.json",
-        "models/chat/r1/manifest.json",
-        "models/chat/r1/model.safetensors",
-        "models/chat/r1/tokenizer/tokenizer.json",
+        f"models/{MODEL}/r1/config.json",
+        f"models/{MODEL}/r1/manifest.json",
+        f"models/{MODEL}/r1/model.safetensors",
+        f"models/{MODEL}/r1/tokenizer/tokenizer.json",
     ]
 
 
 def test_cli_syncs_to_the_stack_bucket(
     s3: Any, model_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli(["models", "sync", "dev", "chat", str(model_dir)]) == 0
+    assert cli(["models", "sync", SMALL, MODEL, str(model_dir), *STACK_DIR]) == 0
     out = capsys.readouterr().out
-    prefix = f"s3://{BUCKET}/models/chat/{CHAT_REVISION}/"
+    prefix = f"s3://{BUCKET}/models/{MODEL}/{MODEL_REVISION}/"
     assert out.splitlines() == [
         f"{prefix}: 3 files, 3 to upload, 0 unchanged",
         f"wrote {prefix}manifest.json",
@@ -187,9 +190,11 @@ def test_cli_syncs_to_the_stack_bucket(
 def test_cli_writes_another_revision_when_asked(
     s3: Any, model_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli(["models", "sync", "dev", "chat", str(model_dir), "--revision", "next"]) == 0
+    assert (
+        cli(["models", "sync", SMALL, MODEL, str(model_dir), "--revision", "next", *STACK_DIR]) == 0
+    )
     assert capsys.readouterr().out.splitlines()[-1] == (
-        f"wrote s3://{BUCKET}/models/chat/next/manifest.json"
+        f"wrote s3://{BUCKET}/models/{MODEL}/next/manifest.json"
     )
 
 
@@ -198,10 +203,10 @@ def test_cli_refuses_credentials_of_another_account(
     model_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MOTO_ACCOUNT_ID", "999999999999")
-    assert cli(["models", "sync", "dev", "chat", str(model_dir)]) == 2
+    assert cli(["models", "sync", SMALL, MODEL, str(model_dir), *STACK_DIR]) == 2
     assert capsys.readouterr().err == (
-        f"error: the credentials are of account 999999999999, stack dev deploys into "
-        f"{DEV.account_id} (llm-platform:accountId)\n"
+        f"error: the credentials are of account 999999999999, stack {SMALL} deploys into "
+        f"{CFG.account_id} (llm-platform:accountId)\n"
     )
 
 
@@ -209,9 +214,10 @@ def test_cli_refuses_credentials_of_another_account(
 def test_unknown_model_lists_the_configured_ones(
     model_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli(["models", "sync", "dev", "llama", str(model_dir)]) == 2
+    assert cli(["models", "sync", SMALL, "llama", str(model_dir), *STACK_DIR]) == 2
     assert capsys.readouterr().err == (
-        "error: model 'llama' is not in llm-platform:models of stack dev; defined: chat, code\n"
+        f"error: model 'llama' is not in llm-platform:models of stack {SMALL}; defined: "
+        f"{', '.join(m.name for m in CFG.models)}\n"
     )
 
 
@@ -241,7 +247,7 @@ def _run_gate(monkeypatch: pytest.MonkeyPatch, revision: str) -> str:
     from workloads.serving.vllm import WEIGHTS_GATE_SCRIPT
 
     monkeypatch.setenv("WEIGHTS_BUCKET", BUCKET)
-    monkeypatch.setenv("WEIGHTS_MANIFEST", manifest_key("chat", revision))
+    monkeypatch.setenv("WEIGHTS_MANIFEST", manifest_key(MODEL, revision))
     monkeypatch.setenv("WEIGHTS_WAIT_SECONDS", "0")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     out = io.StringIO()
@@ -254,18 +260,18 @@ def test_weights_gate_passes_a_synced_revision(
     s3: Any, model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _sync(s3, model_dir)
-    assert _run_gate(monkeypatch, REV) == f"s3://{BUCKET}/models/chat/r1/: 3 files complete\n"
+    assert _run_gate(monkeypatch, REV) == f"s3://{BUCKET}/models/{MODEL}/r1/: 3 files complete\n"
 
 
 def test_weights_gate_stops_a_missing_or_half_synced_revision(
     s3: Any, model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Half-synced: files are there, the manifest (written last) is not.
-    s3.put_object(Bucket=BUCKET, Key="models/chat/r1/config.json", Body=b"{}")
-    with pytest.raises(SystemExit, match=r"models/chat/r1/manifest.json not found: revision"):
+    s3.put_object(Bucket=BUCKET, Key=f"models/{MODEL}/r1/config.json", Body=b"{}")
+    with pytest.raises(SystemExit, match=rf"models/{MODEL}/r1/manifest.json not found: revision"):
         _run_gate(monkeypatch, REV)
     # A manifest whose file was replaced behind its back.
     _sync(s3, model_dir, revision="r2")
-    s3.put_object(Bucket=BUCKET, Key="models/chat/r2/config.json", Body=b"{}")
-    with pytest.raises(SystemExit, match=r"models/chat/r2/config.json: 2 bytes, manifest says"):
+    s3.put_object(Bucket=BUCKET, Key=f"models/{MODEL}/r2/config.json", Body=b"{}")
+    with pytest.raises(SystemExit, match=rf"models/{MODEL}/r2/config.json: 2 bytes, manifest says"):
         _run_gate(monkeypatch, "r2")

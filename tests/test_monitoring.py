@@ -20,9 +20,7 @@ from infra.observability.component import (
     GRAFANA_ADMIN_SECRET,
     STORAGE_CLASS,
 )
-from infra.stack.files import typed_stack_config
-from tests.harness import find, find_all
-from tests.test_alert_rules import load_stack
+from tests.harness import cluster_name, find, find_all, typed_config
 from tools.mock_runtime import Recorded, Secret
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -41,10 +39,10 @@ def values(resources: tuple[Recorded, ...]) -> dict[str, Any]:
 
 
 def test_crds_and_stack_are_separate_pinned_releases(
-    stack: str, resources: tuple[Recorded, ...]
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
 ) -> None:
-    crds = find(resources, RELEASE, "monitoring-crds")
-    stack_release = kps(resources)
+    crds = find(fixture_resources, RELEASE, "monitoring-crds")
+    stack_release = kps(fixture_resources)
     assert (crds.inputs["name"], crds.inputs["chart"], crds.inputs["version"]) == (
         "prometheus-operator-crds",
         "prometheus-operator-crds",
@@ -58,7 +56,7 @@ def test_crds_and_stack_are_separate_pinned_releases(
     for release in (crds, stack_release):
         assert release.inputs["repositoryOpts"]["repo"] == REPO
         assert release.inputs["namespace"] == MONITORING_NAMESPACE
-    assert values(resources)["crds"] == {"enabled": False}
+    assert values(fixture_resources)["crds"] == {"enabled": False}
     assert stack_release.inputs["skipCrds"] is True
     assert "monitoring-crds" in stack_release.depends_on
     # Deleting the CRD release must not cascade to every ServiceMonitor and rule.
@@ -66,14 +64,16 @@ def test_crds_and_stack_are_separate_pinned_releases(
 
 
 def test_our_rules_and_monitors_carry_the_label_prometheus_selects(
-    stack: str, resources: tuple[Recorded, ...]
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
 ) -> None:
-    spec = values(resources)["prometheus"]["prometheusSpec"]
+    spec = values(fixture_resources)["prometheus"]["prometheusSpec"]
     for key in ("ruleSelector", "serviceMonitorSelector", "podMonitorSelector"):
         assert spec[key] == {"matchLabels": PROMETHEUS_SELECTOR_LABELS}, key
     for key in ("ruleNamespaceSelector", "serviceMonitorNamespaceSelector"):
         assert spec[key] == {}, key  # every namespace
-    custom = [r for r in resources if r.type.startswith("kubernetes:monitoring.coreos.com/v1:")]
+    custom = [
+        r for r in fixture_resources if r.type.startswith("kubernetes:monitoring.coreos.com/v1:")
+    ]
     assert {r.type.rsplit(":", 1)[-1] for r in custom} >= {"PrometheusRule", "ServiceMonitor"}
     for r in custom:
         labels = r.inputs["metadata"]["labels"]
@@ -82,10 +82,10 @@ def test_our_rules_and_monitors_carry_the_label_prometheus_selects(
 
 
 def test_prometheus_rules_are_the_rendered_rule_groups(
-    stack: str, resources: tuple[Recorded, ...]
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
 ) -> None:
-    groups = platform_rule_groups(load_stack(stack).alert_inputs)
-    rules = [r for r in find_all(resources, RULE) if r.parent == "monitoring"]
+    groups = platform_rule_groups(typed_config(fixture_stack).alert_inputs)
+    rules = [r for r in find_all(fixture_resources, RULE) if r.parent == "monitoring"]
     assert [r.inputs["spec"] for r in rules] == sorted(
         (rule_file([g]) for g in groups), key=lambda s: s["groups"][0]["name"]
     )
@@ -93,13 +93,13 @@ def test_prometheus_rules_are_the_rendered_rule_groups(
 
 
 def test_retention_storage_and_replicas_follow_config(
-    stack: str, resources: tuple[Recorded, ...]
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
 ) -> None:
-    o = typed_stack_config(stack).observability
+    o = typed_config(fixture_stack).observability
     retention, size = o.retention, f"{o.storage_gib}Gi"
     retention_size = f"{int(o.storage_gib * 0.85)}GiB"  # 85 % of the volume
     prometheus, alertmanager = o.prometheus_replicas, o.alertmanager_replicas
-    v = values(resources)
+    v = values(fixture_resources)
     spec = v["prometheus"]["prometheusSpec"]
     assert (spec["retention"], spec["retentionSize"], spec["replicas"]) == (
         retention,
@@ -123,25 +123,31 @@ def test_retention_storage_and_replicas_follow_config(
         "requests": {"cpu": cpu, "memory": memory},
         "limits": {"memory": memory},
     }
-    assert spec["externalLabels"] == {"cluster": f"llm-{stack}", "environment": stack}
+    assert spec["externalLabels"] == {
+        "cluster": cluster_name(fixture_stack),
+        "environment": fixture_stack,
+    }
 
 
 def test_gp3_storage_class_is_encrypted_and_zonal(
-    stack: str, resources: tuple[Recorded, ...]
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
 ) -> None:
-    sc = find(resources, "kubernetes:storage.k8s.io/v1:StorageClass", "monitoring-gp3")
+    sc = find(fixture_resources, "kubernetes:storage.k8s.io/v1:StorageClass", "monitoring-gp3")
     assert sc.inputs["metadata"]["name"] == STORAGE_CLASS
     assert sc.inputs["provisioner"] == "ebs.csi.aws.com"
     assert sc.inputs["parameters"]["type"] == "gp3"
     assert sc.inputs["parameters"]["encrypted"] == "true"
     assert sc.inputs["volumeBindingMode"] == "WaitForFirstConsumer"
     assert (
-        sc.inputs["reclaimPolicy"] == typed_stack_config(stack).observability.storage_reclaim_policy
+        sc.inputs["reclaimPolicy"]
+        == typed_config(fixture_stack).observability.storage_reclaim_policy
     )
 
 
-def test_controllers_run_on_system_nodes(stack: str, resources: tuple[Recorded, ...]) -> None:
-    v = values(resources)
+def test_controllers_run_on_system_nodes(
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
+) -> None:
+    v = values(fixture_resources)
     for part in (
         v["prometheusOperator"],
         v["prometheusOperator"]["admissionWebhooks"]["patch"],
@@ -156,8 +162,10 @@ def test_controllers_run_on_system_nodes(stack: str, resources: tuple[Recorded, 
         assert v[unreachable_on_eks] == {"enabled": False}
 
 
-def test_secrets_stay_out_of_helm_values(stack: str, resources: tuple[Recorded, ...]) -> None:
-    v = values(resources)
+def test_secrets_stay_out_of_helm_values(
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
+) -> None:
+    v = values(fixture_resources)
     grafana = v["grafana"]
     assert "adminPassword" not in grafana
     assert grafana["admin"] == {
@@ -165,12 +173,12 @@ def test_secrets_stay_out_of_helm_values(stack: str, resources: tuple[Recorded, 
         "userKey": "admin-user",
         "passwordKey": "admin-password",
     }
-    admin = find(resources, SECRET, "monitoring-grafana-admin")
+    admin = find(fixture_resources, SECRET, "monitoring-grafana-admin")
     assert admin.inputs["metadata"] == {"name": GRAFANA_ADMIN_SECRET, "namespace": "monitoring"}
     assert isinstance(admin.inputs["stringData"], Secret)
     assert set(admin.inputs["stringData"].value) == {"admin-user", "admin-password"}
 
-    receivers = find(resources, SECRET, "monitoring-alertmanager-receivers")
+    receivers = find(fixture_resources, SECRET, "monitoring-alertmanager-receivers")
     assert receivers.inputs["metadata"]["name"] == ALERTMANAGER_SECRET
     assert set(receivers.inputs["stringData"].value) == {SLACK_KEY, PAGERDUTY_KEY}
     am = v["alertmanager"]
@@ -183,21 +191,25 @@ def test_secrets_stay_out_of_helm_values(stack: str, resources: tuple[Recorded, 
     mounted = f"/etc/alertmanager/secrets/{ALERTMANAGER_SECRET}"
     assert files == {f"{mounted}/{SLACK_KEY}", f"{mounted}/{PAGERDUTY_KEY}"}
     assert "offline-placeholder" not in json.dumps(v)
-    channel = typed_stack_config(stack).observability.slack_channel
+    channel = typed_config(fixture_stack).observability.slack_channel
     assert am["config"]["receivers"][1]["slack_configs"][0]["channel"] == channel
 
 
 def test_dashboards_are_configmaps_the_grafana_sidecar_loads(
-    stack: str, resources: tuple[Recorded, ...]
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
 ) -> None:
-    sidecar = values(resources)["grafana"]["sidecar"]["dashboards"]
+    sidecar = values(fixture_resources)["grafana"]["sidecar"]["dashboards"]
     assert (sidecar["enabled"], sidecar["label"], sidecar["labelValue"]) == (
         True,
         "grafana_dashboard",
         "1",
     )
     assert sidecar["searchNamespace"] == "ALL"
-    maps = [r for r in find_all(resources, CONFIGMAP) if r.name.startswith("monitoring-dashboard")]
+    maps = [
+        r
+        for r in find_all(fixture_resources, CONFIGMAP)
+        if r.name.startswith("monitoring-dashboard")
+    ]
     assert [r.name for r in maps] == [
         "monitoring-dashboard-cost",
         "monitoring-dashboard-gpus",
@@ -211,9 +223,15 @@ def test_dashboards_are_configmaps_the_grafana_sidecar_loads(
         assert board["uid"].startswith("llm-") and board["panels"]
 
 
-def test_vllm_dashboard_has_the_required_panels(resources: tuple[Recorded, ...]) -> None:
+def test_vllm_dashboard_has_the_required_panels(fixture_resources: tuple[Recorded, ...]) -> None:
     board = json.loads(
-        next(iter(find(resources, CONFIGMAP, "monitoring-dashboard-vllm").inputs["data"].values()))
+        next(
+            iter(
+                find(fixture_resources, CONFIGMAP, "monitoring-dashboard-vllm")
+                .inputs["data"]
+                .values()
+            )
+        )
     )
     titles = [p["title"] for p in board["panels"]]
     assert titles == [
@@ -230,17 +248,19 @@ def test_vllm_dashboard_has_the_required_panels(resources: tuple[Recorded, ...])
     assert [t["legendFormat"].split()[0] for t in latency] == ["p50", "p95", "p99"]
 
 
-def test_kube_state_metrics_exposes_the_model_label(resources: tuple[Recorded, ...]) -> None:
+def test_kube_state_metrics_exposes_the_model_label(
+    fixture_resources: tuple[Recorded, ...],
+) -> None:
     """Model-scope cost rules join kube_pod_labels on label_llm_platform_io_model."""
-    ksm = values(resources)["kube-state-metrics"]
+    ksm = values(fixture_resources)["kube-state-metrics"]
     assert ksm["metricLabelsAllowlist"] == ["pods=[llm-platform.io/model]"]
 
 
 def test_storage_class_tags_every_volume_with_the_cost_tags(
-    stack: str, resources: tuple[Recorded, ...]
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
 ) -> None:
-    sc = find(resources, "kubernetes:storage.k8s.io/v1:StorageClass", "monitoring-gp3")
-    tags = typed_stack_config(stack).all_tags
+    sc = find(fixture_resources, "kubernetes:storage.k8s.io/v1:StorageClass", "monitoring-gp3")
+    tags = typed_config(fixture_stack).all_tags
     specs = {k: v for k, v in sc.inputs["parameters"].items() if k.startswith("tagSpecification_")}
     assert sorted(specs.values()) == sorted(f"{k}={v}" for k, v in tags.items())
     assert sorted(specs) == [f"tagSpecification_{i}" for i in range(1, len(tags) + 1)]

@@ -13,8 +13,8 @@ from infra.core.naming import (
 
 def test_model_bucket_name_from_account_region_and_stack() -> None:
     assert (
-        model_bucket_name("123456789012", "us-west-2", "dev")
-        == "llm-platform-models-dev-123456789012-us-west-2"
+        model_bucket_name("123456789012", "us-west-2", "stage1")
+        == "llm-platform-models-stage1-123456789012-us-west-2"
     )
 
 
@@ -26,10 +26,10 @@ def test_model_bucket_name_over_63_characters_is_a_problem() -> None:
         "ap-southeast-2' (70 characters) is not a valid S3 bucket name: 3-63 lowercase "
         "letters, digits and '-'; use a shorter stack name"
     )
-    assert bucket_name_problem(model_bucket_name("123456789012", "us-west-2", "dev")) is None
+    assert bucket_name_problem(model_bucket_name("123456789012", "us-west-2", "stage1")) is None
 
 
 def test_model_prefix_and_manifest_key() -> None:
-    assert model_prefix("chat") == "models/chat/"
-    assert revision_prefix("chat", "r1") == "models/chat/r1/"
-    assert model_manifest_key("chat", "r1") == "models/chat/r1/manifest.json"
+    assert model_prefix("m1") == "models/m1/"
+    assert revision_prefix("m1", "r1") == "models/m1/r1/"
+    assert model_manifest_key("m1", "r1") == "models/m1/r1/manifest.json"

@@ -1,4 +1,4 @@
-"""Network: subnet plan (pure) and the VPC component as both stacks render it."""
+"""Network: subnet plan (pure) and the VPC component as each fixture stack renders it."""
 
 from __future__ import annotations
 
@@ -7,17 +7,16 @@ import ipaddress
 import pytest
 
 from infra.network.component import plan_subnets
-from infra.stack.files import typed_stack_config
-from tests.harness import find, find_all
+from tests.harness import FIXTURE_STACKS, find, find_all, typed_config
 from tools.mock_runtime import Recorded
 
 
 def _zones(stack: str) -> list[str]:
-    return sorted(typed_stack_config(stack).zones)
+    return sorted(typed_config(stack).zones)
 
 
 def _nat_count(stack: str) -> int:
-    cfg = typed_stack_config(stack)
+    cfg = typed_config(stack)
     return 1 if cfg.network.nat_gateways == "single" else len(cfg.zones)
 
 
@@ -53,66 +52,78 @@ def _subnets(resources: tuple[Recorded, ...], kind: str) -> list[Recorded]:
 
 
 def test_one_private_and_one_public_subnet_per_zone(
-    stack: str, resources: tuple[Recorded, ...]
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
 ) -> None:
     for kind in ("private", "public"):
-        assert sorted(s.inputs["availabilityZone"] for s in _subnets(resources, kind)) == _zones(
-            stack
-        )
+        assert sorted(
+            s.inputs["availabilityZone"] for s in _subnets(fixture_resources, kind)
+        ) == _zones(fixture_stack)
 
 
 def test_subnet_tags_for_karpenter_and_load_balancers(
-    stack: str, resources: tuple[Recorded, ...]
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
 ) -> None:
-    cluster = f"llm-{stack}"
-    for subnet in _subnets(resources, "private"):
+    cluster = typed_config(fixture_stack).cluster.name
+    for subnet in _subnets(fixture_resources, "private"):
         assert subnet.inputs["tags"]["karpenter.sh/discovery"] == cluster
         assert subnet.inputs["tags"]["kubernetes.io/role/internal-elb"] == "1"
         assert "kubernetes.io/role/elb" not in subnet.inputs["tags"]
-    for subnet in _subnets(resources, "public"):
+    for subnet in _subnets(fixture_resources, "public"):
         assert subnet.inputs["tags"]["kubernetes.io/role/elb"] == "1"
         assert "karpenter.sh/discovery" not in subnet.inputs["tags"]
         assert subnet.inputs["mapPublicIpOnLaunch"] is False
 
 
-def test_nat_gateways_follow_config(stack: str, resources: tuple[Recorded, ...]) -> None:
-    nats = find_all(resources, "aws:ec2/natGateway:NatGateway")
-    assert len(nats) == _nat_count(stack)
-    # Each private route table sends default traffic to a NAT; per zone in prod.
+def test_nat_gateways_follow_config(
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
+) -> None:
+    nats = find_all(fixture_resources, "aws:ec2/natGateway:NatGateway")
+    assert len(nats) == _nat_count(fixture_stack)
+    # Each private route table sends default traffic to a NAT: its own zone's with
+    # natGateways perZone, the first zone's with single.
     private_rts = [
-        r for r in find_all(resources, "aws:ec2/routeTable:RouteTable") if "-private-" in r.name
+        r
+        for r in find_all(fixture_resources, "aws:ec2/routeTable:RouteTable")
+        if "-private-" in r.name
     ]
     targets = {rt.name[-1]: rt.inputs["routes"][0]["natGatewayId"] for rt in private_rts}
-    if stack == "prod":
-        assert targets == {z: f"network-nat-{z}-id" for z in "abc"}
+    suffixes = [z[-1] for z in typed_config(fixture_stack).zones]
+    assert sorted(targets) == sorted(suffixes)
+    if typed_config(fixture_stack).network.nat_gateways == "perZone":
+        assert targets == {z: f"network-nat-{z}-id" for z in suffixes}
     else:
-        assert set(targets.values()) == {"network-nat-a-id"}
+        assert set(targets.values()) == {f"network-nat-{suffixes[0]}-id"}
+
+
+def test_the_fixtures_cover_both_nat_modes() -> None:
+    modes = {typed_config(s).network.nat_gateways for s in FIXTURE_STACKS}
+    assert modes == {"single", "perZone"}
 
 
 def test_s3_gateway_endpoint_serves_private_route_tables(
-    stack: str, resources: tuple[Recorded, ...]
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
 ) -> None:
-    endpoint = find(resources, "aws:ec2/vpcEndpoint:VpcEndpoint", "network-s3")
-    region = typed_stack_config(stack).region
+    endpoint = find(fixture_resources, "aws:ec2/vpcEndpoint:VpcEndpoint", "network-s3")
+    region = typed_config(fixture_stack).region
     assert endpoint.inputs["serviceName"] == f"com.amazonaws.{region}.s3"
     assert endpoint.inputs["vpcEndpointType"] == "Gateway"
     assert sorted(endpoint.inputs["routeTableIds"]) == sorted(
-        f"network-private-{z[-1]}-id" for z in typed_stack_config(stack).zones
+        f"network-private-{z[-1]}-id" for z in typed_config(fixture_stack).zones
     )
 
 
 def test_every_network_resource_carries_cost_tags(
-    stack: str, resources: tuple[Recorded, ...]
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
 ) -> None:
     network = [
         r
-        for r in resources
+        for r in fixture_resources
         if r.parent_type == "llm-platform:network:Network" and r.type.startswith("aws:ec2/")
     ]
     tagged = [r for r in network if "Association" not in r.type]
     assert tagged
     for r in tagged:
         tags = r.inputs["tags"]
-        assert tags["environment"] == stack, r.name
-        assert tags["cost-center"] == f"ml-platform-{stack}", r.name
+        assert tags["environment"] == fixture_stack, r.name
+        assert tags["cost-center"] == typed_config(fixture_stack).tags["cost-center"], r.name
         assert tags["owner"] and tags["project"] == "llm-platform", r.name

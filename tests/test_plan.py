@@ -1,17 +1,26 @@
-"""Offline plan: outputs, determinism, secret masking and exit codes."""
+"""Offline plan: outputs, determinism, secret masking and exit codes.
+
+The tool's behaviour is tested on the fixture stacks (``tests/fixtures/``); that every
+committed stack plans clean, after apply and at preview, with what its config asks for
+in the summary, is the stack-level part (``stack_plan``: each committed stack planned
+once).
+"""
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
-from infra.stack.files import ROOT, stack_names
+from infra.stack.files import ROOT, stack_names, typed_stack_config
+from tests.conftest import STACKS, StackPlan
+from tests.harness import FIXTURE_STACKS, FIXTURES, SMALL, planned
 from tools import plan as plan_tool
 from tools.__main__ import main as cli
+
+pytestmark = pytest.mark.stacks
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -20,29 +29,81 @@ def _tree(root: Path) -> dict[str, bytes]:
     }
 
 
-def test_plan_writes_resources_manifests_helm_and_summary(stack: str, tmp_path: Path) -> None:
-    result = plan_tool.plan(stack, out_root=tmp_path, log=lambda _: None)
+def _unknown(stacks: tuple[str, ...] | list[str]) -> str:
+    """A stack name no stack file has."""
+    name = "no-such-stack"
+    assert name not in stacks
+    return name
+
+
+# --------------------------------------------------------------------------- every stack
+
+
+def test_plan_writes_resources_manifests_helm_and_summary(stack_plan: StackPlan) -> None:
+    result, out = stack_plan
     assert result.exit_code == 0
-    out = tmp_path / stack
     resources = json.loads((out / "resources.json").read_text())
     assert resources == sorted(resources, key=lambda r: (r["type"], r["name"]))
-    assert {"type", "name", "parent", "dependsOn", "inputs"} == set(resources[0])
+    assert {"type", "name", "parent", "dependsOn", "inputs"} <= set(resources[0])
     assert len(resources) == len(result.resources)
     assert (out / "manifests").is_dir() and (out / "helm").is_dir()
     assert (out / "summary.txt").read_text().startswith("Resources by kind:\n")
 
 
-def test_plan_is_byte_for_byte_deterministic(tmp_path: Path) -> None:
-    plan_tool.plan("dev", out_root=tmp_path / "one", log=lambda _: None)
-    plan_tool.plan("dev", out_root=tmp_path / "two", log=lambda _: None)
-    assert _tree(tmp_path / "one" / "dev") == _tree(tmp_path / "two" / "dev")
+def test_every_planned_secret_keeps_its_keys(stack_plan: StackPlan) -> None:
+    secrets = sorted((stack_plan.out / "manifests").glob("secret-*.yaml"))
+    assert secrets
+    for path in secrets:
+        data = yaml.safe_load(path.read_text())["stringData"]
+        assert isinstance(data, dict) and data, path.name
+        assert set(data.values()) == {"[secret]"}, path.name
+
+
+def test_summary_shows_each_models_revision(stack: str, stack_plan: StackPlan) -> None:
+    result = stack_plan.result
+    cfg = typed_stack_config(stack)
+    lines = result.summary[result.summary.index("Models (vLLM):") + 1 :]
+    for model in cfg.enabled_models:
+        line = next(line for line in lines if line.startswith(f"  {model.name}: "))
+        assert f" revision {model.revision}, pool {model.gpu_pool}, " in line
+        assert line.endswith(f"/models/{model.name}/{model.revision}/")
+
+
+def test_every_fake_output_answers_a_type_the_program_registers() -> None:
+    """The mocks answer for what the program makes, and nothing else (no dead entries)."""
+    from tools.mock_runtime import FAKE_OUTPUTS
+
+    registered = {r.type for stack in STACKS for r in planned(stack, ROOT)}
+    registered |= {r.type for stack in FIXTURE_STACKS for r in planned(stack)}
+    assert set(FAKE_OUTPUTS) <= registered
+
+
+def test_unknown_stack_exits_2_listing_stacks(capsys: pytest.CaptureFixture[str]) -> None:
+    unknown = _unknown(STACKS)
+    assert cli(["plan", unknown]) == 2
+    stacks = ", ".join(stack_names())
+    assert f"no stack file Pulumi.{unknown}.yaml; stacks: {stacks}" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- the tool
+
+
+def test_plan_is_byte_for_byte_deterministic_and_needs_no_build_dir(tmp_path: Path) -> None:
+    for out in ("one", "two"):
+        assert not (tmp_path / out).exists()
+        result = plan_tool.plan(
+            SMALL, stack_dir=FIXTURES, out_root=tmp_path / out, log=lambda _: None
+        )
+        assert result.exit_code == 0
+    assert (tmp_path / "one" / SMALL / "summary.txt").is_file()
+    assert _tree(tmp_path / "one" / SMALL) == _tree(tmp_path / "two" / SMALL)
 
 
 def test_secure_values_and_absent_secrets_become_masked_placeholders(tmp_path: Path) -> None:
-    document = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+    document = yaml.safe_load((FIXTURES / f"Pulumi.{SMALL}.yaml").read_text())
     document["config"]["llm-platform:modelApiKey"] = {"secure": "v1:AAAABBBBCCCC"}
-    (tmp_path / "Pulumi.dev.yaml").write_text(yaml.safe_dump(document))
-    stack_file = plan_tool.load_stack_file("dev", tmp_path)
+    (tmp_path / f"Pulumi.{SMALL}.yaml").write_text(yaml.safe_dump(document))
+    stack_file = plan_tool.load_stack_file(SMALL, tmp_path)
     assert stack_file.placeholders["llm-platform:modelApiKey"] == (
         "offline-placeholder-llm-platform-modelApiKey"
     )
@@ -57,7 +118,7 @@ def test_secure_values_and_absent_secrets_become_masked_placeholders(tmp_path: P
         }
     )
     result = plan_tool.plan(
-        "dev", stack_dir=tmp_path, out_root=tmp_path / "out", log=lambda _: None
+        SMALL, stack_dir=tmp_path, out_root=tmp_path / "out", log=lambda _: None
     )
     assert result.leaks == []
     written = "".join(p.read_text() for p in (tmp_path / "out").rglob("*") if p.is_file())
@@ -78,23 +139,13 @@ def test_masked_replaces_every_secret() -> None:
     }
 
 
-def test_every_planned_secret_keeps_its_keys(stack: str, tmp_path: Path) -> None:
-    plan_tool.plan(stack, out_root=tmp_path, log=lambda _: None)
-    secrets = sorted((tmp_path / stack / "manifests").glob("secret-*.yaml"))
-    assert secrets
-    for path in secrets:
-        data = yaml.safe_load(path.read_text())["stringData"]
-        assert isinstance(data, dict) and data, path.name
-        assert set(data.values()) == {"[secret]"}, path.name
-
-
 def test_bad_config_exits_2_with_the_message_and_no_traceback(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    document = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+    document = yaml.safe_load((FIXTURES / f"Pulumi.{SMALL}.yaml").read_text())
     document["config"]["llm-platform:gpuPools"][0]["gpuLimit"] = 0
-    (tmp_path / "Pulumi.dev.yaml").write_text(yaml.safe_dump(document))
-    code = cli(["plan", "dev", "--stack-dir", str(tmp_path), "--out", str(tmp_path / "out")])
+    (tmp_path / f"Pulumi.{SMALL}.yaml").write_text(yaml.safe_dump(document))
+    code = cli(["plan", SMALL, "--stack-dir", str(tmp_path), "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2
     assert err == (
@@ -102,45 +153,17 @@ def test_bad_config_exits_2_with_the_message_and_no_traceback(
         "  - llm-platform:gpuPools[0].gpuLimit = 0: input should be greater than or equal to 1\n"
     )
     assert "Traceback" not in err
-    assert not (tmp_path / "out" / "dev").exists()
-
-
-def test_unknown_stack_exits_2_listing_stacks(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli(["plan", "staging"]) == 2
-    stacks = ", ".join(stack_names())
-    assert f"no stack file Pulumi.staging.yaml; stacks: {stacks}" in capsys.readouterr().err
+    assert not (tmp_path / "out" / SMALL).exists()
 
 
 def test_several_stacks_in_one_process_exit_with_the_worst_status(
-    stack: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli(["plan", stack, "--out", str(tmp_path)]) == 0
-    assert (tmp_path / stack / "summary.txt").is_file()
-    assert cli(["plan", stack, "staging", "--out", str(tmp_path)]) == 2
-    assert f"offline plan of stack {stack}: clean" in capsys.readouterr().out
-
-
-def test_committed_build_dir_is_not_required(tmp_path: Path) -> None:
-    shutil.rmtree(tmp_path, ignore_errors=True)
-    assert plan_tool.plan("prod", out_root=tmp_path, log=lambda _: None).exit_code == 0
-
-
-def test_summary_shows_each_models_revision(stack: str, tmp_path: Path) -> None:
-    from infra.stack.files import typed_stack_config
-
-    result = plan_tool.plan(stack, out_root=tmp_path, log=lambda _: None)
-    cfg = typed_stack_config(stack)
-    lines = result.summary[result.summary.index("Models (vLLM):") + 1 :]
-    for model in cfg.enabled_models:
-        line = next(line for line in lines if line.startswith(f"  {model.name}: "))
-        assert f" revision {model.revision}, pool {model.gpu_pool}, " in line
-        assert line.endswith(f"/models/{model.name}/{model.revision}/")
-
-
-def test_every_fake_output_answers_a_type_the_program_registers() -> None:
-    """The mocks answer for what the program makes, and nothing else (no dead entries)."""
-    from tests.harness import planned
-    from tools.mock_runtime import FAKE_OUTPUTS
-
-    registered = {r.type for stack in stack_names() for r in planned(stack)}
-    assert set(FAKE_OUTPUTS) <= registered
+    unknown = _unknown(FIXTURE_STACKS)
+    args = ["--stack-dir", str(FIXTURES), "--out", str(tmp_path)]
+    assert cli(["plan", SMALL, *args]) == 0
+    assert cli(["plan", SMALL, unknown, *args]) == 2
+    assert (tmp_path / SMALL / "summary.txt").is_file()
+    out = capsys.readouterr()
+    assert f"offline plan of stack {SMALL}: clean" in out.out
+    assert f"no stack file Pulumi.{unknown}.yaml" in out.err

@@ -18,7 +18,7 @@ ROLE = "aws:iam/role:Role"
 BUDGET = "aws:budgets/budget:Budget"
 ROLE_PROPS: Props = {
     "assumeRolePolicy": "{}",
-    "tags": {"cost-center": "ml-platform-dev", "owner": "platform-team@example.com"},
+    "tags": {"cost-center": "ml-test", "owner": "platform-team@example.com"},
 }
 
 CASES: list[tuple[str, Mutation, list[str]]] = [
@@ -87,15 +87,17 @@ def _provider_types(resources: tuple[Recorded, ...]) -> set[str]:
     return {r.type for r in resources if r.type.split(":")[0] in ("aws", "eks")}
 
 
-def test_every_taggable_type_the_stacks_create_is_listed(resources: tuple[Recorded, ...]) -> None:
+def test_every_taggable_type_the_program_creates_is_listed(
+    fixture_resources: tuple[Recorded, ...],
+) -> None:
     unlisted = sorted(
-        t for t in _provider_types(resources) if _takes_tags(t) and t not in TAGGABLE_TYPES
+        t for t in _provider_types(fixture_resources) if _takes_tags(t) and t not in TAGGABLE_TYPES
     )
     assert unlisted == [], "add these to policies.cost.TAGGABLE_TYPES"
 
 
-def test_the_committed_stacks_tag_every_taggable_resource(stack: str) -> None:
-    checked = [r for r in planned(stack) if r.type in TAGGABLE_TYPES]
+def test_the_fixture_stacks_tag_every_taggable_resource(fixture_stack: str) -> None:
+    checked = [r for r in planned(fixture_stack) if r.type in TAGGABLE_TYPES]
     assert checked
     settings = {"requiredTags": ["cost-center", "environment", "owner", "project"]}
     for r in checked:
@@ -125,31 +127,31 @@ def _gpu_pool(name: str, limit: int, families: list[str], sizes: list[str]) -> R
 
 def test_gpu_spend_within_the_budget_passes() -> None:
     # 4 x g6.xlarge at USD 0.8048/h x 730 h = 2,350.02 (infra.core.pricing prices).
-    pools = [_gpu_pool("gpu-dev", 4, ["g6"], ["xlarge"])]
+    pools = [_gpu_pool("gpu-a", 4, ["g6"], ["xlarge"])]
     assert check_stack("cost-gpu-worst-case-within-budget", pools, SPEND) == []
 
 
 def test_gpu_spend_over_the_budget_names_the_worst_types() -> None:
     pools = [
-        _gpu_pool("gpu-dev", 4, ["g6"], ["xlarge"]),
+        _gpu_pool("gpu-a", 4, ["g6"], ["xlarge"]),
         _gpu_pool("gpu-big", 2, ["g6e"], ["xlarge", "12xlarge"]),
     ]
     assert check_stack("cost-gpu-worst-case-within-budget", pools, SPEND) == [
-        "worst-case monthly GPU spend USD 10,009.65 (gpu-dev 2,350.02 = 4 x g6.xlarge; "
+        "worst-case monthly GPU spend USD 10,009.65 (gpu-a 2,350.02 = 4 x g6.xlarge; "
         "gpu-big 7,659.63 = 1 x g6e.12xlarge) exceeds the budget USD 6,000.00"
     ]
 
 
 def test_gpu_spend_of_an_unpriced_region_cannot_pass() -> None:
-    pools = [_gpu_pool("gpu-dev", 4, ["g6"], ["xlarge"])]
+    pools = [_gpu_pool("gpu-a", 4, ["g6"], ["xlarge"])]
     settings = {**SPEND, "region": "eu-west-1"}
     [message] = check_stack("cost-gpu-worst-case-within-budget", pools, settings)
-    assert message.startswith("GPU pool gpu-dev: no on-demand price for g6.xlarge in eu-west-1")
+    assert message.startswith("GPU pool gpu-a: no on-demand price for g6.xlarge in eu-west-1")
 
 
 def test_gpu_spend_of_a_pool_without_limit_is_unbounded() -> None:
-    pool = _gpu_pool("gpu-dev", 4, ["g6"], ["xlarge"])
+    pool = _gpu_pool("gpu-a", 4, ["g6"], ["xlarge"])
     pool.props["spec"]["limits"].clear()
     assert check_stack("cost-gpu-worst-case-within-budget", [pool], SPEND) == [
-        "GPU pool gpu-dev has no GPU limit or family list: spend is unbounded"
+        "GPU pool gpu-a has no GPU limit or family list: spend is unbounded"
     ]

@@ -1,5 +1,7 @@
-"""End to end: a committed stack config changed in one place makes the offline plan
-fail naming the rule; the committed stacks pass clean.
+"""End to end: a stack config changed in one place makes the offline plan fail naming
+the rule. The mutations apply to the fixture stacks (``tests/fixtures/``) whose config
+they fit (a rule set advisory, a spot-only policy); that the committed stacks pass clean
+is checked by ``tests/test_stacks.py``.
 
 Cases whose resources another layer renders run once that layer is on main: until then
 the stack has none of the resources the rule checks, and the case is skipped naming
@@ -16,8 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.stack.files import ROOT
-from tests.harness import planned
+from infra.stack.config import PlatformConfig
+from tests.harness import FIXTURE_STACKS, FIXTURES, fixture_where, planned, typed_config
 from tools import plan as plan_tool
 
 NS = "llm-platform"
@@ -25,6 +27,8 @@ NODEPOOL = "kubernetes:karpenter.sh/v1:NodePool"
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 BUDGET = "aws:budgets/budget:Budget"
 Config = dict[str, Any]
+Applies = Callable[[PlatformConfig], bool]
+ENDPOINT_RULE = "eks-endpoint-not-open-to-world"
 
 
 def _pool(c: Config) -> dict[str, Any]:
@@ -50,88 +54,105 @@ def _strict_open_endpoint(c: Config) -> None:
     _policy(c)["enforcement"].update({"eks-endpoint-not-open-to-world": "mandatory"})
 
 
-# (case, stacks, type the rule needs in the plan or None, mutation, rule that must fail)
-CASES: list[tuple[str, tuple[str, ...], str | None, Callable[[Config], object], str]] = [
+def _any(_cfg: PlatformConfig) -> bool:
+    return True
+
+
+def _enforces_endpoint(cfg: PlatformConfig) -> bool:
+    return cfg.policy.enforcement.get(ENDPOINT_RULE, "mandatory") == "mandatory"
+
+
+def _advisory_endpoint(cfg: PlatformConfig) -> bool:
+    return cfg.policy.enforcement.get(ENDPOINT_RULE) == "advisory"
+
+
+def _spot_only(cfg: PlatformConfig) -> bool:
+    return cfg.policy.spot_only
+
+
+# (case, the fixture stacks it applies to, type the rule needs in the plan or None,
+#  mutation, rule that must fail)
+CASES: list[tuple[str, Applies, str | None, Callable[[Config], object], str]] = [
     (
         "a cost tag the stack does not set",
-        ("dev", "prod"),
+        _any,
         None,
         lambda c: _policy(c).update(requiredTags=["cost-center", "owner", "team"]),
         "cost-tags-required",
     ),
     (
         "audit logs off",
-        ("dev", "prod"),
+        _any,
         None,
         lambda c: c[f"{NS}:cluster"].update(logTypes=["api", "authenticator"]),
         "eks-control-plane-logging-enabled",
     ),
     (
         "API endpoint open to the internet",
-        ("prod",),
+        _enforces_endpoint,
         None,
         _open_endpoint,
-        "eks-endpoint-not-open-to-world",
+        ENDPOINT_RULE,
     ),
     (
-        "dev made strict about the endpoint",
-        ("dev",),
+        "an advisory endpoint rule made strict",
+        _advisory_endpoint,
         None,
         _strict_open_endpoint,
-        "eks-endpoint-not-open-to-world",
+        ENDPOINT_RULE,
     ),
     (
         "pool GPU limit above the environment maximum",
-        ("dev", "prod"),
+        _any,
         NODEPOOL,
         lambda c: _pool(c).update(gpuLimit=_policy(c)["maxGpusPerPool"] + 1),
         "gpu-nodepool-requires-gpu-limit",
     ),
     (
         "pools together above the cap",
-        ("dev", "prod"),
+        _any,
         NODEPOOL,
         _second_pool_over_cap,
         "gpu-total-within-cap",
     ),
     (
         "a family outside the allowlist",
-        ("dev", "prod"),
+        _any,
         NODEPOOL,
         lambda c: _policy(c).update(allowedInstanceFamilies=[_pool(c)["instanceFamilies"][0]]),
         "gpu-nodepool-allowed-instance-types",
     ),
     (
         "a size outside the allowlist",
-        ("dev", "prod"),
+        _any,
         NODEPOOL,
         lambda c: _pool(c).update(instanceSizes=[*_pool(c)["instanceSizes"], "48xlarge"]),
         "gpu-nodepool-allowed-instance-types",
     ),
     (
         "on-demand only GPU pool",
-        ("dev", "prod"),
+        _any,
         NODEPOOL,
         lambda c: _pool(c).update(capacityTypes=["on-demand"]),
         "gpu-nodepool-allows-spot",
     ),
     (
-        "on-demand fallback in spot-only dev",
-        ("dev",),
+        "on-demand fallback in a spot-only environment",
+        _spot_only,
         NODEPOOL,
         lambda c: _pool(c).update(capacityTypes=["spot", "on-demand"]),
         "gpu-nodepool-allows-spot",
     ),
     (
         "more zones required than the stack has",
-        ("dev", "prod"),
+        _any,
         NODEPOOL,
         lambda c: _policy(c).update(minZones=len(c[f"{NS}:zones"]) + 1),
         "gpu-nodepool-spans-zones",
     ),
     (
         "log retention below the minimum",
-        ("dev", "prod"),
+        _any,
         LOG_GROUP,
         lambda c: (
             c[f"{NS}:logging"].update(retentionDays=3),
@@ -141,24 +162,46 @@ CASES: list[tuple[str, tuple[str, ...], str | None, Callable[[Config], object], 
     ),
 ]
 
-PARAMS = [
-    pytest.param(stack, needs, mutate, rule, id=f"{stack}: {case}")
-    for case, stacks, needs, mutate, rule in CASES
-    for stack in stacks
-]
+
+def _params() -> list[Any]:
+    """Each case on the fixture stacks it fits: those that fit any stack on one of them,
+    in turn (a plan takes a second), those that need a particular config on each fixture
+    that has it."""
+    params = []
+    for i, (case, applies, needs, mutate, rule) in enumerate(CASES):
+        stacks = [s for s in FIXTURE_STACKS if applies(typed_config(s))]
+        if applies is _any:
+            stacks = [stacks[i % len(stacks)]]
+        params += [pytest.param(s, needs, mutate, rule, id=f"{s}: {case}") for s in stacks]
+    return params
+
+
+PARAMS = _params()
+
+
+def test_every_case_applies_to_a_fixture_stack() -> None:
+    cases = {str(p.id).split(": ", 1)[1] for p in PARAMS}
+    assert cases == {case for case, *_ in CASES}
+    # Both fixtures are mutated.
+    assert {str(p.id).split(": ", 1)[0] for p in PARAMS} == set(FIXTURE_STACKS)
 
 
 def _plan_mutated(stack: str, mutate: Callable[[Config], object], tmp_path: Path) -> Any:
-    document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+    document = yaml.safe_load((FIXTURES / f"Pulumi.{stack}.yaml").read_text())
     mutate(document["config"])
     (tmp_path / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump(document))
     return plan_tool.plan(stack, stack_dir=tmp_path, out_root=tmp_path / "out", log=lambda _: None)
 
 
-@pytest.mark.parametrize(("stack", "needs", "mutate", "rule"), PARAMS)
+@pytest.mark.parametrize(("fixture_stack", "needs", "mutate", "rule"), PARAMS)
 def test_one_change_makes_the_plan_fail_naming_the_rule(
-    stack: str, needs: str | None, mutate: Callable[[Config], object], rule: str, tmp_path: Path
+    fixture_stack: str,
+    needs: str | None,
+    mutate: Callable[[Config], object],
+    rule: str,
+    tmp_path: Path,
 ) -> None:
+    stack = fixture_stack
     if needs is not None and not any(r.type == needs for r in planned(stack)):
         pytest.skip(f"stack {stack} renders no {needs} yet (its layer is not on main)")
     result = _plan_mutated(stack, mutate, tmp_path)
@@ -175,32 +218,27 @@ def test_there_are_at_least_10_mutations() -> None:
     assert len(CASES) >= 10
 
 
-def test_an_advisory_violation_is_reported_but_does_not_fail_dev(tmp_path: Path) -> None:
-    result = _plan_mutated("dev", _open_endpoint, tmp_path)
+def test_an_advisory_violation_is_reported_but_does_not_fail_the_plan(tmp_path: Path) -> None:
+    stack = fixture_where(_advisory_endpoint, f"{ENDPOINT_RULE} advisory")
+    result = _plan_mutated(stack, _open_endpoint, tmp_path)
     assert result.exit_code == 0
     assert result.mandatory_violations == []
-    summary = (tmp_path / "out" / "dev" / "summary.txt").read_text()
-    assert re.search(r"^  eks-endpoint-not-open-to-world +advisory x1 +advisory x1$", summary, re.M)
+    summary = (tmp_path / "out" / stack / "summary.txt").read_text()
+    assert re.search(rf"^  {ENDPOINT_RULE} +advisory x1 +advisory x1$", summary, re.M)
     assert "publicAccessCidrs includes 0.0.0.0/0" in summary
-
-
-def test_the_committed_stacks_pass_clean(stack: str, tmp_path: Path) -> None:
-    result = plan_tool.plan(stack, out_root=tmp_path, log=lambda _: None)
-    assert result.mandatory_violations == []
-    assert result.exit_code == 0
-    assert "MANDATORY" not in (tmp_path / stack / "summary.txt").read_text()
 
 
 def test_plan_cli_prints_the_violated_rule(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    document = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())
+    stack = fixture_where(_enforces_endpoint, f"{ENDPOINT_RULE} mandatory")
+    document = yaml.safe_load((FIXTURES / f"Pulumi.{stack}.yaml").read_text())
     _open_endpoint(document["config"])
-    (tmp_path / "Pulumi.prod.yaml").write_text(yaml.safe_dump(document))
-    assert plan_tool.main("prod", tmp_path, tmp_path / "out") == 1
+    (tmp_path / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump(document))
+    assert plan_tool.main(stack, tmp_path, tmp_path / "out") == 1
     err = capsys.readouterr().err
     assert (
-        "error: mandatory policy violation: eks-endpoint-not-open-to-world: eks:index:Cluster "
+        f"error: mandatory policy violation: {ENDPOINT_RULE}: eks:index:Cluster "
         "llm-eks: publicAccessCidrs includes 0.0.0.0/0: the API endpoint is open to the whole "
         "internet\n"
     ) in err

@@ -15,7 +15,7 @@ REQS = ("spec", "template", "spec", "requirements")
 GPU_POOL: Props = {
     "apiVersion": "karpenter.sh/v1",
     "kind": "NodePool",
-    "metadata": {"name": "gpu-dev"},
+    "metadata": {"name": "gpu-a"},
     "spec": {
         "template": {
             "metadata": {"labels": {"llm-platform.io/accelerator": "nvidia"}},

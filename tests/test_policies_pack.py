@@ -4,9 +4,11 @@ process answering the engine's gRPC calls."""
 from __future__ import annotations
 
 import json
+import queue
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,13 +20,14 @@ from pulumi.runtime.proto import analyzer_pb2 as pb
 from pulumi.runtime.proto import analyzer_pb2_grpc as rpc
 from pulumi_policy.proxy import UNKNOWN_NUMBER_VALUE
 
-from infra.stack.files import typed_stack_config
 from policies.rules import RULE_NAMES, RULES
-from tests.harness import stack_config
+from tests.harness import FIXTURE_STACKS, FIXTURES, HA, SMALL, typed_config
 from tools import policy
 
 ROOT = policy.ROOT
 LEVELS = {"advisory": pb.ADVISORY, "mandatory": pb.MANDATORY, "disabled": pb.DISABLED}
+TIMEOUT = 60
+"""Seconds a subprocess of these tests may take (the analyzer: to start)."""
 
 
 def test_rule_names_are_unique_kebab_case_and_in_module_order() -> None:
@@ -46,7 +49,12 @@ def test_pack_requirements_pin_what_the_project_pins() -> None:
 def test_the_rules_import_nothing_outside_the_pack_requirements() -> None:
     code = "import sys, policies.rules, policies.crossguard; print(' '.join(sys.modules))"
     out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=TIMEOUT,
     )
     # The pack's own virtualenv has only what policies/requirements.txt pins.
     loaded = set(out.stdout.split())
@@ -56,48 +64,65 @@ def test_the_rules_import_nothing_outside_the_pack_requirements() -> None:
     assert project == {"infra.core"}
 
 
-def test_committed_pack_configs_equal_the_stack_files(stack: str) -> None:
-    assert policy.config_path(stack).read_text() == policy.render(typed_stack_config(stack))
-    assert policy.main([stack], check=True) == 0
+def _pack_config(stack: str) -> dict[str, Any]:
+    return dict(json.loads(policy.render(typed_config(stack))))
 
 
-def test_pack_config_has_every_rule_with_its_settings(stack: str) -> None:
-    document = json.loads(policy.config_path(stack).read_text())
+def test_pack_config_has_every_rule_with_its_settings(fixture_stack: str) -> None:
+    document = _pack_config(fixture_stack)
     assert list(document) == sorted(RULE_NAMES)
     for rule in RULES:
         assert set(document[rule.name]) == {"enforcementLevel", *rule.settings}
 
 
-def test_enforcement_differs_per_environment() -> None:
-    dev = json.loads(policy.config_path("dev").read_text())
-    prod = json.loads(policy.config_path("prod").read_text())
+def test_enforcement_and_limits_come_from_the_stacks_policy_section(fixture_stack: str) -> None:
+    cfg = typed_config(fixture_stack)
+    document = _pack_config(fixture_stack)
+    for rule in RULE_NAMES:  # every rule defaults to mandatory
+        level = cfg.policy.enforcement.get(rule, "mandatory")
+        assert document[rule]["enforcementLevel"] == level, rule
+    limits = document["gpu-nodepool-requires-gpu-limit"]
+    assert limits["maxGpusPerPool"] == cfg.policy.max_gpus_per_pool
+
+
+def test_the_fixtures_enforce_the_endpoint_rule_differently() -> None:
     rule = "eks-endpoint-not-open-to-world"
-    assert (dev[rule]["enforcementLevel"], prod[rule]["enforcementLevel"]) == (
-        "advisory",
-        "mandatory",
-    )
-    assert (
-        prod["gpu-nodepool-requires-gpu-limit"]["maxGpusPerPool"]
-        == (stack_config("prod")["llm-platform:policy"]["maxGpusPerPool"])
-    )
+    levels = {_pack_config(s)[rule]["enforcementLevel"] for s in FIXTURE_STACKS}
+    assert levels == {"advisory", "mandatory"}
 
 
 def test_stale_pack_config_is_reported(tmp_path: Path) -> None:
     (tmp_path / "policies").mkdir()
-    (tmp_path / "Pulumi.dev.yaml").write_text((ROOT / "Pulumi.dev.yaml").read_text())
-    (tmp_path / "policies" / "config.dev.json").write_text("{}\n")
-    assert policy.main(["dev"], check=True, root=tmp_path) == 1
-    assert policy.main(["dev"], root=tmp_path) == 0
-    assert policy.main(["dev"], check=True, root=tmp_path) == 0
+    source = FIXTURES / f"Pulumi.{SMALL}.yaml"
+    (tmp_path / source.name).write_text(source.read_text())
+    (tmp_path / "policies" / f"config.{SMALL}.json").write_text("{}\n")
+    assert policy.main([SMALL], check=True, root=tmp_path) == 1
+    assert policy.main([SMALL], root=tmp_path) == 0
+    assert policy.main([SMALL], check=True, root=tmp_path) == 0
+    written = (tmp_path / "policies" / f"config.{SMALL}.json").read_text()
+    assert written == policy.render(typed_config(SMALL))
 
 
 # --------------------------------------------------------------------------- CrossGuard
 
 
+def _read_port(proc: subprocess.Popen[str]) -> str:
+    """The port the analyzer prints first; fails after :data:`TIMEOUT` seconds."""
+    lines: queue.Queue[str] = queue.Queue()
+    assert proc.stdout is not None
+    stdout = proc.stdout
+    threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
+    try:
+        return lines.get(timeout=TIMEOUT).strip()
+    except queue.Empty:
+        pytest.fail(f"the policy analyzer printed no port within {TIMEOUT} s")
+
+
 @pytest.fixture(scope="module")
 def analyzer() -> Iterator[Any]:
     """The pack started the way the CLI starts it (``python -m pulumi.policy <engine> .``
-    in the pack directory); yields a gRPC stub configured with the prod pack config."""
+    in the pack directory); yields a gRPC stub configured with the pack config of the
+    fixture stack that enforces every rule."""
     proc = subprocess.Popen(
         [sys.executable, "-u", "-m", "pulumi.policy", "127.0.0.1:1", "."],
         cwd=ROOT / "policies",
@@ -106,13 +131,15 @@ def analyzer() -> Iterator[Any]:
         text=True,
     )
     try:
-        assert proc.stdout is not None
-        port = proc.stdout.readline().strip()
-        assert port.isdigit(), proc.stderr.read() if proc.stderr else ""
+        port = _read_port(proc)
+        if not port.isdigit():
+            proc.kill()
+            _, err = proc.communicate(timeout=TIMEOUT)
+            pytest.fail(f"the policy analyzer did not start: {port}{err}")
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = rpc.AnalyzerStub(channel)
             request = pb.ConfigureAnalyzerRequest()
-            for name, entry in json.loads(policy.config_path("prod").read_text()).items():
+            for name, entry in _pack_config(HA).items():
                 props = struct_pb2.Struct()
                 props.update({k: v for k, v in entry.items() if k != "enforcementLevel"})
                 request.policyConfig[name].CopyFrom(
@@ -120,18 +147,18 @@ def analyzer() -> Iterator[Any]:
                         enforcementLevel=LEVELS[entry["enforcementLevel"]], properties=props
                     )
                 )
-            stub.Configure(request)
+            stub.Configure(request, timeout=TIMEOUT)
             yield stub
     finally:
         proc.kill()
-        proc.wait()
+        proc.wait(timeout=TIMEOUT)
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
 
 
 def test_analyzer_declares_every_rule_with_its_config_schema(analyzer: Any) -> None:
-    info = analyzer.GetAnalyzerInfo(empty_pb2.Empty())
+    info = analyzer.GetAnalyzerInfo(empty_pb2.Empty(), timeout=TIMEOUT)
     assert info.name == "llm-platform-guardrails"
     assert [p.name for p in info.policies] == list(RULE_NAMES)
     for p, rule in zip(info.policies, RULES, strict=True):
@@ -143,8 +170,9 @@ def _analyze(analyzer: Any, type_: str, props: dict[str, Any]) -> list[tuple[str
     struct.update(props)
     response = analyzer.Analyze(
         pb.AnalyzeRequest(
-            type=type_, name="r", urn=f"urn:pulumi:prod::p::{type_}::r", properties=struct
-        )
+            type=type_, name="r", urn=f"urn:pulumi:{HA}::p::{type_}::r", properties=struct
+        ),
+        timeout=TIMEOUT,
     )
     return [
         (d.policyName, pb.EnforcementLevel.Name(d.enforcementLevel), d.message.splitlines()[-1])
@@ -190,7 +218,8 @@ def test_an_unknown_gpu_limit_fails_the_mandatory_rule_at_preview(analyzer: Any)
     ]
 
 
-def test_a_world_open_endpoint_is_mandatory_in_prod(analyzer: Any) -> None:
+def test_a_world_open_endpoint_is_mandatory_where_the_config_says(analyzer: Any) -> None:
+    assert _pack_config(HA)["eks-endpoint-not-open-to-world"]["enforcementLevel"] == "mandatory"
     cluster = {"endpointPublicAccess": True, "publicAccessCidrs": ["0.0.0.0/0"]}
     found = _analyze(analyzer, "eks:index:Cluster", cluster)
     assert (
@@ -204,9 +233,9 @@ def test_stack_rules_see_dependencies(analyzer: Any) -> None:
     bucket = pb.AnalyzerResource(
         type="aws:s3/bucket:Bucket",
         name="models",
-        urn="urn:pulumi:prod::p::aws:s3/bucket:Bucket::models",
+        urn=f"urn:pulumi:{HA}::p::aws:s3/bucket:Bucket::models",
     )
-    response = analyzer.AnalyzeStack(pb.AnalyzeStackRequest(resources=[bucket]))
+    response = analyzer.AnalyzeStack(pb.AnalyzeStackRequest(resources=[bucket]), timeout=TIMEOUT)
     messages = {d.policyName: d.message.splitlines()[-1] for d in response.diagnostics}
     assert messages["s3-bucket-public-access-blocked"].startswith(
         "aws:s3/bucket:Bucket models: no aws:s3/bucketPublicAccessBlock"

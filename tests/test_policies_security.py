@@ -25,7 +25,7 @@ ROLE = "aws:iam/role:Role"
 ALL_LOGS = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
 
 EKS_COMPONENT: Props = {
-    "name": "llm-dev",
+    "name": "llm-test",
     "encryptionConfigKeyArn": "arn:aws:kms:us-west-2:123456789012:key/llm-secrets",
     "enabledClusterLogTypes": ALL_LOGS,
     "endpointPrivateAccess": True,
@@ -34,7 +34,7 @@ EKS_COMPONENT: Props = {
 }
 # The aws:eks/cluster:Cluster pulumi-eks creates (seen by CrossGuard in a real preview).
 EKS_CLUSTER: Props = {
-    "name": "llm-dev",
+    "name": "llm-test",
     "encryptionConfig": {
         "provider": {"keyArn": "arn:aws:kms:us-west-2:123456789012:key/llm-secrets"},
         "resources": ["secrets"],
@@ -51,13 +51,13 @@ NODE_CLASS: Props = {
         "metadataOptions": {"httpTokens": "required", "httpPutResponseHopLimit": 1},
     },
 }
-LOGS: Props = {"name": "/llm-platform/dev/containers", "retentionInDays": 14}
+LOGS: Props = {"name": "/llm-platform/test/containers", "retentionInDays": 14}
 STAR = {"Effect": "Allow", "Action": "*", "Resource": "*"}
 SCOPED = {"Sid": "Logs", "Effect": "Allow", "Action": ["logs:PutLogEvents"], "Resource": "*"}
 
 
-def test_the_committed_cluster_passes_every_eks_rule(stack: str) -> None:
-    cluster = find(planned(stack), EKS, "llm-eks")
+def test_the_fixture_clusters_pass_every_eks_rule(fixture_stack: str) -> None:
+    cluster = find(planned(fixture_stack), EKS, "llm-eks")
     for name in (
         "eks-secrets-encryption-enabled",
         "eks-control-plane-logging-enabled",
@@ -265,16 +265,16 @@ def test_resource_rules(
 
 def _bucket_stack(mutate: Mutation | None = None) -> list[Resource]:
     resources: dict[str, Props] = {
-        "bucket": {"bucket": "llm-dev-models"},
+        "bucket": {"bucket": "llm-test-models"},
         "pab": {
-            "bucket": "llm-dev-models",
+            "bucket": "llm-test-models",
             "blockPublicAcls": True,
             "blockPublicPolicy": True,
             "ignorePublicAcls": True,
             "restrictPublicBuckets": True,
         },
         "sse": {
-            "bucket": "llm-dev-models",
+            "bucket": "llm-test-models",
             "rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "aws:kms"}}],
         },
     }

@@ -15,16 +15,16 @@ HEALTH = {"httpGet": {"path": "/health", "port": 8000}}
 VLLM: Props = {
     "apiVersion": "apps/v1",
     "kind": "Deployment",
-    "metadata": {"name": "chat", "namespace": "inference"},
+    "metadata": {"name": "m1", "namespace": "inference"},
     "spec": {
         "replicas": 1,
-        "selector": {"matchLabels": {"app": "chat"}},
+        "selector": {"matchLabels": {"app": "m1"}},
         "strategy": {
             "type": "RollingUpdate",
             "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
         },
         "template": {
-            "metadata": {"labels": {"app": "chat"}},
+            "metadata": {"labels": {"app": "m1"}},
             "spec": {
                 "containers": [
                     {

@@ -14,12 +14,12 @@ from moto import mock_aws
 
 from infra.karpenter.config import GpuPoolConfig
 from infra.stack.config import PlatformConfig
-from infra.stack.files import typed_stack_config
+from tests.harness import FIXTURE_STACKS, FIXTURES, HA, SMALL, typed_config
 from tools import preflight
 
 # What moto (5.2.5) reports for us-west-2: g5 is offered in us-west-2a/b/c but not 2d,
 # g6 in all four zones. Its spot price history answers 0.00001 for everything.
-DEV_QUOTAS_OK = {"L-DB2E81BA": 0.0, "L-3819A6DF": 64.0, "L-417A185B": 0.0, "L-7212CCBC": 0.0}
+SMALL_QUOTAS_OK = {"L-DB2E81BA": 0.0, "L-3819A6DF": 64.0, "L-417A185B": 0.0, "L-7212CCBC": 0.0}
 
 
 @pytest.fixture
@@ -63,17 +63,17 @@ def _with_pools(cfg: PlatformConfig, *pools: GpuPoolConfig) -> PlatformConfig:
     return cfg.model_copy(update={"gpu_pools": pools})
 
 
-def test_required_vcpus_of_the_committed_stacks() -> None:
-    # dev: gpu-dev, g5/g6 up to 4xlarge (1 GPU, 16 vCPUs) or 12xlarge (4 GPUs, 48 vCPUs),
+def test_required_vcpus_of_the_fixture_stacks() -> None:
+    # small: gpu-lab, g5/g6 up to 4xlarge (1 GPU, 16 vCPUs) or 12xlarge (4 GPUs, 48 vCPUs),
     # gpuLimit 4, spot only: the worst case is 4 x 4xlarge = 64 vCPUs of G/VT spot.
-    assert preflight.required_vcpus(typed_stack_config("dev")) == {
+    assert preflight.required_vcpus(typed_config(SMALL)) == {
         "L-DB2E81BA": 0,
         "L-3819A6DF": 64,
         "L-417A185B": 0,
         "L-7212CCBC": 0,
     }
-    # prod: gpuLimit 16, spot and on-demand: 16 x g6e/g6.4xlarge = 256 vCPUs each.
-    assert preflight.required_vcpus(typed_stack_config("prod")) == {
+    # ha: gpuLimit 16, spot and on-demand: 16 x g6e/g6.4xlarge = 256 vCPUs each.
+    assert preflight.required_vcpus(typed_config(HA)) == {
         "L-DB2E81BA": 256,
         "L-3819A6DF": 256,
         "L-417A185B": 0,
@@ -83,7 +83,7 @@ def test_required_vcpus_of_the_committed_stacks() -> None:
 
 def test_required_vcpus_sum_pools_per_quota_family_and_capacity_type() -> None:
     cfg = _with_pools(
-        typed_stack_config("prod"),
+        typed_config(HA),
         GpuPoolConfig(
             name="h100",
             instance_families=("p5",),
@@ -143,34 +143,34 @@ def test_latest_spot_price_per_type_and_zone() -> None:
 @pytest.mark.usefixtures("aws")
 def test_clean_stack_prints_offerings_prices_and_quotas(capsys: pytest.CaptureFixture[str]) -> None:
     session = QuotaStubSession("us-west-2")
-    session.expect_quotas(DEV_QUOTAS_OK)
-    assert preflight.main("dev", session=session) == 0
+    session.expect_quotas(SMALL_QUOTAS_OK)
+    assert preflight.main(SMALL, FIXTURES, session=session) == 0
     out = capsys.readouterr()
     assert out.err == ""
     lines = out.out.splitlines()
-    assert lines[0] == "Preflight of stack dev: region us-west-2, zones us-west-2a, us-west-2b"
-    assert "  gpu-dev  g5.xlarge    1     4      0.0000      0.0000" in lines
-    assert "  gpu-dev  g6.12xlarge  4     48     0.0000      0.0000" in lines
+    assert lines[0] == f"Preflight of stack {SMALL}: region us-west-2, zones us-west-2a, us-west-2b"
+    assert "  gpu-lab  g5.xlarge    1     4      0.0000      0.0000" in lines
+    assert "  gpu-lab  g6.12xlarge  4     48     0.0000      0.0000" in lines
     assert "  L-3819A6DF  All G and VT Spot Instance Requests   64      64     ok" in lines
-    assert lines[-1] == "preflight of stack dev: ok"
+    assert lines[-1] == f"preflight of stack {SMALL}: ok"
     session.stubber.assert_no_pending_responses()
 
 
 @pytest.mark.usefixtures("aws")
 def test_zone_that_does_not_offer_a_type_is_blocking() -> None:
-    cfg = typed_stack_config("dev").model_copy(update={"zones": ("us-west-2a", "us-west-2d")})
+    cfg = typed_config(SMALL).model_copy(update={"zones": ("us-west-2a", "us-west-2d")})
     session = QuotaStubSession("us-west-2")
-    session.expect_quotas(DEV_QUOTAS_OK)
+    session.expect_quotas(SMALL_QUOTAS_OK)
     report = preflight.evaluate(cfg, preflight.observe(cfg, session))
     assert report.exit_code == 1
-    g5 = [t.name for t in preflight.pool_types(cfg)["gpu-dev"] if t.family == "g5"]
+    g5 = [t.name for t in preflight.pool_types(cfg)["gpu-lab"] if t.family == "g5"]
     assert report.blocking == [
-        f"{name} (pool gpu-dev) is not offered in us-west-2d: drop that zone from "
+        f"{name} (pool gpu-lab) is not offered in us-west-2d: drop that zone from "
         f"llm-platform:zones, or drop {name} from llm-platform:gpuPools[0] "
         f"(instanceFamilies g5 / instanceSizes {name.split('.')[1]})"
         for name in g5
     ]
-    assert "  gpu-dev  g5.xlarge    1     4      0.0000      NOT OFFERED" in report.lines
+    assert "  gpu-lab  g5.xlarge    1     4      0.0000      NOT OFFERED" in report.lines
 
 
 @pytest.mark.usefixtures("aws")
@@ -178,8 +178,8 @@ def test_quota_too_low_says_which_increase_to_request(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     session = QuotaStubSession("us-west-2")
-    session.expect_quotas({**DEV_QUOTAS_OK, "L-3819A6DF": 32.0})
-    assert preflight.main("dev", session=session) == 1
+    session.expect_quotas({**SMALL_QUOTAS_OK, "L-3819A6DF": 32.0})
+    assert preflight.main(SMALL, FIXTURES, session=session) == 1
     out = capsys.readouterr()
     assert "  L-3819A6DF  All G and VT Spot Instance Requests   64      32     TOO LOW" in (
         out.out.splitlines()
@@ -192,7 +192,7 @@ def test_quota_too_low_says_which_increase_to_request(
         "--desired-value 64 --region us-west-2), or lower llm-platform:gpuPools[].gpuLimit / "
         "drop spot from capacityTypes\n"
     )
-    assert out.out.splitlines()[-1] == "preflight of stack dev: BLOCKED"
+    assert out.out.splitlines()[-1] == f"preflight of stack {SMALL}: BLOCKED"
 
 
 def test_quota_never_changed_falls_back_to_the_aws_default() -> None:
@@ -221,9 +221,9 @@ def test_access_denied_is_one_line_not_a_traceback(
         http_status_code=403,
     )
     session.stubber.activate()
-    assert preflight.main("dev", session=session) == 2
+    assert preflight.main(SMALL, FIXTURES, session=session) == 2
     assert capsys.readouterr().err == (
-        "error: AWS GetServiceQuota failed for stack dev (us-west-2): AccessDeniedException: "
+        f"error: AWS GetServiceQuota failed for stack {SMALL} (us-west-2): AccessDeniedException: "
         "not authorized to perform servicequotas:GetServiceQuota\n"
     )
 
@@ -238,10 +238,10 @@ def test_missing_credentials_is_a_clear_error(
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     from tools.__main__ import main as cli
 
-    assert cli(["preflight", "dev"]) == 2
+    assert cli(["preflight", SMALL, "--stack-dir", str(FIXTURES)]) == 2
     err = capsys.readouterr().err
     assert err == (
-        "error: no AWS credentials found for stack dev (us-west-2): set AWS_PROFILE (or run "
+        f"error: no AWS credentials found for stack {SMALL} (us-west-2): set AWS_PROFILE (or run "
         "`aws sso login`), or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY\n"
     )
 
@@ -249,8 +249,8 @@ def test_missing_credentials_is_a_clear_error(
 def test_bad_stack_is_a_config_error(capsys: pytest.CaptureFixture[str]) -> None:
     from tools.__main__ import main as cli
 
-    assert cli(["preflight", "staging"]) == 2
+    assert cli(["preflight", "absent", "--stack-dir", str(FIXTURES)]) == 2
     assert capsys.readouterr().err == (
         "error: invalid stack configuration (1 problem):\n"
-        "  - no stack file Pulumi.staging.yaml; stacks: dev, prod\n"
+        f"  - no stack file Pulumi.absent.yaml; stacks: {', '.join(FIXTURE_STACKS)}\n"
     )

@@ -2,35 +2,43 @@
 
 Nothing exists yet: ids and every output a resource did not get as an input (ARNs,
 auto-generated names, endpoints) are unknown. What the policy pack decides here is what
-lets ``pulumi up --policy-pack`` start at all, so every mandatory rule must be decidable.
+lets ``pulumi up --policy-pack`` start at all, so every mandatory rule must be decidable:
+checked for every committed stack. Who may run an update is the program's behaviour,
+tested on the fixture stacks.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
+import pytest
 
 from infra.core.arns import same_principal
 from infra.core.schema import ConfigError
-from infra.stack.files import load_stack_file, typed_stack_config
+from infra.stack.files import ROOT, load_stack_file, typed_stack_config
 from policies.core import Resource, evaluate
 from policies.rules import RULES
-from tests.harness import find, find_all, planned, resolve, run_component
+from tests.harness import FIXTURES, HA, SMALL, find, find_all, planned, resolve, run_component
 from tools import policy
 from tools.mock_runtime import UNKNOWN, Cloud, run_program
 
+pytestmark = pytest.mark.stacks
 
-def _preview(stack: str) -> list[Any]:
+
+@functools.cache
+def _preview(stack: str) -> tuple[Any, ...]:
+    """The committed stack's first preview (cached: the program is deterministic)."""
     stack_file = load_stack_file(stack)
     run = run_program(
         stack_file.config, stack=stack, secret_keys=stack_file.secret_keys, preview=True
     )
     if run.error is not None:
         raise run.error
-    return run.resources
+    return tuple(run.resources)
 
 
 def _contains_unknown(value: Any) -> bool:
@@ -80,7 +88,7 @@ def test_preview_sees_outputs_of_resources_not_yet_created_as_unknown(stack: str
 
 
 def test_preview_policy_documents_equal_the_applied_ones(stack: str) -> None:
-    applied = {(r.type, r.name): r.inputs.get("policy") for r in planned(stack)}
+    applied = {(r.type, r.name): r.inputs.get("policy") for r in planned(stack, ROOT)}
     for r in _preview(stack):
         if r.type.endswith(("Policy", "/key:Key")) and "policy" in r.inputs:
             assert r.inputs["policy"] == applied[(r.type, r.name)], r.name
@@ -111,10 +119,11 @@ def test_unknown_arn_makes_a_mandatory_rule_fail_at_preview() -> None:
     )
 
 
-def test_mocks_answer_with_the_stacks_account_and_region(stack: str) -> None:
-    cfg = typed_stack_config(stack)
+def test_mocks_answer_with_the_stacks_account_and_region(fixture_stack: str) -> None:
+    stack = fixture_stack
+    cfg = typed_stack_config(stack, FIXTURES)
     deploy_role = cfg.ci.deploy_role_arn.rsplit("/", 1)[-1]
-    assert Cloud.of(load_stack_file(stack).config) == Cloud(
+    assert Cloud.of(load_stack_file(stack, FIXTURES).config) == Cloud(
         cfg.account_id, cfg.region, caller_role=deploy_role
     )
 
@@ -139,9 +148,12 @@ def test_run_component_stays_after_apply() -> None:
     assert pulumi.runtime.is_dry_run() is False
 
 
-def test_credentials_of_another_account_are_refused_before_any_resource(stack: str) -> None:
-    cfg = typed_stack_config(stack)
-    stack_file = load_stack_file(stack)
+def test_credentials_of_another_account_are_refused_before_any_resource(
+    fixture_stack: str,
+) -> None:
+    stack = fixture_stack
+    cfg = typed_stack_config(stack, FIXTURES)
+    stack_file = load_stack_file(stack, FIXTURES)
     run = run_program(
         stack_file.config,
         stack=stack,
@@ -158,8 +170,8 @@ def test_credentials_of_another_account_are_refused_before_any_resource(stack: s
 
 
 def _run_as(stack: str, role: str, *, preview: bool = False) -> Any:
-    cfg = typed_stack_config(stack)
-    stack_file = load_stack_file(stack)
+    cfg = typed_stack_config(stack, FIXTURES)
+    stack_file = load_stack_file(stack, FIXTURES)
     return run_program(
         stack_file.config,
         stack=stack,
@@ -169,9 +181,10 @@ def _run_as(stack: str, role: str, *, preview: bool = False) -> Any:
     )
 
 
-def test_only_the_deploy_role_or_an_admin_may_run_an_update(stack: str) -> None:
+def test_only_the_deploy_role_or_an_admin_may_run_an_update() -> None:
     """Anyone else would become a new cluster's creator and lock the deploy role out."""
-    cfg = typed_stack_config(stack)
+    stack = HA
+    cfg = typed_stack_config(stack, FIXTURES)
     name = cfg.ci.deploy_role_arn.rsplit("/", 1)[-1]
     assert _run_as(stack, name).error is None
     for admin in cfg.cluster.admins:
@@ -189,16 +202,17 @@ def test_only_the_deploy_role_or_an_admin_may_run_an_update(stack: str) -> None:
         )
 
 
-def test_only_the_deploy_role_may_create_the_cluster(stack: str) -> None:
+def test_only_the_deploy_role_may_create_the_cluster() -> None:
     """An admin creating it would collide with its own access entry and leave the deploy
     role without one (pulumi-eks#2373)."""
-    cfg = typed_stack_config(stack)
+    stack = SMALL
+    cfg = typed_stack_config(stack, FIXTURES)
     deploy = cfg.ci.deploy_role_arn.rsplit("/", 1)[-1]
     admin = "SomeAdmin"
     admins = [*cfg.cluster.admins, f"arn:aws:iam::{cfg.account_id}:role/{admin}"]
 
     def _run(role: str, *, preview: bool = False) -> Any:
-        stack_file = load_stack_file(stack)
+        stack_file = load_stack_file(stack, FIXTURES)
         config = dict(stack_file.config)
         cluster = json.loads(config["llm-platform:cluster"])
         config["llm-platform:cluster"] = json.dumps({**cluster, "admins": admins})

@@ -8,23 +8,23 @@ RUN = "https://github.com/o/r/actions/runs/1"
 
 
 def _render(output: str, exit_code: int = 0, limit: int = GITHUB_COMMENT_LIMIT) -> str:
-    return render("prod", output, exit_code, commit="0123456789abcdef", run_url=RUN, limit=limit)
+    return render("stage1", output, exit_code, commit="0123456789abcdef", run_url=RUN, limit=limit)
 
 
 def test_short_output_is_shown_whole_under_the_stack_marker() -> None:
-    body = _render("Previewing update (prod)\n    + 3 to create\n")
+    body = _render("Previewing update (stage1)\n    + 3 to create\n")
     assert body == (
-        "<!-- llm-platform-preview:prod -->\n"
-        "### `pulumi preview` of stack `prod`: succeeded\n\n"
-        "Commit 0123456789ab, policy pack `policies` with `policies/config.prod.json`. "
+        "<!-- llm-platform-preview:stage1 -->\n"
+        "### `pulumi preview` of stack `stage1`: succeeded\n\n"
+        "Commit 0123456789ab, policy pack `policies` with `policies/config.stage1.json`. "
         f"[Workflow run]({RUN})\n\n"
-        "```text\nPreviewing update (prod)\n    + 3 to create\n```\n"
+        "```text\nPreviewing update (stage1)\n    + 3 to create\n```\n"
     )
-    assert body.startswith(marker("prod"))
+    assert body.startswith(marker("stage1"))
 
 
 def test_failed_preview_says_so() -> None:
-    assert "### `pulumi preview` of stack `prod`: FAILED (exit code 255)\n" in _render("x", 255)
+    assert "### `pulumi preview` of stack `stage1`: FAILED (exit code 255)\n" in _render("x", 255)
 
 
 def test_backticks_in_the_output_cannot_close_the_fence() -> None:

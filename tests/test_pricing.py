@@ -12,9 +12,8 @@ from infra.core.pricing import (
     nodepool_spend,
     on_demand_price,
 )
-from infra.stack.files import typed_stack_config
 from infra.stack.gpu_spend import check_budget
-from tests.harness import stack_config
+from tests.harness import HA, SMALL, stack_config, typed_config
 from tools.cost_summary import gpu_spend_lines
 
 
@@ -110,31 +109,30 @@ def test_bad_nodepool_inputs_are_named() -> None:
         )
 
 
-def test_committed_stacks_fit_their_cluster_budget(stack: str) -> None:
-    assert check_budget(typed_stack_config(stack)) == []
+def test_the_fixture_stacks_fit_their_cluster_budget(fixture_stack: str) -> None:
+    assert check_budget(typed_config(fixture_stack)) == []
 
 
-def test_summary_lines_of_the_committed_stacks(stack: str) -> None:
+def test_summary_lines_of_the_fixture_stacks(fixture_stack: str) -> None:
     expected = {
-        "dev": [
-            "  gpu-dev    4 GPUs  worst     4,742.08 (4 x g5.4xlarge)  expected     1,896.83",
+        SMALL: [
+            "  gpu-lab    4 GPUs  worst     4,742.08 (4 x g5.4xlarge)  expected     1,896.83",
             "  total      4 GPUs  worst     4,742.08  expected     1,896.83",
             "  cluster budget 6,000.00  headroom 1,257.92",
         ],
-        "prod": [
-            "  gpu-inference   16 GPUs  worst    35,089.52 (16 x g6e.4xlarge)  expected    "
-            "14,035.81",
-            "  total           16 GPUs  worst    35,089.52  expected    14,035.81",
+        HA: [
+            "  gpu-serve   16 GPUs  worst    35,089.52 (16 x g6e.4xlarge)  expected    14,035.81",
+            "  total       16 GPUs  worst    35,089.52  expected    14,035.81",
             "  cluster budget 45,000.00  headroom 9,910.48",
         ],
     }
-    assert gpu_spend_lines(typed_stack_config(stack))[1:] == expected[stack]
+    assert gpu_spend_lines(typed_config(fixture_stack))[1:] == expected[fixture_stack]
 
 
 def test_an_environment_over_budget_is_reported() -> None:
     from infra.stack.config import load_config
 
-    raw = {k.removeprefix("llm-platform:"): v for k, v in stack_config("dev").items()}
+    raw = {k.removeprefix("llm-platform:"): v for k, v in stack_config(SMALL).items()}
     raw["gpuPools"][0]["gpuLimit"] = 8
     region = raw.pop("aws:region")
     secrets = frozenset(
@@ -142,10 +140,10 @@ def test_an_environment_over_budget_is_reported() -> None:
         for k in raw
         if k in {"slackWebhookUrl", "pagerdutyRoutingKey", "modelApiKey", "grafanaAdminPassword"}
     )
-    cfg = load_config(raw, stack="dev", region=region, secret_keys=secrets)
+    cfg = load_config(raw, stack=SMALL, region=region, secret_keys=secrets)
     assert check_budget(cfg) == [
         "worst-case monthly GPU spend USD 9,484.16 exceeds the cluster budget USD 6,000.00 of "
-        "stack dev by USD 3,484.16 (gpu-dev 9,484.16 (8 x g5.4xlarge)); lower "
+        f"stack {SMALL} by USD 3,484.16 (gpu-lab 9,484.16 (8 x g5.4xlarge)); lower "
         "gpuPools[].gpuLimit, narrow instanceFamilies/instanceSizes or raise the cluster budget"
     ]
     assert gpu_spend_lines(cfg)[-1].startswith("  OVER BUDGET: worst-case monthly GPU spend")

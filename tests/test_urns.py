@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from infra.stack.files import ROOT
 from tests.harness import planned
+
+pytestmark = pytest.mark.stacks
 
 DEPLOYED = Path(__file__).resolve().parent / "deployed"
 
@@ -16,14 +19,14 @@ def test_every_deployed_urn_is_kept_or_aliased(stack: str) -> None:
     record = DEPLOYED / f"{stack}.urns"
     if not record.is_file():
         pytest.skip(f"stack {stack} has no deployed URNs yet (tests/deployed/README.md)")
-    resources = planned(stack)
+    resources = planned(stack, ROOT)
     known = {r.urn for r in resources} | {a for r in resources for a in r.aliases}
     gone = [urn for urn in record.read_text().split() if urn not in known]
     assert gone == [], "resources pulumi up would delete (add an alias, or record the removal)"
 
 
 def test_the_urns_are_the_engines(stack: str) -> None:
-    for r in planned(stack):
+    for r in planned(stack, ROOT):
         chain, name = r.urn.split("::")[2:]
         assert r.urn.startswith(f"urn:pulumi:{stack}::llm-platform::")
         assert name == r.name

@@ -9,8 +9,7 @@ import pytest
 
 from infra.core.arns import Arns
 from infra.core.ordering import ClusterRef
-from infra.stack.files import typed_stack_config
-from tests.harness import find, find_all
+from tests.harness import FIXTURE_STACKS, cluster_name, find, find_all, typed_config
 from tools.mock_runtime import Recorded, Secret
 from workloads.serving.config import ModelConfig, ServingConfig
 from workloads.serving.host_memory import PROCESS_GIB, WORKER_GIB, shm_gib
@@ -205,13 +204,16 @@ def test_disabled_model_is_rejected_by_its_args() -> None:
         )
 
 
-# --- both stacks ---------------------------------------------------------------------
+# --- fixture stacks ---------------------------------------------------------------------
 
 
-def test_each_enabled_model_is_served(stack: str, resources: tuple[Recorded, ...]) -> None:
-    cfg = typed_stack_config(stack)
-    deployments = _deployments(resources)
-    assert sorted(deployments) == sorted(m.name for m in cfg.enabled_models) == ["chat", "code"]
+def test_each_enabled_model_is_served(
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
+) -> None:
+    cfg = typed_config(fixture_stack)
+    deployments = _deployments(fixture_resources)
+    assert cfg.enabled_models
+    assert sorted(deployments) == sorted(m.name for m in cfg.enabled_models)
     bucket = cfg.model_bucket
     for model in cfg.enabled_models:
         deployment = deployments[model.name]
@@ -223,34 +225,42 @@ def test_each_enabled_model_is_served(stack: str, resources: tuple[Recorded, ...
         assert _container(deployment)["args"][0] == uri
 
 
-def test_prod_runs_two_or_more_replicas_spread_over_zones(
-    resources: tuple[Recorded, ...], stack: str
+def test_each_model_starts_its_minimum_replicas_spread_over_zones(
+    fixture_resources: tuple[Recorded, ...], fixture_stack: str
 ) -> None:
-    for deployment in _deployments(resources).values():
-        replicas = deployment["spec"]["replicas"]
-        assert replicas >= (2 if stack == "prod" else 1)
+    models = {m.name: m for m in typed_config(fixture_stack).enabled_models}
+    for name, deployment in _deployments(fixture_resources).items():
+        assert deployment["spec"]["replicas"] == models[name].replicas.min >= 1
         zone = deployment["spec"]["template"]["spec"]["topologySpreadConstraints"][0]
         assert zone["topologyKey"] == "topology.kubernetes.io/zone"
 
 
+def test_the_fixtures_have_single_and_multi_replica_models() -> None:
+    minimums = {m.replicas.min for s in FIXTURE_STACKS for m in typed_config(s).enabled_models}
+    assert 1 in minimums and max(minimums) >= 2
+
+
 def test_each_model_has_its_own_read_only_pod_identity(
-    stack: str, resources: tuple[Recorded, ...]
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
 ) -> None:
-    bucket = typed_stack_config(stack).model_bucket
-    for name in ("chat", "code"):
-        role = find(resources, "aws:iam/role:Role", f"model-{name}-role").inputs
-        assert role["name"] == f"llm-{stack}-vllm-{name}"
+    cfg = typed_config(fixture_stack)
+    bucket = cfg.model_bucket
+    for name in (m.name for m in cfg.enabled_models):
+        role = find(fixture_resources, "aws:iam/role:Role", f"model-{name}-role").inputs
+        assert role["name"] == f"{cluster_name(fixture_stack)}-vllm-{name}"
         trust = json.loads(role["assumeRolePolicy"])["Statement"][0]
         assert trust["Principal"] == {"Service": "pods.eks.amazonaws.com"}
-        policy = find(resources, "aws:iam/rolePolicy:RolePolicy", f"model-{name}-read-weights")
+        policy = find(
+            fixture_resources, "aws:iam/rolePolicy:RolePolicy", f"model-{name}-read-weights"
+        )
         statements = json.loads(policy.inputs["policy"])["Statement"]
         assert statements[0]["Resource"] == [f"arn:aws:s3:::{bucket}/models/{name}/*"]
         identity = find(
-            resources, "aws:eks/podIdentityAssociation:PodIdentityAssociation",
+            fixture_resources, "aws:eks/podIdentityAssociation:PodIdentityAssociation",
             f"model-{name}-identity",
         ).inputs  # fmt: skip
         assert (identity["namespace"], identity["serviceAccount"]) == ("inference", f"vllm-{name}")
-        deployment = find(resources, DEPLOYMENT, f"model-{name}-deployment")
+        deployment = find(fixture_resources, DEPLOYMENT, f"model-{name}-deployment")
         assert f"model-{name}-identity" in deployment.depends_on
 
 
@@ -258,24 +268,31 @@ def test_rollout_timeout_covers_node_image_and_model_load() -> None:
     assert rollout_timeout(_model()) == "31m"  # 660 s startup window + 1200 s
 
 
-def test_replicas_wait_for_gpu_capacity(resources: tuple[Recorded, ...]) -> None:
-    deployment = find(resources, DEPLOYMENT, "model-chat-deployment")
-    assert "gpu-operator-release" in deployment.depends_on
-    assert any(d.startswith("node-pools-nodepool-gpu") for d in deployment.depends_on)
+def test_replicas_wait_for_gpu_capacity(
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
+) -> None:
+    for model in typed_config(fixture_stack).enabled_models:
+        deployment = find(fixture_resources, DEPLOYMENT, f"model-{model.name}-deployment")
+        assert "gpu-operator-release" in deployment.depends_on
+        assert f"node-pools-nodepool-{model.gpu_pool}" in deployment.depends_on
 
 
-def test_monitor_and_scaler_wait_for_their_crds(resources: tuple[Recorded, ...]) -> None:
-    for name in ("chat", "code"):
-        monitor = find(resources, "kubernetes:monitoring.coreos.com/v1:ServiceMonitor",
+def test_monitor_and_scaler_wait_for_their_crds(
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
+) -> None:
+    for name in (m.name for m in typed_config(fixture_stack).enabled_models):
+        monitor = find(fixture_resources, "kubernetes:monitoring.coreos.com/v1:ServiceMonitor",
                        f"model-{name}-monitor")  # fmt: skip
         assert "monitoring-crds" in monitor.depends_on
         assert monitor.inputs["metadata"]["labels"]["release"] == "kube-prometheus-stack"
-        scaler = find(resources, "kubernetes:keda.sh/v1alpha1:ScaledObject", f"model-{name}-scaler")
+        scaler = find(
+            fixture_resources, "kubernetes:keda.sh/v1alpha1:ScaledObject", f"model-{name}-scaler"
+        )
         assert "keda-release" in scaler.depends_on
 
 
-def test_api_key_secret_stays_secret(resources: tuple[Recorded, ...]) -> None:
-    secret = find(resources, "kubernetes:core/v1:Secret", "serving-api-key").inputs
+def test_api_key_secret_stays_secret(fixture_resources: tuple[Recorded, ...]) -> None:
+    secret = find(fixture_resources, "kubernetes:core/v1:Secret", "serving-api-key").inputs
     assert secret["metadata"] == {"name": "vllm-api-key", "namespace": "inference"}
     # The engine marks the whole property secret; the plan masks it, state encrypts it.
     assert isinstance(secret["stringData"], Secret)
@@ -317,11 +334,11 @@ def test_container_memory_holds_the_streamer_buffer_and_vllm(tp: int, memory: st
     assert resources["requests"]["memory"] == resources["limits"]["memory"] == memory
 
 
-def test_every_committed_model_fits_its_container_while_loading(
-    stack: str, resources: tuple[Recorded, ...]
+def test_every_model_fits_its_container_while_loading(
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
 ) -> None:
-    cfg = typed_stack_config(stack)
-    deployments = _deployments(resources)
+    cfg = typed_config(fixture_stack)
+    deployments = _deployments(fixture_resources)
     for model in cfg.enabled_models:
         container = _container(deployments[model.name])
         args = container["args"]

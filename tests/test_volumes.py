@@ -61,20 +61,20 @@ def _at(values: dict[str, Any], path: tuple[str, ...]) -> Any:
     return values
 
 
-def test_every_chart_is_known_to_this_table(resources: tuple[Recorded, ...]) -> None:
-    charts = {_chart(helm_release(r)) for r in find_all(resources, HELM_RELEASE)}
+def test_every_chart_is_known_to_this_table(fixture_resources: tuple[Recorded, ...]) -> None:
+    charts = {_chart(helm_release(r)) for r in find_all(fixture_resources, HELM_RELEASE)}
     assert charts <= set(CLAIM_STORAGE_CLASSES), charts - set(CLAIM_STORAGE_CLASSES)
 
 
 def test_every_chart_claim_names_a_storage_class_the_program_creates(
-    resources: tuple[Recorded, ...],
+    fixture_resources: tuple[Recorded, ...],
 ) -> None:
     classes = {
         r.inputs["metadata"]["name"]
-        for r in find_all(resources, "kubernetes:storage.k8s.io/v1:StorageClass")
+        for r in find_all(fixture_resources, "kubernetes:storage.k8s.io/v1:StorageClass")
     }
     checked = 0
-    for r in find_all(resources, HELM_RELEASE):
+    for r in find_all(fixture_resources, HELM_RELEASE):
         release = helm_release(r)
         for path in CLAIM_STORAGE_CLASSES[_chart(release)]:
             assert _at(release["values"], path) in classes, (release["name"], path, classes)

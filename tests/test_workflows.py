@@ -1,7 +1,10 @@
-"""GitHub Actions workflows: actionlint-clean, pinned, least privilege, one lock per stack."""
+"""GitHub Actions workflows: actionlint-clean, pinned, least privilege, one lock per stack,
+and every committed stack planned, previewed, deployed and bootstrappable."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -14,10 +17,16 @@ import yaml
 
 from tests.conftest import STACKS
 
+pytestmark = pytest.mark.stacks
+
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
 SETUP_ACTION = ROOT / ".github" / "actions" / "pulumi-setup" / "action.yml"
 POLICY_ARGS = '--policy-pack policies --policy-pack-config "policies/config.$STACK.json"'
+TIMEOUT = 120
+"""Seconds a subprocess of these tests may take."""
+PER_STACK = "${{ fromJSON(needs.stacks.outputs.stacks) }}"
+"""The matrix of a job that runs once per stack (stacks.yml lists them)."""
 
 
 def _actionlint() -> list[str]:
@@ -45,9 +54,14 @@ def _workflow(name: str) -> dict[str, Any]:
 
 def test_workflows_pass_actionlint() -> None:
     files = sorted(str(p) for p in WORKFLOWS.glob("*.yml"))
-    assert len(files) == 7
+    assert len(files) == 8
     result = subprocess.run(
-        [*_actionlint(), *files], cwd=ROOT, capture_output=True, text=True, check=False
+        [*_actionlint(), *files],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=TIMEOUT,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -60,7 +74,12 @@ def test_actionlint_really_checks(tmp_path: Path) -> None:
         "    steps:\n      - run: echo $UNQUOTED\n"
     )
     result = subprocess.run(
-        [*_actionlint(), str(workflow)], cwd=tmp_path, capture_output=True, text=True, check=False
+        [*_actionlint(), str(workflow)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=TIMEOUT,
     )
     assert result.returncode == 1
     assert 'unexpected key "branch" for "push" section' in result.stdout
@@ -105,8 +124,10 @@ def test_pr_workflow_runs_without_secrets_and_read_only() -> None:
         next(s for s in steps if "setup-python" in s.get("uses", ""))["with"]["python-version"]
         == "3.11"
     )
+    assert pr["jobs"]["stacks"] == {"uses": "./.github/workflows/stacks.yml"}
     plan = pr["jobs"]["plan"]
-    assert plan["strategy"]["matrix"]["stack"] == list(STACKS)
+    assert plan["needs"] == "stacks"
+    assert plan["strategy"]["matrix"]["stack"] == PER_STACK
     upload = next(s for s in plan["steps"] if "upload-artifact" in s.get("uses", ""))
     assert upload["with"]["path"] == "build/${{ matrix.stack }}/"
     assert upload["if"] == "always()"
@@ -114,25 +135,55 @@ def test_pr_workflow_runs_without_secrets_and_read_only() -> None:
     assert '>> "$GITHUB_STEP_SUMMARY"' in summary["run"]
 
 
+def test_the_stacks_workflow_lists_exactly_the_stack_files(tmp_path: Path) -> None:
+    """Its step, run here on the checkout, names every committed stack and nothing else."""
+    stacks = _workflow("stacks.yml")
+    assert set(stacks["on"]) == {"workflow_call"}
+    assert stacks["permissions"] == {}
+    job = stacks["jobs"]["stacks"]
+    assert job["permissions"] == {"contents": "read"}
+    assert job["outputs"] == {"stacks": "${{ steps.list.outputs.stacks }}"}
+    assert stacks["on"]["workflow_call"]["outputs"]["stacks"]["value"] == (
+        "${{ jobs.stacks.outputs.stacks }}"
+    )
+    step = next(s for s in job["steps"] if s.get("id") == "list")
+    output = tmp_path / "github_output"
+    subprocess.run(
+        ["bash", "-e", "-c", step["run"]],
+        cwd=ROOT,
+        env={"PATH": os.environ["PATH"], "GITHUB_OUTPUT": str(output)},
+        check=True,
+        timeout=TIMEOUT,
+    )
+    name, _, value = output.read_text().strip().partition("=")
+    assert (name, json.loads(value)) == ("stacks", list(STACKS))
+
+
 def test_preview_has_oidc_and_pr_write_only_there_and_skips_forks() -> None:
     preview = _workflow("preview.yml")
     assert preview["permissions"] == {}
-    assert list(preview["jobs"]) == list(STACKS)
-    for stack, job in preview["jobs"].items():
-        assert job["uses"] == "./.github/workflows/pulumi-preview.yml"
-        assert job["with"] == {"stack": stack}
-        assert job["permissions"] == {
-            "contents": "read",
-            "id-token": "write",
-            "pull-requests": "write",
-        }
-        assert job["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
+    assert set(preview["jobs"]) == {"stacks", "preview"}
+    fork_guard = "github.event.pull_request.head.repo.full_name == github.repository"
+    stacks = preview["jobs"]["stacks"]
+    assert stacks["uses"] == "./.github/workflows/stacks.yml"
+    assert stacks["permissions"] == {"contents": "read"}
+    job = preview["jobs"]["preview"]
+    assert job["needs"] == "stacks"
+    assert job["strategy"]["matrix"]["stack"] == PER_STACK
+    assert job["uses"] == "./.github/workflows/pulumi-preview.yml"
+    assert job["with"] == {"stack": "${{ matrix.stack }}"}
+    assert job["permissions"] == {
+        "contents": "read",
+        "id-token": "write",
+        "pull-requests": "write",
+    }
+    assert job["if"] == stacks["if"] == fork_guard
     job = _workflow("pulumi-preview.yml")["jobs"]["preview"]
     run = next(s for s in job["steps"] if s.get("id") == "preview")["run"]
     assert "pulumi preview --stack" in run and POLICY_ARGS in run
     comment = next(s for s in job["steps"] if s.get("name") == "Comment on the pull request")
     assert "--paginate" in comment["run"] and "--method PATCH" in comment["run"]
-    for name in ("pr.yml", "deploy.yml", "pulumi-up.yml"):
+    for name in ("pr.yml", "deploy.yml", "pulumi-up.yml", "stacks.yml"):
         assert "pull-requests" not in (WORKFLOWS / name).read_text()
 
 
@@ -182,17 +233,45 @@ def test_cloud_jobs_run_where_the_stack_file_says(workflow: str, job: str, kind:
     assert credentials["with"]["role-duration-seconds"] == "${{ inputs.role-duration-seconds }}"
 
 
-def test_deploy_runs_dev_then_prod_behind_the_production_environment() -> None:
+def _environments() -> tuple[dict[str, str], str]:
+    """bootstrap.yml's stack -> GitHub environment mapping (a stack not named there uses
+    the environment of its own name), and the expression it comes from."""
+    (job,) = _workflow("bootstrap.yml")["jobs"].values()
+    expression = job["with"]["environment"]
+    mapped = dict(re.findall(r"inputs\.stack == '([\w-]+)' && '([\w-]+)'", expression))
+    rest = re.sub(r"inputs\.stack == '[\w-]+' && '[\w-]+' \|\| ", "", expression)
+    assert rest == "${{ inputs.stack }}", expression
+    return mapped, expression
+
+
+def test_deploy_runs_every_stack_one_after_another_in_its_environment() -> None:
+    """One job per stack; the first has no predecessor and each other waits for one, so
+    a stack deploys only after an earlier one succeeded (and, for an environment with
+    required reviewers such as production, after an approval)."""
     deploy = _workflow("deploy.yml")
     assert deploy["on"] == {"push": {"branches": ["main"]}}
     assert deploy["permissions"] == {}
-    dev, prod = deploy["jobs"]["dev"], deploy["jobs"]["prod"]
-    assert dev["with"] == {"stack": "dev", "environment": "dev"}
-    assert prod["with"] == {"stack": "prod", "environment": "production"}
-    assert prod["needs"] == "dev"
-    for job in (dev, prod):
+    jobs = deploy["jobs"]
+    assert sorted(jobs) == sorted(STACKS)
+    mapped, _ = _environments()
+    for stack, job in jobs.items():
         assert job["uses"] == "./.github/workflows/pulumi-up.yml"
         assert job["permissions"] == {"contents": "read", "id-token": "write"}
+        assert job["with"] == {"stack": stack, "environment": mapped.get(stack, stack)}
+        assert job.get("name", stack) == stack
+    roots = [s for s, job in jobs.items() if "needs" not in job]
+    assert len(roots) == 1
+    for stack, job in jobs.items():
+        needs = [job["needs"]] if isinstance(job.get("needs"), str) else job.get("needs", [])
+        assert set(needs) <= set(jobs) - {stack}, stack
+    # Every job reaches the first one through its needs (no cycle, no second root).
+    for stack in jobs:
+        seen = [stack]
+        while "needs" in jobs[seen[-1]]:
+            need = jobs[seen[-1]]["needs"]
+            seen.append(need if isinstance(need, str) else need[0])
+            assert len(seen) <= len(jobs), seen
+        assert seen[-1] == roots[0]
 
 
 def test_pulumi_up_holds_one_uncancellable_lock_per_stack() -> None:
@@ -210,12 +289,20 @@ def test_bootstrap_is_stage_1_of_the_readme_first_deploy() -> None:
 
     bootstrap = _workflow("bootstrap.yml")
     assert set(bootstrap["on"]) == {"workflow_dispatch"}
-    assert bootstrap["on"]["workflow_dispatch"]["inputs"]["stack"]["options"] == list(STACKS)
+    # Any committed stack: its settings job fails for a name without a stack file.
+    stack_input = bootstrap["on"]["workflow_dispatch"]["inputs"]["stack"]
+    assert (stack_input["type"], stack_input["required"]) == ("string", True)
     (job,) = bootstrap["jobs"].values()
     assert job["uses"] == "./.github/workflows/pulumi-up.yml"
     assert job["with"]["stage"] == "aws-only"
-    up = _workflow("pulumi-up.yml")["jobs"]["up"]
-    run = next(s["run"] for s in up["steps"] if s.get("name") == "pulumi up")
+    assert job["with"]["stack"] == "${{ inputs.stack }}"
+    mapped, expression = _environments()
+    assert job["with"]["environment"] == expression
+    assert set(mapped) <= set(STACKS)
+    jobs = _workflow("pulumi-up.yml")["jobs"]
+    assert jobs["settings"]["with"]["stack"] == "${{ inputs.stack }}"
+    assert jobs["up"]["needs"] == "settings"
+    run = next(s["run"] for s in jobs["up"]["steps"] if s.get("name") == "pulumi up")
     assert f"--exclude '{EXCLUDE}' --exclude-dependents" in run
 
 
