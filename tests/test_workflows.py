@@ -104,12 +104,22 @@ def test_every_action_is_pinned_to_a_commit_with_its_version() -> None:
                 assert pinned.match(line), f"{path.name}: {line.strip()}"
     remote = {u for p in files for u in _uses(_load(p)) if not u.startswith("./")}
     assert {u.split("@")[0] for u in remote} == {
+        "actions/cache",
         "actions/checkout",
         "actions/setup-python",
         "actions/upload-artifact",
         "aws-actions/configure-aws-credentials",
         "pulumi/actions",
     }
+
+
+def test_the_test_job_keeps_mypys_cache_where_the_makefile_puts_it() -> None:
+    makefile = (WORKFLOWS.parent.parent / "Makefile").read_text()
+    (default,) = re.findall(r"^MYPY_CACHE \?= \$\(HOME\)/(\S+)$", makefile, re.M)
+    steps = _workflow("pr.yml")["jobs"]["test"]["steps"]
+    (cache,) = [s for s in steps if s.get("uses", "").startswith("actions/cache@")]
+    assert cache["with"]["path"] == f"~/{default}"
+    assert steps.index(cache) < next(i for i, s in enumerate(steps) if s.get("run") == "make test")
 
 
 def test_pr_workflow_runs_without_secrets_and_read_only() -> None:
