@@ -2,7 +2,7 @@
 --policy-pack-config policies/config.<stack>.json``.
 
 The CLI runs this file with the pack directory as the working directory and first
-entry of ``sys.path``; the rules import the project's ``infra`` modules (GPU catalog,
+entry of ``sys.path``; the rules import the project's ``infra.core`` modules (GPU catalog,
 conventions), so the project root goes on the path too.
 """
 
