@@ -28,6 +28,7 @@ from infra.karpenter.node_pools import NodePools, NodePoolsArgs
 from infra.log_shipping.component import LogGroups, LogGroupsArgs, LogShipping, LogShippingArgs
 from infra.network.component import Network, NetworkArgs
 from infra.observability.component import Monitoring, MonitoringArgs
+from infra.stack.cold_start import model_startup
 from infra.stack.config import PlatformConfig, load_stack_config
 from workloads.serving.keda import Keda, KedaArgs
 from workloads.serving.model_bucket import ModelBucket, ModelBucketArgs
@@ -254,6 +255,7 @@ models = [
             keda_crds=keda.release,
             node_pools=node_pools,
             gpu_operator=gpu_operator.release,
+            startup=model_startup(cfg, model),
         ),
         opts=k8s_opts,
     )

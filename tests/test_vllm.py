@@ -9,8 +9,10 @@ import pytest
 
 from infra.core.arns import Arns
 from infra.core.ordering import ClusterRef
+from infra.stack.cold_start import model_startup
 from tests.harness import FIXTURE_STACKS, cluster_name, find, find_all, typed_config
 from tools.mock_runtime import Recorded, Secret
+from workloads.serving.cold_start import StartupSettings
 from workloads.serving.config import ModelConfig, ServingConfig
 from workloads.serving.host_memory import PROCESS_GIB, WORKER_GIB, shm_gib
 from workloads.serving.vllm import (
@@ -18,16 +20,22 @@ from workloads.serving.vllm import (
     container_resources,
     drain_timings,
     model_read_policy,
-    probe_timings,
     render_deployment,
     render_network_policy,
     render_pdb,
     render_scaled_object,
-    rollout_timeout,
     vllm_args,
 )
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+STARTUP = StartupSettings(
+    startup_window_seconds=500,
+    progress_deadline_seconds=800,
+    rollout_timeout_seconds=1790,
+    scale_up_period_seconds=165,
+    streamer_concurrency=16,
+)
+"""Settings as the cold-start budget derives them (tests/test_cold_start.py tests that)."""
 
 
 def _model(**overrides: Any) -> ModelConfig:
@@ -55,14 +63,13 @@ def _deployments(resources: tuple[Recorded, ...]) -> dict[str, dict[str, Any]]:
     return {d.inputs["metadata"]["name"]: d.inputs for d in find_all(resources, DEPLOYMENT)}
 
 
-def test_startup_window_grows_with_model_size_within_bounds() -> None:
-    small, large = probe_timings(_model(parametersBillions=1.0)), probe_timings(_model())
-    assert small.startup_window_seconds == 400  # 2 x (1.9 GiB / 0.1 + 180) -> 398, rounded up
-    assert large.startup_window_seconds == 660  # 2 x (15.0 GiB / 0.1 + 180)
-    huge = probe_timings(_model(parametersBillions=1000.0, tensorParallelSize=8))
-    assert huge.startup_window_seconds == 3600  # capped
-    assert (large.readiness_period_seconds, large.readiness_failure_threshold) == (5, 2)
-    assert large.liveness_period_seconds * large.liveness_failure_threshold == 120
+def test_probes_take_the_startup_window_and_fixed_readiness_and_liveness() -> None:
+    container = _container(render_deployment(_model(), ServingConfig(), "b", "sa", STARTUP))
+    startup = container["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] == 500
+    readiness, liveness = container["readinessProbe"], container["livenessProbe"]
+    assert (readiness["periodSeconds"], readiness["failureThreshold"]) == (5, 2)
+    assert liveness["periodSeconds"] * liveness["failureThreshold"] == 120
 
 
 def test_drain_timings_derive_from_one_parameter() -> None:
@@ -81,11 +88,11 @@ def test_vllm_args_from_typed_config() -> None:
         extraArgs=["--enable-prefix-caching"],
     )
     serving = ServingConfig(streamer_buffer_gib=2)
-    assert vllm_args(model, "bucket-1", drain_timings(30), serving) == [
+    assert vllm_args(model, "bucket-1", drain_timings(30), serving, STARTUP) == [
         "s3://bucket-1/models/m/r1/",
         "--served-model-name", "org/M-8B",
         "--load-format", "runai_streamer",
-        "--model-loader-extra-config", '{"memory_limit": 2147483648}',
+        "--model-loader-extra-config", '{"concurrency": 16, "memory_limit": 2147483648}',
         "--host", "0.0.0.0",
         "--port", "8000",
         "--tensor-parallel-size", "2",
@@ -101,7 +108,7 @@ def test_vllm_args_from_typed_config() -> None:
 
 def test_deployment_requests_gpus_tolerates_taint_and_targets_its_pool() -> None:
     model = _model(tensorParallelSize=4)
-    deployment = render_deployment(model, ServingConfig(), "b", "vllm-m")
+    deployment = render_deployment(model, ServingConfig(), "b", "vllm-m", STARTUP)
     pod = deployment["spec"]["template"]["spec"]
     resources = _container(deployment)["resources"]
     assert resources["requests"]["nvidia.com/gpu"] == resources["limits"]["nvidia.com/gpu"] == "4"
@@ -123,7 +130,7 @@ def test_deployment_requests_gpus_tolerates_taint_and_targets_its_pool() -> None
 
 
 def test_rollout_never_drops_a_serving_replica() -> None:
-    deployment = render_deployment(_model(), ServingConfig(drain_seconds=40), "b", "sa")
+    deployment = render_deployment(_model(), ServingConfig(drain_seconds=40), "b", "sa", STARTUP)
     spec = deployment["spec"]
     assert spec["strategy"] == {
         "type": "RollingUpdate",
@@ -136,20 +143,20 @@ def test_rollout_never_drops_a_serving_replica() -> None:
     }
     assert template["spec"]["terminationGracePeriodSeconds"] == 65  # 10 + 40 + 15
     assert _container(deployment)["lifecycle"] == {"preStop": {"sleep": {"seconds": 10}}}
-    assert spec["progressDeadlineSeconds"] > probe_timings(_model()).startup_window_seconds
+    assert spec["progressDeadlineSeconds"] == STARTUP.progress_deadline_seconds
 
 
 def test_probes_hit_health_on_the_server_port() -> None:
-    container = _container(render_deployment(_model(), ServingConfig(), "b", "sa"))
+    container = _container(render_deployment(_model(), ServingConfig(), "b", "sa", STARTUP))
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"] == {"path": "/health", "port": "http"}
-    assert container["startupProbe"]["failureThreshold"] * 10 == 660
+    assert container["startupProbe"]["failureThreshold"] * 10 == STARTUP.startup_window_seconds
     assert container["readinessProbe"]["periodSeconds"] == 5
     assert container["ports"] == [{"name": "http", "containerPort": 8000}]
 
 
 def test_api_key_comes_from_the_secret_not_the_spec() -> None:
-    env = _container(render_deployment(_model(), ServingConfig(), "b", "sa"))["env"]
+    env = _container(render_deployment(_model(), ServingConfig(), "b", "sa", STARTUP))["env"]
     assert env[0] == {
         "name": "VLLM_API_KEY",
         "valueFrom": {"secretKeyRef": {"name": "vllm-api-key", "key": "api-key"}},
@@ -173,9 +180,11 @@ def test_network_policy_admits_clients_and_prometheus_only() -> None:
 
 def test_scaled_object_scales_on_the_request_queue() -> None:
     model = _model(replicas={"min": 2, "max": 5})
-    spec = render_scaled_object(model, ServingConfig(queue_depth_per_replica=4))["spec"]
+    spec = render_scaled_object(model, ServingConfig(queue_depth_per_replica=4), STARTUP)["spec"]
     assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (2, 5)
     assert spec["scaleTargetRef"] == {"name": "m"}
+    behavior = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+    assert behavior["scaleUp"]["policies"] == [{"type": "Pods", "value": 1, "periodSeconds": 165}]
     (trigger,) = spec["triggers"]
     assert trigger["type"] == "prometheus" and trigger["metricType"] == "AverageValue"
     assert trigger["metadata"] == {
@@ -201,6 +210,7 @@ def test_disabled_model_is_rejected_by_its_args() -> None:
             cluster=ClusterRef.existing("c"),
             bucket_name="b",
             arns=Arns(account_id="111122223333", region="us-west-2"),
+            startup=STARTUP,
         )
 
 
@@ -217,7 +227,10 @@ def test_each_enabled_model_is_served(
     bucket = cfg.model_bucket
     for model in cfg.enabled_models:
         deployment = deployments[model.name]
-        assert deployment == render_deployment(model, cfg.serving, bucket, f"vllm-{model.name}") | {
+        rendered = render_deployment(
+            model, cfg.serving, bucket, f"vllm-{model.name}", model_startup(cfg, model)
+        )
+        assert deployment == rendered | {
             "apiVersion": deployment["apiVersion"],
             "kind": deployment["kind"],
         }
@@ -264,10 +277,6 @@ def test_each_model_has_its_own_read_only_pod_identity(
         assert f"model-{name}-identity" in deployment.depends_on
 
 
-def test_rollout_timeout_covers_node_image_and_model_load() -> None:
-    assert rollout_timeout(_model()) == "31m"  # 660 s startup window + 1200 s
-
-
 def test_replicas_wait_for_gpu_capacity(
     fixture_stack: str, fixture_resources: tuple[Recorded, ...]
 ) -> None:
@@ -301,7 +310,9 @@ def test_api_key_secret_stays_secret(fixture_resources: tuple[Recorded, ...]) ->
 
 def test_vllm_starts_only_on_a_completely_synced_revision() -> None:
     model = _model(revision="2024-09-19")
-    pod = render_deployment(model, ServingConfig(), "bucket-1", "vllm-m")["spec"]["template"]
+    pod = render_deployment(model, ServingConfig(), "bucket-1", "vllm-m", STARTUP)["spec"][
+        "template"
+    ]
     (gate,) = pod["spec"]["initContainers"]
     assert gate["image"] == ServingConfig().vllm_image  # already on the node for the server
     assert gate["command"][:2] == ["python3", "-c"]
@@ -317,13 +328,13 @@ def test_vllm_starts_only_on_a_completely_synced_revision() -> None:
 
 
 def test_changing_the_revision_is_a_rolling_update_that_keeps_serving() -> None:
-    old = render_deployment(_model(revision="a"), ServingConfig(), "b", "vllm-m")
-    new = render_deployment(_model(revision="b"), ServingConfig(), "b", "vllm-m")
+    old = render_deployment(_model(revision="a"), ServingConfig(), "b", "vllm-m", STARTUP)
+    new = render_deployment(_model(revision="b"), ServingConfig(), "b", "vllm-m", STARTUP)
     assert old["spec"]["template"] != new["spec"]["template"]  # a new ReplicaSet
     assert old["spec"]["selector"] == new["spec"]["selector"]  # the same Deployment
     assert new["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
     # Setting the old revision back renders the old template again: the rollback.
-    assert render_deployment(_model(revision="a"), ServingConfig(), "b", "vllm-m") == old
+    assert render_deployment(_model(revision="a"), ServingConfig(), "b", "vllm-m", STARTUP) == old
 
 
 @pytest.mark.parametrize(("tp", "memory"), [(1, "12Gi"), (2, "22Gi"), (4, "40Gi")])

@@ -68,6 +68,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     reference.add_argument("--check", action="store_true", help="only compare (exit 1)")
 
+    cold = commands.add_parser(
+        "cold-start", help="cold-start budgets of every stack (README table, phase figures)"
+    )
+    cold_mode = cold.add_mutually_exclusive_group()
+    cold_mode.add_argument(
+        "--write", action="store_true", help="refresh README.md and docs/cold-start.md"
+    )
+    cold_mode.add_argument("--check", action="store_true", help="only compare (exit 1)")
+
     settings = commands.add_parser(
         "ci-settings", help="a stack's runner, role and timeouts as GitHub Actions outputs"
     )
@@ -115,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
         from tools import config_reference
 
         return config_reference.main(check=args.check)
+    if args.command == "cold-start":
+        from tools import cold_start_summary
+
+        return cold_start_summary.main(write=args.write, check=args.check)
     if args.command == "ci-settings":
         from tools import ci_settings
 

@@ -33,6 +33,7 @@ from infra.stack.config import PlatformConfig, load_stack_config
 from infra.stack.files import ROOT, load_stack_file
 from tools import policy
 from tools.alerts_summary import alerts_summary
+from tools.cold_start_summary import cold_start_section
 from tools.cost_summary import gpu_spend_section
 from tools.gpu_capacity import gpu_capacity_section
 from tools.logging_summary import logging_summary
@@ -139,6 +140,7 @@ SUMMARY_SECTIONS: list[SummarySection] = [
     _helm_releases,
     gpu_capacity_section,
     models_summary,
+    cold_start_section,
     gpu_spend_section,
     logging_summary,
     alerts_summary,

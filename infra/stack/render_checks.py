@@ -29,10 +29,12 @@ from infra.karpenter.node_pools import (
 from infra.log_shipping.fluent_bit import check_routes, default_routes
 from infra.network.component import plan_subnets
 from infra.observability.alert_rules import platform_rule_groups
+from infra.stack.cold_start import model_startup
 from workloads.serving.vllm import render_deployment
 
 if TYPE_CHECKING:
     from infra.stack.config import PlatformConfig
+    from workloads.serving.config import ModelConfig
 
 
 def _problem(path: str, build: Callable[[], object]) -> list[str]:
@@ -42,6 +44,11 @@ def _problem(path: str, build: Callable[[], object]) -> list[str]:
     except ValueError as exc:
         return [f"{NAMESPACE}:{path}: {exc}"]
     return []
+
+
+def _render_model(cfg: PlatformConfig, model: ModelConfig) -> object:
+    startup = model_startup(cfg, model)
+    return render_deployment(model, cfg.serving, cfg.model_bucket, f"vllm-{model.name}", startup)
 
 
 def render_problems(cfg: PlatformConfig) -> list[str]:
@@ -80,8 +87,5 @@ def render_problems(cfg: PlatformConfig) -> list[str]:
         "serving.namespace", lambda: check_routes(default_routes(cfg.serving.namespace))
     )
     for i, model in enumerate(cfg.models):
-        problems += _problem(
-            f"models[{i}]",
-            partial(render_deployment, model, cfg.serving, cfg.model_bucket, f"vllm-{model.name}"),
-        )
+        problems += _problem(f"models[{i}]", partial(_render_model, cfg, model))
     return problems

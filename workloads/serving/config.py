@@ -111,6 +111,10 @@ class ServingConfig(Section):
     ``memory_limit``; default 4 GiB). Must hold the largest tensor (about 1 GiB for 7B
     models, 2 GiB for 70B); the model containers' memory is sized from it
     (``workloads.serving.host_memory``)."""
+    image_size_gib: Annotated[float, Field(gt=0, le=100, alias="imageSizeGiB")] = 10.0
+    """Size of the serving image as the kubelet reports it after a pull (GiB; default 10,
+    about what ``vllm/vllm-openai`` releases weigh). The cold-start budget scales the
+    measured image pull times by it (``workloads.serving.cold_start``)."""
     queue_depth_per_replica: Annotated[int, Field(ge=1, le=1000)] = 8
     """KEDA target: waiting requests (``vllm:num_requests_waiting``) per replica before
     scaling out (default 8)."""

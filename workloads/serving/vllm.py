@@ -11,7 +11,6 @@ streams safetensors straight from ``s3://`` with the pod's AWS credentials.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -35,25 +34,18 @@ from infra.core.iam import pod_identity
 from infra.core.naming import model_manifest_key, model_prefix, model_role_name, revision_prefix
 from infra.core.ordering import ClusterRef, after
 from infra.core.schema import ContainerResources
+from workloads.serving.cold_start import (
+    READINESS_PERIOD_SECONDS,
+    STARTUP_PERIOD_SECONDS,
+    StartupSettings,
+)
 from workloads.serving.config import ModelConfig, ServingConfig
-from workloads.serving.gpu_memory import weights_gib_per_gpu
 from workloads.serving.host_memory import required_memory_gib, shm_gib, streamer_memory_limit_bytes
 
 PORT: Final = 8000
 REVISION_ANNOTATION: Final = "llm-platform.io/revision"
 API_KEY_SECRET: Final = "vllm-api-key"
 API_KEY_KEY: Final = "api-key"
-
-# Startup window: weights stream from S3 at no less than LOAD_GIB_PER_SECOND per GPU
-# (the Run:ai streamer usually does several times that inside the region), then vLLM
-# profiles memory and captures CUDA graphs (ENGINE_WARMUP_SECONDS). The window doubles
-# that estimate and stays within [MIN, MAX] so a slow start is not killed and a hung
-# one does not hold a GPU for hours.
-LOAD_GIB_PER_SECOND: Final = 0.1
-ENGINE_WARMUP_SECONDS: Final = 180
-STARTUP_MIN_SECONDS: Final = 300
-STARTUP_MAX_SECONDS: Final = 3600
-STARTUP_PERIOD_SECONDS: Final = 10
 
 
 @dataclass(frozen=True)
@@ -62,7 +54,7 @@ class ProbeTimings:
 
     startup_failure_threshold: int
     startup_period_seconds: int = STARTUP_PERIOD_SECONDS
-    readiness_period_seconds: int = 5
+    readiness_period_seconds: int = READINESS_PERIOD_SECONDS
     readiness_failure_threshold: int = 2
     liveness_period_seconds: int = 20
     liveness_failure_threshold: int = 6
@@ -73,12 +65,9 @@ class ProbeTimings:
         return self.startup_failure_threshold * self.startup_period_seconds
 
 
-def probe_timings(model: ModelConfig) -> ProbeTimings:
-    """Startup window from the weights each GPU loads (see the constants above)."""
-    load = weights_gib_per_gpu(model.shape) / LOAD_GIB_PER_SECOND
-    window = 2 * (load + ENGINE_WARMUP_SECONDS)
-    window = min(max(window, STARTUP_MIN_SECONDS), STARTUP_MAX_SECONDS)
-    return ProbeTimings(startup_failure_threshold=math.ceil(window / STARTUP_PERIOD_SECONDS))
+def probe_timings(startup: StartupSettings) -> ProbeTimings:
+    """Startup window from the model's cold-start budget (``workloads.serving.cold_start``)."""
+    return ProbeTimings(startup_failure_threshold=startup.startup_failure_threshold)
 
 
 @dataclass(frozen=True)
@@ -120,16 +109,6 @@ def container_resources(model: ModelConfig, serving: ServingConfig) -> dict[str,
 def shm_size(model: ModelConfig) -> str:
     """/dev/shm for NCCL between tensor-parallel workers (it counts against memory)."""
     return f"{shm_gib(model.tensor_parallel_size)}Gi"
-
-
-NODE_AND_IMAGE_SECONDS: Final = 1200
-"""Budget for launching a GPU node and pulling the vLLM image before the server starts."""
-
-
-def rollout_timeout(model: ModelConfig) -> str:
-    """How long ``pulumi up`` waits for a model's rollout (startup window + node + image)."""
-    seconds = probe_timings(model).startup_window_seconds + NODE_AND_IMAGE_SECONDS
-    return f"{math.ceil(seconds / 60)}m"
 
 
 def model_uri(bucket: str, model: ModelConfig) -> str:
@@ -195,17 +174,27 @@ def render_weights_gate(model: ModelConfig, serving: ServingConfig, bucket: str)
 
 
 def vllm_args(
-    model: ModelConfig, bucket: str, drain: DrainTimings, serving: ServingConfig
+    model: ModelConfig,
+    bucket: str,
+    drain: DrainTimings,
+    serving: ServingConfig,
+    startup: StartupSettings,
 ) -> list[str]:
     """Arguments of ``vllm serve`` (the image's entrypoint)."""
-    loader = {"memory_limit": streamer_memory_limit_bytes(serving.streamer_buffer_gib)}
+    # vLLM hands both to the streamer as RUNAI_STREAMER_MEMORY_LIMIT and
+    # RUNAI_STREAMER_CONCURRENCY (vllm/model_executor/model_loader/runai_streamer_loader.py).
+    loader = {
+        "memory_limit": streamer_memory_limit_bytes(serving.streamer_buffer_gib),
+        "concurrency": startup.streamer_concurrency,
+    }
     args = [
         model_uri(bucket, model),
         "--served-model-name",
         model.served_model_name,
         "--load-format",
         "runai_streamer",
-        # Bounds the streamer's CPU buffer; the container's memory is sized from it.
+        # Bounds the streamer's CPU buffer (the container's memory is sized from it) and
+        # sets its S3 streams for the pool's bandwidth (workloads.serving.cold_start).
         "--model-loader-extra-config",
         json.dumps(loader, sort_keys=True),
         "--host",
@@ -248,11 +237,15 @@ def _health_probe(period: int, failures: int, timeout: int) -> dict[str, Any]:
 
 
 def render_deployment(
-    model: ModelConfig, serving: ServingConfig, bucket: str, service_account: str
+    model: ModelConfig,
+    serving: ServingConfig,
+    bucket: str,
+    service_account: str,
+    startup: StartupSettings,
 ) -> dict[str, Any]:
     """The model server Deployment (``apps/v1``)."""
     labels = model_labels(model)
-    probes = probe_timings(model)
+    probes = probe_timings(startup)
     drain = drain_timings(serving.drain_seconds)
     return {
         "apiVersion": "apps/v1",
@@ -267,7 +260,9 @@ def render_deployment(
                 "type": "RollingUpdate",
                 "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
             },
-            "progressDeadlineSeconds": probes.startup_window_seconds + 600,
+            # A replica's worst case before its container starts plus the startup window:
+            # a slow but healthy start is never ProgressDeadlineExceeded.
+            "progressDeadlineSeconds": startup.progress_deadline_seconds,
             "template": {
                 "metadata": {
                     "labels": labels,
@@ -319,7 +314,7 @@ def render_deployment(
                         {
                             "name": "vllm",
                             "image": serving.vllm_image,
-                            "args": vllm_args(model, bucket, drain, serving),
+                            "args": vllm_args(model, bucket, drain, serving, startup),
                             "ports": [{"name": "http", "containerPort": PORT}],
                             "env": [
                                 {
@@ -455,9 +450,12 @@ def queue_query(model: ModelConfig, namespace: str) -> str:
     )
 
 
-def render_scaled_object(model: ModelConfig, serving: ServingConfig) -> dict[str, Any]:
+def render_scaled_object(
+    model: ModelConfig, serving: ServingConfig, startup: StartupSettings
+) -> dict[str, Any]:
     """KEDA scales replicas on the request queue: one replica per
-    ``queueDepthPerReplica`` waiting requests, between the model's min and max."""
+    ``queueDepthPerReplica`` waiting requests, between the model's min and max, adding
+    one replica per p50 cold start (``StartupSettings.scale_up_period_seconds``)."""
     return {
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "ScaledObject",
@@ -474,11 +472,17 @@ def render_scaled_object(model: ModelConfig, serving: ServingConfig) -> dict[str
             "advanced": {
                 "horizontalPodAutoscalerConfig": {
                     "behavior": {
-                        # A new replica takes minutes to load: add one at a time, and
-                        # keep it for a while instead of flapping GPU nodes.
+                        # A new replica takes a cold start to serve: add one per p50
+                        # cold start, and keep it for a while instead of flapping GPU nodes.
                         "scaleUp": {
                             "stabilizationWindowSeconds": 0,
-                            "policies": [{"type": "Pods", "value": 1, "periodSeconds": 120}],
+                            "policies": [
+                                {
+                                    "type": "Pods",
+                                    "value": 1,
+                                    "periodSeconds": startup.scale_up_period_seconds,
+                                }
+                            ],
                         },
                         "scaleDown": {
                             "stabilizationWindowSeconds": 900,
@@ -549,10 +553,20 @@ class VllmModelArgs:
     """The NodePools a replica is scheduled on."""
     gpu_operator: pulumi.Resource | None = None
     """The GPU operator, whose device plugin advertises ``nvidia.com/gpu`` on new nodes."""
+    startup: StartupSettings | None = None
+    """Probe window, deadlines and scale-up period from the model's cold-start budget
+    (``infra.stack.cold_start.model_startup``); required."""
 
     def __post_init__(self) -> None:
         if not self.model.enabled:
             raise ValueError(f"model ({self.model.name}) is disabled; do not create it")
+        if self.startup is None:
+            raise ValueError(f"model ({self.model.name}): startup settings are required")
+
+    @property
+    def startup_settings(self) -> StartupSettings:
+        assert self.startup is not None  # checked in __post_init__
+        return self.startup
 
 
 class VllmModel(pulumi.ComponentResource):
@@ -566,7 +580,7 @@ class VllmModel(pulumi.ComponentResource):
         self, name: str, args: VllmModelArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("llm-platform:serving:VllmModel", name, None, opts)
-        model, serving = args.model, args.serving
+        model, serving, startup = args.model, args.serving, args.startup_settings
         namespace = serving.namespace
         in_namespace = after(self, args.namespace)
 
@@ -596,7 +610,7 @@ class VllmModel(pulumi.ComponentResource):
         )
 
         deployment = pulumi.Output.from_input(args.bucket_name).apply(
-            lambda bucket: render_deployment(model, serving, bucket, f"vllm-{model.name}")
+            lambda bucket: render_deployment(model, serving, bucket, f"vllm-{model.name}", startup)
         )
         k8s.apps.v1.Deployment(
             f"{name}-deployment",
@@ -612,11 +626,11 @@ class VllmModel(pulumi.ComponentResource):
                 identity,
                 # KEDA owns the replica count once the Deployment exists.
                 ignore_changes=["spec.replicas"],
-                # `pulumi up` waits for the rollout: a GPU node to launch, a multi-GB
-                # image to pull and the model to load; the provider's 10-minute default
-                # would fail a healthy first deploy.
+                # `pulumi up` waits for the rollout: up to replicas.max replicas, each
+                # a cold start (node, image, weights, compile) one after another; the
+                # provider's 10-minute default would fail a healthy rollout.
                 custom_timeouts=pulumi.CustomTimeouts(
-                    create=rollout_timeout(model), update=rollout_timeout(model)
+                    create=startup.rollout_timeout, update=startup.rollout_timeout
                 ),
             ),
         )
@@ -629,7 +643,7 @@ class VllmModel(pulumi.ComponentResource):
                 None,
             ),
             ("monitor", render_service_monitor(model, namespace), args.monitoring_crds),
-            ("scaler", render_scaled_object(model, serving), args.keda_crds),
+            ("scaler", render_scaled_object(model, serving, startup), args.keda_crds),
         ):
             self._object(f"{name}-{kind}", obj, after(self, args.namespace, crds))
 
