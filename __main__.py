@@ -30,10 +30,12 @@ from infra.network.component import Network, NetworkArgs
 from infra.observability.component import Monitoring, MonitoringArgs
 from infra.stack.cold_start import model_startup
 from infra.stack.config import PlatformConfig, load_stack_config
+from infra.stack.warm_capacity import warm_slots
 from workloads.serving.keda import Keda, KedaArgs
 from workloads.serving.model_bucket import ModelBucket, ModelBucketArgs
 from workloads.serving.namespace import ServingNamespace, ServingNamespaceArgs
 from workloads.serving.vllm import VllmModel, VllmModelArgs
+from workloads.serving.warm_capacity import WarmCapacity, WarmCapacityArgs
 
 
 def read_stack_config() -> PlatformConfig:
@@ -261,6 +263,19 @@ models = [
     )
     for model in cfg.enabled_models
 ]
+
+if warm_slots(cfg):
+    WarmCapacity(
+        "warm-capacity",
+        WarmCapacityArgs(
+            slots=warm_slots(cfg),
+            namespace=cfg.serving.namespace,
+            image=cfg.serving.vllm_image,
+            serving_namespace=serving,
+            node_pools=node_pools,
+        ),
+        opts=k8s_opts,
+    )
 
 pulumi.export("vpcId", network.vpc_id)
 pulumi.export("privateSubnetIds", network.private_subnet_ids)

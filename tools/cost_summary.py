@@ -5,6 +5,7 @@ from __future__ import annotations
 from infra.core.pricing import HOURS_PER_MONTH, MissingPriceError
 from infra.stack.config import PlatformConfig
 from infra.stack.gpu_spend import check_budget, environment_spend
+from infra.stack.warm_capacity import warm_slot_spend
 from tools.mock_runtime import Recorded
 
 
@@ -30,7 +31,17 @@ def gpu_spend_lines(cfg: PlatformConfig) -> list[str]:
         f"{spend.worst_case_monthly_usd:>12,.2f}  expected {spend.expected_monthly_usd:>12,.2f}",
         f"  cluster budget {spend.cluster_budget_usd:,.2f}  headroom {spend.headroom_usd:,.2f}",
     ]
+    lines += warm_capacity_lines(cfg)
     return lines + [f"  OVER BUDGET: {problem}" for problem in check_budget(cfg)]
+
+
+def warm_capacity_lines(cfg: PlatformConfig) -> list[str]:
+    """Warm slots (``gpuPools[].warmSlots``): the nodes they hold, monthly."""
+    return [
+        f"  warm slots {w.pool}: {w.slots} x {w.instance_type} ({w.gpus} GPUs) worst "
+        f"{w.worst_case_monthly_usd:>12,.2f}  expected {w.expected_monthly_usd:>12,.2f}"
+        for w in warm_slot_spend(cfg)
+    ]
 
 
 def gpu_spend_section(resources: list[Recorded], cfg: PlatformConfig) -> list[str]:

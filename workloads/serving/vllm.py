@@ -227,6 +227,16 @@ def model_labels(model: ModelConfig) -> dict[str, str]:
     }
 
 
+def pool_affinity(pool: str) -> dict[str, Any]:
+    """Pod affinity to the nodes of one GPU NodePool."""
+    term = {"matchExpressions": [{"key": NODEPOOL_LABEL, "operator": "In", "values": [pool]}]}
+    return {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}
+        }
+    }
+
+
 def _health_probe(period: int, failures: int, timeout: int) -> dict[str, Any]:
     return {
         "httpGet": {"path": "/health", "port": "http"},
@@ -278,23 +288,7 @@ def render_deployment(
                     "initContainers": [render_weights_gate(model, serving, bucket)],
                     "terminationGracePeriodSeconds": drain.grace_period_seconds,
                     "tolerations": [dict(GPU_TOLERATION)],
-                    "affinity": {
-                        "nodeAffinity": {
-                            "requiredDuringSchedulingIgnoredDuringExecution": {
-                                "nodeSelectorTerms": [
-                                    {
-                                        "matchExpressions": [
-                                            {
-                                                "key": NODEPOOL_LABEL,
-                                                "operator": "In",
-                                                "values": [model.gpu_pool],
-                                            }
-                                        ]
-                                    }
-                                ]
-                            }
-                        }
-                    },
+                    "affinity": pool_affinity(model.gpu_pool),
                     "topologySpreadConstraints": [
                         {
                             "maxSkew": 1,
