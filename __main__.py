@@ -28,8 +28,10 @@ from infra.karpenter.node_pools import NodePools, NodePoolsArgs
 from infra.log_shipping.component import LogGroups, LogGroupsArgs, LogShipping, LogShippingArgs
 from infra.network.component import Network, NetworkArgs
 from infra.observability.component import Monitoring, MonitoringArgs
+from infra.registry.component import RegistryCache, RegistryCacheArgs
 from infra.stack.cold_start import model_startup
 from infra.stack.config import PlatformConfig, load_stack_config
+from infra.stack.registry import deployed_serving
 from infra.stack.warm_capacity import warm_slots
 from workloads.serving.keda import Keda, KedaArgs
 from workloads.serving.model_bucket import ModelBucket, ModelBucketArgs
@@ -224,6 +226,20 @@ node_pools = NodePools(
     opts=pulumi.ResourceOptions.merge(k8s_opts, renamed_from("karpenter", "node-pools")),
 )
 
+if cfg.registry.pull_through_cache:
+    RegistryCache(
+        "registry",
+        RegistryCacheArgs(
+            cluster_name=cfg.cluster.name,
+            arns=cfg.arns,
+            node_role_name=karpenter.node_role_name,
+            docker_hub_username=secret(cfg.docker_hub_username),
+            docker_hub_access_token=secret(cfg.docker_hub_access_token),
+            tags=tags,
+        ),
+    )
+serving_config = deployed_serving(cfg)
+
 gpu_operator = GpuOperator(
     "gpu-operator",
     GpuOperatorArgs(
@@ -247,7 +263,7 @@ models = [
         f"model-{model.name}",
         VllmModelArgs(
             model=model,
-            serving=cfg.serving,
+            serving=serving_config,
             cluster=cluster.ref,
             bucket_name=model_bucket.name,
             arns=cfg.arns,
@@ -270,7 +286,7 @@ if warm_slots(cfg):
         WarmCapacityArgs(
             slots=warm_slots(cfg),
             namespace=cfg.serving.namespace,
-            image=cfg.serving.vllm_image,
+            image=serving_config.vllm_image,
             serving_namespace=serving,
             node_pools=node_pools,
         ),

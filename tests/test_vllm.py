@@ -10,6 +10,7 @@ import pytest
 from infra.core.arns import Arns
 from infra.core.ordering import ClusterRef
 from infra.stack.cold_start import model_startup
+from infra.stack.registry import deployed_serving
 from tests.harness import FIXTURE_STACKS, cluster_name, find, find_all, typed_config
 from tools.mock_runtime import Recorded, Secret
 from workloads.serving.cold_start import StartupSettings
@@ -60,7 +61,11 @@ def _container(deployment: dict[str, Any]) -> dict[str, Any]:
 
 
 def _deployments(resources: tuple[Recorded, ...]) -> dict[str, dict[str, Any]]:
-    return {d.inputs["metadata"]["name"]: d.inputs for d in find_all(resources, DEPLOYMENT)}
+    return {
+        d.inputs["metadata"]["name"]: d.inputs
+        for d in find_all(resources, DEPLOYMENT)
+        if d.name.startswith("model-")
+    }
 
 
 def test_probes_take_the_startup_window_and_fixed_readiness_and_liveness() -> None:
@@ -228,7 +233,7 @@ def test_each_enabled_model_is_served(
     for model in cfg.enabled_models:
         deployment = deployments[model.name]
         rendered = render_deployment(
-            model, cfg.serving, bucket, f"vllm-{model.name}", model_startup(cfg, model)
+            model, deployed_serving(cfg), bucket, f"vllm-{model.name}", model_startup(cfg, model)
         )
         assert deployment == rendered | {
             "apiVersion": deployment["apiVersion"],

@@ -9,6 +9,7 @@ from infra.core.conventions import GPU_RESOURCE
 from infra.core.gpu_catalog import allowed_instance_types
 from infra.core.pricing import HOURS_PER_MONTH, on_demand_price
 from infra.core.schema import ConfigError
+from infra.stack.registry import serving_image
 from infra.stack.warm_capacity import warm_slot_spend, warm_slots
 from tests.harness import FIXTURE_STACKS, find_all, fixture_where, run_stack, typed_config
 from tools.cost_summary import gpu_spend_lines
@@ -68,7 +69,7 @@ def test_fixture_slots_are_sized_for_the_pools_largest_model(
         (container,) = placeholders[name]["spec"]["template"]["spec"]["containers"]
         assert container["resources"] == container_resources(largest, cfg.serving)
         assert placeholders[name]["spec"]["replicas"] == pool.warm_slots
-        assert container["image"] == cfg.serving.vllm_image
+        assert container["image"] == serving_image(cfg)  # on the node for the replica
 
 
 def test_no_warm_slots_no_placeholders() -> None:

@@ -5,11 +5,16 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Final
 
 import pulumi
 import pulumi_aws as aws
 
 from infra.network.config import NetworkConfig
+
+ECR_ENDPOINT_SERVICES: Final = ("ecr.api", "ecr.dkr")
+"""Both are needed to pull from ECR privately: the API (auth token, pull-through
+imports) and the registry (manifests; layers are then fetched from S3)."""
 
 
 @dataclass(frozen=True)
@@ -200,6 +205,9 @@ class Network(pulumi.ComponentResource):
             opts=child,
         )
 
+        if cfg.ecr_endpoints:
+            self._ecr_endpoints(name, args, vpc, private_subnets, tags(f"{args.cluster_name}-ecr"))
+
         self.vpc_id = vpc.id
         self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private_subnets])
         self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public_subnets])
@@ -210,3 +218,43 @@ class Network(pulumi.ComponentResource):
                 "public_subnet_ids": self.public_subnet_ids,
             }
         )
+
+    def _ecr_endpoints(
+        self,
+        name: str,
+        args: NetworkArgs,
+        vpc: aws.ec2.Vpc,
+        subnets: list[aws.ec2.Subnet],
+        tags: dict[str, str],
+    ) -> None:
+        """ECR API and registry endpoints with private DNS: nodes resolve the registry to
+        addresses in their own subnets (HTTPS from the VPC only)."""
+        child = pulumi.ResourceOptions(parent=self)
+        group = aws.ec2.SecurityGroup(
+            f"{name}-ecr-endpoints",
+            vpc_id=vpc.id,
+            description="HTTPS from the VPC to the ECR interface endpoints",
+            ingress=[
+                aws.ec2.SecurityGroupIngressArgs(
+                    protocol="tcp",
+                    from_port=443,
+                    to_port=443,
+                    cidr_blocks=[str(args.config.cidr)],
+                    description="HTTPS from the VPC",
+                )
+            ],
+            tags=tags,
+            opts=child,
+        )
+        for service in ECR_ENDPOINT_SERVICES:
+            aws.ec2.VpcEndpoint(
+                f"{name}-{service.replace('.', '-')}",
+                vpc_id=vpc.id,
+                service_name=f"com.amazonaws.{args.region}.{service}",
+                vpc_endpoint_type="Interface",
+                private_dns_enabled=True,
+                subnet_ids=[s.id for s in subnets],
+                security_group_ids=[group.id],
+                tags={**tags, "Name": f"{args.cluster_name}-{service}"},
+                opts=child,
+            )

@@ -21,3 +21,8 @@ class NetworkConfig(Section):
     """Prefix length of each private (node/pod) subnet: /19 = 8,190 pod IPs (default 19)."""
     public_subnet_prefix: Annotated[int, Field(ge=20, le=28)] = 24
     """Prefix length of each public (load balancer/NAT) subnet (default 24)."""
+    ecr_endpoints: bool = True
+    """Interface endpoints for ECR (``ecr.api``, ``ecr.dkr``) in the private subnets, so
+    image pulls (the pull-through cache included) stay off the NAT gateways; layers come
+    from S3 through the gateway endpoint. About USD 7.30 per endpoint and zone a month
+    plus USD 0.01/GB (default true)."""

@@ -42,6 +42,7 @@ from infra.log_shipping.config import LoggingConfig
 from infra.network.config import NetworkConfig
 from infra.observability.alert_rules import AlertInputs
 from infra.observability.config import ObservabilityConfig
+from infra.registry.config import RegistryConfig
 from infra.stack.checks import stack_problems
 from infra.stack.policy import PolicyConfig
 from infra.stack.render_checks import render_problems
@@ -72,6 +73,7 @@ class PlatformConfig(Section):
     cpu_pool: CpuPoolConfig = CpuPoolConfig()
     gpu_operator: GpuOperatorConfig = GpuOperatorConfig()
     serving: ServingConfig = ServingConfig()
+    registry: RegistryConfig = RegistryConfig()
     models: tuple[ModelConfig, ...] = ()
     observability: ObservabilityConfig = ObservabilityConfig()
     logging: LoggingConfig = LoggingConfig()
@@ -86,6 +88,10 @@ class PlatformConfig(Section):
     """Secret. API key vLLM requires on every request (``--api-key``)."""
     grafana_admin_password: SecretStr | None = None
     """Secret. Grafana admin password."""
+    docker_hub_username: SecretStr | None = None
+    """Secret. Docker Hub user of the ECR pull-through cache (``registry.pullThroughCache``)."""
+    docker_hub_access_token: SecretStr | None = None
+    """Secret. Docker Hub access token (read-only, public repositories) of that user."""
 
     def check(self, at: str) -> list[str]:
         """Zones of the region, the cost tags and the required secrets."""
@@ -105,10 +111,14 @@ class PlatformConfig(Section):
         problems += [
             f"{at}:{key}: required secret is not set "
             f"(pulumi config set --secret {at}:{key} <value>)"
-            for key in REQUIRED_SECRETS
+            for key in (*REQUIRED_SECRETS, *self._registry_secrets)
             if getattr(self, _snake(key)) is None
         ]
         return problems
+
+    @property
+    def _registry_secrets(self) -> tuple[str, ...]:
+        return REGISTRY_SECRETS if self.registry.pull_through_cache else ()
 
     @property
     def all_tags(self) -> dict[str, str]:
@@ -155,6 +165,8 @@ REQUIRED_SECRETS: tuple[str, ...] = (
     "modelApiKey",
     "grafanaAdminPassword",
 )
+REGISTRY_SECRETS: tuple[str, ...] = ("dockerHubUsername", "dockerHubAccessToken")
+"""Required while ``registry.pullThroughCache`` is on."""
 REQUIRED_TAGS: tuple[str, ...] = (COST_CENTER_TAG, OWNER_TAG)
 _INJECTED = ("stack", "region")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from infra.core.schema import NAMESPACE, ConfigError
-from infra.stack.config import REQUIRED_SECRETS, PlatformConfig, load_stack_config
+from infra.stack.config import REGISTRY_SECRETS, REQUIRED_SECRETS, PlatformConfig, load_stack_config
 
 ROOT = Path(__file__).resolve().parents[2]
 """The project directory (``Pulumi.yaml`` and the stack files)."""
@@ -61,7 +61,7 @@ def load_stack_file(stack: str, root: Path = ROOT) -> StackFile:
             config[key] = value
         else:
             config[key] = json.dumps(value)
-    for name in REQUIRED_SECRETS:
+    for name in (*REQUIRED_SECRETS, *REGISTRY_SECRETS):
         key = f"{NAMESPACE}:{name}"
         if key not in config:
             placeholders[key] = config[key] = f"offline-placeholder-{NAMESPACE}-{name}"

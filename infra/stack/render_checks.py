@@ -30,6 +30,7 @@ from infra.log_shipping.fluent_bit import check_routes, default_routes
 from infra.network.component import plan_subnets
 from infra.observability.alert_rules import platform_rule_groups
 from infra.stack.cold_start import model_startup
+from infra.stack.registry import deployed_serving
 from workloads.serving.vllm import render_deployment
 
 if TYPE_CHECKING:
@@ -48,7 +49,8 @@ def _problem(path: str, build: Callable[[], object]) -> list[str]:
 
 def _render_model(cfg: PlatformConfig, model: ModelConfig) -> object:
     startup = model_startup(cfg, model)
-    return render_deployment(model, cfg.serving, cfg.model_bucket, f"vllm-{model.name}", startup)
+    serving = deployed_serving(cfg)
+    return render_deployment(model, serving, cfg.model_bucket, f"vllm-{model.name}", startup)
 
 
 def render_problems(cfg: PlatformConfig) -> list[str]:

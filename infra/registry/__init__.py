@@ -1,0 +1,1 @@
+"""ECR pull-through cache for the upstream registries the platform pulls from."""

@@ -1,0 +1,120 @@
+"""RegistryCache: an ECR pull-through cache rule for Docker Hub, its credentials, and the
+node role's right to fill it.
+
+AWS facts used (Amazon ECR user guide, "Pull through cache"): a rule for Docker Hub
+(``registry-1.docker.io``) needs credentials in a Secrets Manager secret whose name
+starts with ``ecr-pullthroughcache/``, in the rule's account and region, holding
+``username`` and ``accessToken``; the repository prefix is 2-30 characters; whoever
+pulls an image that is not cached yet needs ``ecr:BatchImportUpstreamImage`` and, for
+the first image of a repository, ``ecr:CreateRepository`` on top of the usual pull
+rights (the node role's AmazonEC2ContainerRegistryPullOnly).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.core.arns import Arns
+
+DOCKER_HUB_UPSTREAM: Final = "registry-1.docker.io"
+SECRET_PREFIX: Final = "ecr-pullthroughcache/"
+PREFIX_MAX: Final = 30
+
+
+def cache_prefix(cluster_name: str) -> str:
+    """Repository prefix of the stack's Docker Hub cache (one rule per stack)."""
+    return f"{cluster_name}-docker-hub"
+
+
+def registry_host(arns: Arns) -> str:
+    return f"{arns.account_id}.dkr.ecr.{arns.region}.amazonaws.com"
+
+
+def node_pull_policy(arns: Arns, prefix: str) -> str:
+    """What the nodes need beyond pull-only to fill the cache on a first pull."""
+    repositories = f"arn:{arns.partition}:ecr:{arns.region}:{arns.account_id}:repository/{prefix}/*"
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "FillPullThroughCache",
+                    "Effect": "Allow",
+                    "Action": ["ecr:BatchImportUpstreamImage", "ecr:CreateRepository"],
+                    "Resource": [repositories],
+                }
+            ],
+        },
+        sort_keys=True,
+    )
+
+
+@dataclass(frozen=True)
+class RegistryCacheArgs:
+    """Inputs of :class:`RegistryCache`."""
+
+    cluster_name: str
+    arns: Arns
+    node_role_name: pulumi.Input[str]
+    """The Karpenter node role: GPU nodes pull the serving image through the cache."""
+    docker_hub_username: pulumi.Input[str]
+    docker_hub_access_token: pulumi.Input[str]
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        prefix = cache_prefix(self.cluster_name)
+        if len(prefix) > PREFIX_MAX:
+            raise ValueError(f"cache prefix ({prefix!r}) must be at most {PREFIX_MAX} characters")
+
+
+class RegistryCache(pulumi.ComponentResource):
+    """Secret, pull-through cache rule and the node role's cache policy."""
+
+    prefix: str
+    host: str
+
+    def __init__(
+        self, name: str, args: RegistryCacheArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("llm-platform:registry:RegistryCache", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.prefix = cache_prefix(args.cluster_name)
+        self.host = registry_host(args.arns)
+        secret = aws.secretsmanager.Secret(
+            f"{name}-docker-hub",
+            name=f"{SECRET_PREFIX}{args.cluster_name}-docker-hub",
+            description="Docker Hub credentials of the ECR pull-through cache rule",
+            tags=dict(args.tags),
+            opts=child,
+        )
+        version = aws.secretsmanager.SecretVersion(
+            f"{name}-docker-hub",
+            secret_id=secret.id,
+            secret_string=pulumi.Output.secret(
+                pulumi.Output.all(args.docker_hub_username, args.docker_hub_access_token).apply(
+                    lambda v: json.dumps({"username": v[0], "accessToken": v[1]}, sort_keys=True)
+                )
+            ),
+            opts=child,
+        )
+        aws.ecr.PullThroughCacheRule(
+            f"{name}-docker-hub",
+            ecr_repository_prefix=self.prefix,
+            upstream_registry_url=DOCKER_HUB_UPSTREAM,
+            credential_arn=secret.arn,
+            # The first pull through the rule reads the credentials: they must be there.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[version]),
+        )
+        aws.iam.RolePolicy(
+            f"{name}-node-pull",
+            role=args.node_role_name,
+            policy=node_pull_policy(args.arns, self.prefix),
+            opts=child,
+        )
+        self.register_outputs({"prefix": self.prefix, "host": self.host})

@@ -1,0 +1,164 @@
+"""Images from a registry the platform controls: image references, the ECR pull-through
+cache for Docker Hub, the node role's right to fill it, the VPC's ECR endpoints, and the
+serving image the pods actually pull."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from infra.core.arns import Arns
+from infra.core.images import image_digest, parse_image, through_cache
+from infra.core.schema import ConfigError
+from infra.registry.component import cache_prefix, node_pull_policy, registry_host
+from infra.stack.registry import serving_image
+from tests.harness import find, find_all, run_stack, typed_config
+from tools.mock_runtime import Recorded
+
+DIGEST = "sha256:" + "ab" * 32
+ARNS = Arns(account_id="111122223333", region="us-west-2")
+
+
+def test_image_references_parse_as_docker_does() -> None:
+    assert parse_image("vllm/vllm-openai:v0.33.0").registry == "docker.io"
+    assert parse_image("busybox:1").repository == "library/busybox"
+    ref = parse_image(f"public.ecr.aws/karpenter/controller:1.14.1@{DIGEST}")
+    assert (ref.registry, ref.repository, ref.tag, ref.digest) == (
+        "public.ecr.aws",
+        "karpenter/controller",
+        "1.14.1",
+        DIGEST,
+    )
+    assert image_digest("vllm/vllm-openai:v0.33.0") is None
+    with pytest.raises(ValueError, match=r"digest must be sha256:<64 hex digits>"):
+        parse_image("vllm/vllm-openai:v1@sha256:abc")
+
+
+def test_docker_hub_images_go_through_the_cache_with_tag_and_digest() -> None:
+    host = registry_host(ARNS)
+    assert host == "111122223333.dkr.ecr.us-west-2.amazonaws.com"
+    assert (
+        through_cache(f"vllm/vllm-openai:v0.33.0@{DIGEST}", host, "c-docker-hub")
+        == f"{host}/c-docker-hub/vllm/vllm-openai:v0.33.0@{DIGEST}"
+    )
+    # Official images keep Docker Hub's library/ namespace (ECR pull-through cache docs).
+    assert through_cache("busybox:1", host, "p") == f"{host}/p/library/busybox:1"
+    other = "quay.io/prometheus/prometheus:v3.0.0"
+    assert through_cache(other, host, "p") == other
+
+
+def test_nodes_may_fill_only_the_stacks_cache_repositories() -> None:
+    (statement,) = json.loads(node_pull_policy(ARNS, "c-docker-hub"))["Statement"]
+    assert sorted(statement["Action"]) == ["ecr:BatchImportUpstreamImage", "ecr:CreateRepository"]
+    assert statement["Resource"] == ["arn:aws:ecr:us-west-2:111122223333:repository/c-docker-hub/*"]
+
+
+def test_fixture_stacks_cache_docker_hub_with_prefixed_credentials(
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
+) -> None:
+    cfg = typed_config(fixture_stack)
+    assert cfg.registry.pull_through_cache
+    rule = find(
+        fixture_resources,
+        "aws:ecr/pullThroughCacheRule:PullThroughCacheRule",
+        "registry-docker-hub",
+    ).inputs
+    assert rule["upstreamRegistryUrl"] == "registry-1.docker.io"
+    assert rule["ecrRepositoryPrefix"] == cache_prefix(cfg.cluster.name)
+    assert 2 <= len(rule["ecrRepositoryPrefix"]) <= 30
+    secret = find(fixture_resources, "aws:secretsmanager/secret:Secret", "registry-docker-hub")
+    assert secret.inputs["name"].startswith("ecr-pullthroughcache/")
+    # The secret version (same resource name) exists before the first pull reads it.
+    assert (
+        "registry-docker-hub"
+        in find(
+            fixture_resources,
+            "aws:ecr/pullThroughCacheRule:PullThroughCacheRule",
+            "registry-docker-hub",
+        ).depends_on
+    )
+    version = find(
+        fixture_resources, "aws:secretsmanager/secretVersion:SecretVersion", "registry-docker-hub"
+    )
+    value = version.inputs["secretString"]
+    assert json.loads(value.value) == {
+        "accessToken": "offline-placeholder-llm-platform-dockerHubAccessToken",
+        "username": "offline-placeholder-llm-platform-dockerHubUsername",
+    }
+    policy = find(fixture_resources, "aws:iam/rolePolicy:RolePolicy", "registry-node-pull").inputs
+    assert policy["role"] == f"{cfg.cluster.name}-karpenter-node"
+
+
+def test_model_pods_pull_the_serving_image_through_the_cache(
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
+) -> None:
+    cfg = typed_config(fixture_stack)
+    image = serving_image(cfg)
+    assert image.startswith(f"{registry_host(cfg.arns)}/{cache_prefix(cfg.cluster.name)}/")
+    assert parse_image(image).tag == parse_image(cfg.serving.vllm_image).tag
+    for d in find_all(fixture_resources, "kubernetes:apps/v1:Deployment"):
+        spec = d.inputs["spec"]["template"]["spec"]
+        for c in [*spec.get("initContainers", []), *spec["containers"]]:
+            if "vllm" in c["image"]:
+                assert c["image"] == image, d.name
+
+
+def test_ecr_interface_endpoints_in_the_private_subnets(
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
+) -> None:
+    cfg = typed_config(fixture_stack)
+    endpoints = {
+        r.inputs["serviceName"]: r.inputs
+        for r in find_all(fixture_resources, "aws:ec2/vpcEndpoint:VpcEndpoint")
+        if r.inputs["vpcEndpointType"] == "Interface"
+    }
+    assert sorted(endpoints) == [f"com.amazonaws.{cfg.region}.ecr.{s}" for s in ("api", "dkr")]
+    for endpoint in endpoints.values():
+        assert endpoint["privateDnsEnabled"] is True
+        assert sorted(endpoint["subnetIds"]) == sorted(
+            f"network-private-{z[-1]}-id" for z in cfg.zones
+        )
+    group = find(fixture_resources, "aws:ec2/securityGroup:SecurityGroup", "network-ecr-endpoints")
+    (rule,) = group.inputs["ingress"]
+    assert (rule["fromPort"], rule["toPort"], rule["cidrBlocks"]) == (
+        443,
+        443,
+        [str(cfg.network.cidr)],
+    )
+
+
+def _without(*keys: str) -> Any:
+    def mutate(config: dict[str, Any]) -> None:
+        for key in keys:
+            config.pop(f"llm-platform:{key}", None)
+
+    return mutate
+
+
+def test_the_cache_needs_its_docker_hub_secrets() -> None:
+    stack = "small"
+    run = run_stack(stack, _without("dockerHubAccessToken"))
+    assert isinstance(run.error, ConfigError)
+    assert run.error.problems == [
+        "llm-platform:dockerHubAccessToken: required secret is not set "
+        "(pulumi config set --secret llm-platform:dockerHubAccessToken <value>)"
+    ]
+    assert not run.resources
+
+
+def test_without_the_cache_images_come_from_docker_hub() -> None:
+    def off(config: dict[str, Any]) -> None:
+        config["llm-platform:registry"] = {"pullThroughCache": False}
+
+    run = run_stack("small", off)
+    assert run.error is None
+    assert not find_all(run.resources, "aws:ecr/pullThroughCacheRule:PullThroughCacheRule")
+    images = {
+        c["image"]
+        for d in find_all(run.resources, "kubernetes:apps/v1:Deployment")
+        for c in d.inputs["spec"]["template"]["spec"]["containers"]
+        if "vllm" in c["image"]
+    }
+    assert images == {typed_config("small").serving.vllm_image}
