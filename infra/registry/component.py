@@ -55,6 +55,11 @@ def node_pull_policy(arns: Arns, prefix: str) -> str:
     )
 
 
+def _credentials(values: list[str]) -> str:
+    """The secret's JSON as ECR reads it (``username``, ``accessToken``)."""
+    return json.dumps({"username": values[0], "accessToken": values[1]}, sort_keys=True)
+
+
 @dataclass(frozen=True)
 class RegistryCacheArgs:
     """Inputs of :class:`RegistryCache`."""
@@ -93,15 +98,15 @@ class RegistryCache(pulumi.ComponentResource):
             tags=dict(args.tags),
             opts=child,
         )
+        # Secret because its inputs are (the Pulumi secrets); the output is marked too.
+        credentials = pulumi.Output.all(
+            args.docker_hub_username, args.docker_hub_access_token
+        ).apply(_credentials)
         version = aws.secretsmanager.SecretVersion(
             f"{name}-docker-hub",
             secret_id=secret.id,
-            secret_string=pulumi.Output.secret(
-                pulumi.Output.all(args.docker_hub_username, args.docker_hub_access_token).apply(
-                    lambda v: json.dumps({"username": v[0], "accessToken": v[1]}, sort_keys=True)
-                )
-            ),
-            opts=child,
+            secret_string=credentials,
+            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["secretString"]),
         )
         aws.ecr.PullThroughCacheRule(
             f"{name}-docker-hub",
