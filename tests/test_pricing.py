@@ -124,22 +124,21 @@ def test_summary_lines_of_the_fixture_stacks(fixture_stack: str) -> None:
             "  gpu-serve   16 GPUs  worst    35,089.52 (16 x g6e.4xlarge)  expected    14,035.81",
             "  total       16 GPUs  worst    35,089.52  expected    14,035.81",
             "  cluster budget 45,000.00  headroom 9,910.48",
+            # tests/test_warm_capacity.py derives this line's figures.
+            "  warm slots gpu-serve: 1 x g6.xlarge (1 GPUs) worst       587.50  "
+            "expected       235.00",
         ],
     }
     assert gpu_spend_lines(typed_config(fixture_stack))[1:] == expected[fixture_stack]
 
 
 def test_an_environment_over_budget_is_reported() -> None:
-    from infra.stack.config import load_config
+    from infra.stack.config import SECRET_KEYS, load_config
 
     raw = {k.removeprefix("llm-platform:"): v for k, v in stack_config(SMALL).items()}
     raw["gpuPools"][0]["gpuLimit"] = 8
     region = raw.pop("aws:region")
-    secrets = frozenset(
-        k
-        for k in raw
-        if k in {"slackWebhookUrl", "pagerdutyRoutingKey", "modelApiKey", "grafanaAdminPassword"}
-    )
+    secrets = frozenset(k for k in raw if k in SECRET_KEYS)
     cfg = load_config(raw, stack=SMALL, region=region, secret_keys=secrets)
     assert check_budget(cfg) == [
         "worst-case monthly GPU spend USD 9,484.16 exceeds the cluster budget USD 6,000.00 of "
