@@ -36,6 +36,7 @@ from infra.stack.warm_capacity import warm_slots
 from workloads.serving.keda import Keda, KedaArgs
 from workloads.serving.model_bucket import ModelBucket, ModelBucketArgs
 from workloads.serving.namespace import ServingNamespace, ServingNamespaceArgs
+from workloads.serving.pre_pull import ImagePrePull, ImagePrePullArgs
 from workloads.serving.vllm import VllmModel, VllmModelArgs
 from workloads.serving.warm_capacity import WarmCapacity, WarmCapacityArgs
 
@@ -280,6 +281,15 @@ models = [
     for model in cfg.enabled_models
 ]
 
+ImagePrePull(
+    "image-pre-pull",
+    ImagePrePullArgs(
+        namespace=cfg.serving.namespace,
+        image=serving_config.vllm_image,
+        serving_namespace=serving,
+    ),
+    opts=k8s_opts,
+)
 if warm_slots(cfg):
     WarmCapacity(
         "warm-capacity",

@@ -46,6 +46,7 @@ TAGGABLE_TYPES = frozenset(
         "aws:kms/key:Key",
         "aws:s3/bucket:Bucket",
         "aws:s3/bucketV2:BucketV2",
+        "aws:secretsmanager/secret:Secret",
         "aws:sns/topic:Topic",
         "aws:sqs/queue:Queue",
         "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",

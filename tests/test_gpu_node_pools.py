@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Callable
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pytest
+import yaml
 
 from infra.karpenter.config import CpuPoolConfig, GpuPoolConfig, NodeClassConfig
+from infra.karpenter.image_start import AL2023_FAST_IMAGE_PULL
 from infra.karpenter.node_pools import (
     NodePools,
     NodePoolsArgs,
+    gpu_node_class,
     gpu_node_pool,
     node_class,
     node_volumes,
@@ -260,6 +264,55 @@ def test_weight_is_rendered_only_when_set() -> None:
     assert render_node_pool(gpu_node_pool(_gpu_pool(weight=10), ("z1",)))["weight"] == 10
 
 
+def test_al2023_gpu_nodes_enable_fast_image_pull() -> None:
+    cfg = NodeClassConfig(ami_family="al2023")
+    spec = render_node_class(gpu_node_class(cfg, cluster_name="c1", role="r", tags={}))
+    assert yaml.safe_load(spec["userData"]) == {
+        "apiVersion": "node.eks.aws/v1alpha1",
+        "kind": "NodeConfig",
+        "spec": {"featureGates": {"FastImagePull": True}},
+    }
+    (root,) = spec["blockDeviceMappings"]
+    assert (root["ebs"]["throughput"], root["ebs"]["iops"]) == (600, 3000)
+    off = NodeClassConfig(ami_family="al2023", fast_image_pull=False)
+    assert "userData" not in render_node_class(
+        gpu_node_class(off, cluster_name="c1", role="r", tags={})
+    )
+
+
+def test_bottlerocket_gpu_nodes_start_from_the_image_snapshot_or_pull_with_soci() -> None:
+    snap = NodeClassConfig(
+        ami_family="bottlerocket",
+        ami_version="v1.50.0",
+        data_volume_snapshot_id="snap-0123456789abcdef0",
+        data_volume_image="vllm/vllm-openai:v0.33.0@sha256:" + "0" * 64,
+        volume_initialization_rate=250,
+    )
+    spec = render_node_class(gpu_node_class(snap, cluster_name="c1", role="r", tags={}))
+    data = spec["blockDeviceMappings"][1]["ebs"]
+    assert (data["snapshotID"], data["volumeInitializationRate"]) == ("snap-0123456789abcdef0", 250)
+    # Pulled with the default snapshotter: switching to SOCI would pull it again.
+    assert "userData" not in spec
+    pull = NodeClassConfig(ami_family="bottlerocket", ami_version="v1.50.0")
+    spec = render_node_class(gpu_node_class(pull, cluster_name="c1", role="r", tags={}))
+    settings = tomllib.loads(spec["userData"])["settings"]
+    assert settings["container-runtime"] == {"snapshotter": "soci"}
+    plugin = settings["container-runtime-plugins"]["soci-snapshotter"]
+    assert plugin["pull-mode"] == "parallel-pull-unpack"
+    assert "volumeInitializationRate" not in spec["blockDeviceMappings"][1]["ebs"]
+
+
+def test_ebs_limits_are_checked_before_the_api_server_sees_them() -> None:
+    with pytest.raises(ValueError, match=r"^volume_initialization_rate needs snapshot_id$"):
+        BlockDevice("/dev/xvdb", 100, volume_initialization_rate=200)
+    with pytest.raises(ValueError, match=r"^volume_initialization_rate \(400\) must be 100\.\.300"):
+        BlockDevice(
+            "/dev/xvdb", 100, snapshot_id="snap-0123456789abcdef0", volume_initialization_rate=400
+        )
+    with pytest.raises(ValueError, match=r"^throughput \(1000\) must be 125\.\.750 MiB/s"):
+        BlockDevice("/dev/xvda", 100, iops=3000, throughput=1000)
+
+
 def test_bottlerocket_node_class_has_os_and_snapshot_data_volumes() -> None:
     cfg = NodeClassConfig(
         ami_family="bottlerocket",
@@ -451,6 +504,7 @@ def test_gpu_node_class_ami_imds_volumes_and_discovery(
         "httpPutResponseHopLimit": 1,
         "httpTokens": "required",
     }
+    typed = typed_config(fixture_stack).node_class
     assert spec["blockDeviceMappings"] == [
         {
             "deviceName": "/dev/xvda",
@@ -459,9 +513,13 @@ def test_gpu_node_class_ami_imds_volumes_and_discovery(
                 "volumeType": "gp3",
                 "encrypted": True,
                 "deleteOnTermination": True,
+                # SOCI parallel pull unpacks onto the root volume: gp3 sized for it.
+                "iops": typed.image_volume_iops,
+                "throughput": typed.image_volume_throughput,
             },
         }
     ]
+    assert spec["userData"] == AL2023_FAST_IMAGE_PULL
     assert spec["tags"]["environment"] == fixture_stack
     assert spec["tags"]["cost-center"] == typed_config(fixture_stack).tags["cost-center"]
 

@@ -115,6 +115,8 @@ def test_secure_values_and_absent_secrets_become_masked_placeholders(tmp_path: P
             "llm-platform:pagerdutyRoutingKey",
             "llm-platform:modelApiKey",
             "llm-platform:grafanaAdminPassword",
+            "llm-platform:dockerHubUsername",
+            "llm-platform:dockerHubAccessToken",
         }
     )
     result = plan_tool.plan(

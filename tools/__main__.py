@@ -77,6 +77,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     cold_mode.add_argument("--check", action="store_true", help="only compare (exit 1)")
 
+    snap = commands.add_parser(
+        "image-snapshot",
+        help="build or check the Bottlerocket data volume snapshot holding the serving image",
+    )
+    snap.add_argument("action", choices=["build", "check"])
+    snap.add_argument("stack", help="stack name: reads Pulumi.<stack>.yaml")
+    snap.add_argument("--subnet-id", help="build: a private subnet of the stack's VPC")
+    snap.add_argument(
+        "--instance-profile", help="build: instance profile with SSM and cache pull rights"
+    )
+    snap.add_argument("--instance-type", default="g6.xlarge", help="build: default g6.xlarge")
+    snap.add_argument("--ami-id", help="build: AMI (default: the stack's Bottlerocket NVIDIA)")
+    snap.add_argument("--stack-dir", type=Path, default=None, help=argparse.SUPPRESS)
+
     settings = commands.add_parser(
         "ci-settings", help="a stack's runner, role and timeouts as GitHub Actions outputs"
     )
@@ -128,6 +142,18 @@ def main(argv: list[str] | None = None) -> int:
         from tools import cold_start_summary
 
         return cold_start_summary.main(write=args.write, check=args.check)
+    if args.command == "image-snapshot":
+        from tools import image_snapshot
+
+        return image_snapshot.main(
+            args.action,
+            args.stack,
+            subnet_id=args.subnet_id,
+            instance_profile=args.instance_profile,
+            instance_type=args.instance_type,
+            ami_id=args.ami_id,
+            stack_dir=args.stack_dir or image_snapshot.ROOT,
+        )
     if args.command == "ci-settings":
         from tools import ci_settings
 

@@ -35,7 +35,28 @@ class NodeClassConfig(Section):
     """Root (AL2023) or data (Bottlerocket) volume: vLLM images are 10+ GB, weights more."""
     data_volume_snapshot_id: Annotated[str, Field(pattern=r"^snap-[0-9a-f]{8,17}$")] | None = None
     """Optional EBS snapshot with pre-pulled images, attached as the Bottlerocket data
-    volume (``bottlerocket`` only; default none)."""
+    volume (``bottlerocket`` only; default none). Build it with ``python -m tools
+    image-snapshot build``; it must hold the pinned serving image (``dataVolumeImage``)."""
+    data_volume_image: str | None = None
+    """The image reference, pinned by digest, that ``dataVolumeSnapshotId`` holds, as
+    ``tools image-snapshot build`` recorded it; must equal ``serving.vllmImage``."""
+    volume_initialization_rate: Annotated[int, Field(ge=100, le=300)] = 300
+    """MiB/s at which EBS fills the data volume from its snapshot (Karpenter
+    ``volumeInitializationRate``; without it blocks load lazily on first read; default
+    300, the maximum; billed per GiB initialized)."""
+    fast_image_pull: bool = True
+    """SOCI parallel pull and unpack of images not on a snapshot: AL2023's nodeadm
+    ``FastImagePull`` feature gate, Bottlerocket's ``soci-snapshotter`` settings (default
+    true)."""
+    image_volume_throughput: Annotated[
+        int, Field(ge=125, le=1000, alias="imageVolumeThroughputMiBps")
+    ] = 600
+    """gp3 throughput (MiB/s) of the volume images are unpacked to (AL2023 root,
+    Bottlerocket data): parallel pull buffers layers on disk (default 600, the SOCI
+    blueprint's starting point; gp3's own default is 125)."""
+    image_volume_iops: Annotated[int, Field(ge=3000, le=16000)] = 3000
+    """gp3 IOPS of that volume (default 3000, gp3's baseline; at most 4 x the throughput
+    ratio allows: 0.25 MiB/s per IOPS)."""
 
     def check(self, at: str) -> list[str]:
         problems: list[str] = []
@@ -49,6 +70,17 @@ class NodeClassConfig(Section):
             problems.append(
                 f"{at}.dataVolumeSnapshotId = {json.dumps(self.data_volume_snapshot_id)}: "
                 "only with amiFamily bottlerocket (AL2023 has no separate image data volume)"
+            )
+        if (self.data_volume_snapshot_id is None) != (self.data_volume_image is None):
+            problems.append(
+                f"{at}.dataVolumeImage = {json.dumps(self.data_volume_image)}: set together "
+                "with dataVolumeSnapshotId (both as tools image-snapshot build prints them)"
+            )
+        if self.image_volume_throughput > self.image_volume_iops / 4:
+            problems.append(
+                f"{at}.imageVolumeThroughputMiBps = {self.image_volume_throughput}: gp3 allows "
+                f"at most 0.25 MiB/s per IOPS ({self.image_volume_iops // 4} with "
+                f"imageVolumeIops {self.image_volume_iops})"
             )
         return problems
 

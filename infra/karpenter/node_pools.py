@@ -42,6 +42,7 @@ from infra.core.conventions import (
 from infra.core.gpu_catalog import allowed_instance_types
 from infra.core.ordering import after
 from infra.karpenter.config import CPU_POOL_NAME, CpuPoolConfig, GpuPoolConfig, NodeClassConfig
+from infra.karpenter.image_start import ImageVolume, gpu_user_data, image_volume
 from infra.karpenter.nodepool import (
     NODECLASS_API_VERSION,
     NODECLASS_KIND,
@@ -74,25 +75,42 @@ DEFAULT_BUDGET: Final = "10%"
 
 
 def node_volumes(
-    ami_family: AmiFamily, size_gib: int, snapshot_id: str | None = None
+    ami_family: AmiFamily,
+    size_gib: int,
+    snapshot_id: str | None = None,
+    performance: ImageVolume | None = None,
 ) -> tuple[BlockDevice, ...]:
-    """Encrypted gp3 volumes; ``size_gib`` goes where container images live.
+    """Encrypted gp3 volumes; ``size_gib`` (and ``performance``) go where container
+    images live.
 
     AL2023 keeps everything on ``/dev/xvda``. Bottlerocket has a small OS_LABEL volume
     (``/dev/xvda``) and a data volume (``/dev/xvdb``) for images, which may be created
     from a snapshot holding pre-pulled images.
     """
+
+    def images(device: str, snapshot: str | None) -> BlockDevice:
+        if performance is None:
+            return BlockDevice(device, size_gib, snapshot_id=snapshot)
+        return BlockDevice(
+            device,
+            size_gib,
+            snapshot_id=snapshot,
+            iops=performance.iops,
+            throughput=performance.throughput,
+            volume_initialization_rate=performance.initialization_rate,
+        )
+
     if ami_family == "bottlerocket":
         return (
             BlockDevice("/dev/xvda", BOTTLEROCKET_OS_VOLUME_GIB),
-            BlockDevice("/dev/xvdb", size_gib, snapshot_id=snapshot_id),
+            images("/dev/xvdb", snapshot_id),
         )
     if snapshot_id is not None:
         raise ValueError(
             f"snapshot_id ({snapshot_id!r}) needs ami_family bottlerocket: AL2023 has no "
             "separate image data volume"
         )
-    return (BlockDevice("/dev/xvda", size_gib),)
+    return (images("/dev/xvda", None),)
 
 
 def node_class(
@@ -104,6 +122,8 @@ def node_class(
     tags: Mapping[str, str],
     volume_gib: int,
     snapshot_id: str | None = None,
+    performance: ImageVolume | None = None,
+    user_data: str | None = None,
 ) -> EC2NodeClass:
     """An EC2NodeClass discovering the cluster's private subnets and security group."""
     discovery = {DISCOVERY_TAG: cluster_name}
@@ -114,8 +134,26 @@ def node_class(
         role=role,
         subnet_selector=discovery,
         security_group_selector=discovery,
-        block_devices=node_volumes(cfg.ami_family, volume_gib, snapshot_id),
+        block_devices=node_volumes(cfg.ami_family, volume_gib, snapshot_id, performance),
         tags=tags,
+        user_data=user_data,
+    )
+
+
+def gpu_node_class(
+    cfg: NodeClassConfig, *, cluster_name: str, role: str, tags: Mapping[str, str]
+) -> EC2NodeClass:
+    """The GPU EC2NodeClass: the image volume and user data of ``infra.karpenter.image_start``."""
+    return node_class(
+        GPU_NODE_CLASS,
+        cfg,
+        cluster_name=cluster_name,
+        role=role,
+        tags=tags,
+        volume_gib=cfg.root_volume_gib,
+        snapshot_id=cfg.data_volume_snapshot_id,
+        performance=image_volume(cfg),
+        user_data=gpu_user_data(cfg),
     )
 
 
@@ -201,24 +239,18 @@ class NodePoolsArgs:
         self.node_pools()
 
     def node_classes(self) -> tuple[EC2NodeClass, ...]:
-        def build(name: str, volume_gib: int, snapshot_id: str | None) -> EC2NodeClass:
-            return node_class(
-                name,
+        return (
+            gpu_node_class(
+                self.node_class, cluster_name=self.cluster_name, role=self.node_role, tags=self.tags
+            ),
+            node_class(
+                CPU_NODE_CLASS,
                 self.node_class,
                 cluster_name=self.cluster_name,
                 role=self.node_role,
                 tags=self.tags,
-                volume_gib=volume_gib,
-                snapshot_id=snapshot_id,
-            )
-
-        return (
-            build(
-                GPU_NODE_CLASS,
-                self.node_class.root_volume_gib,
-                self.node_class.data_volume_snapshot_id,
+                volume_gib=CPU_VOLUME_GIB,
             ),
-            build(CPU_NODE_CLASS, CPU_VOLUME_GIB, None),
         )
 
     def node_pools(self) -> tuple[NodePool, ...]:

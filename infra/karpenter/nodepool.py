@@ -320,6 +320,9 @@ class BlockDevice:
     iops: int | None = None
     throughput: int | None = None
     """MiB/s (gp3 only)."""
+    volume_initialization_rate: int | None = None
+    """MiB/s at which EBS fills a volume created from ``snapshot_id`` (100-300): without
+    it, blocks load lazily from S3 on first read."""
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"/dev/[a-z0-9]+", self.device_name):
@@ -330,6 +333,24 @@ class BlockDevice:
             raise ValueError(f"snapshot_id ({self.snapshot_id!r}) must look like snap-0123abcd")
         if self.throughput is not None and self.volume_type != "gp3":
             raise ValueError(f"throughput is only valid for gp3, not {self.volume_type}")
+        if self.volume_type == "gp3":
+            # gp3 limits (EBS user guide, "General Purpose SSD volumes"; the CRD's ranges).
+            iops = self.iops or 3000
+            if not 3000 <= iops <= 16000:
+                raise ValueError(f"iops ({iops}) must be 3000..16000 for gp3")
+            if self.throughput is not None and not 125 <= self.throughput <= min(1000, iops / 4):
+                raise ValueError(
+                    f"throughput ({self.throughput}) must be 125..{min(1000, iops // 4)} MiB/s "
+                    f"for gp3 with {iops} IOPS (at most 0.25 MiB/s per IOPS)"
+                )
+        if self.volume_initialization_rate is not None:
+            if self.snapshot_id is None:
+                raise ValueError("volume_initialization_rate needs snapshot_id")
+            if not 100 <= self.volume_initialization_rate <= 300:
+                raise ValueError(
+                    f"volume_initialization_rate ({self.volume_initialization_rate}) must be "
+                    "100..300 MiB/s"
+                )
 
 
 @dataclass(frozen=True)
@@ -350,6 +371,9 @@ class EC2NodeClass:
     metadata_options: MetadataOptions = MetadataOptions()
     tags: Mapping[str, str] = field(default_factory=dict)
     """Tags on every instance, volume and network interface Karpenter launches."""
+    user_data: str | None = None
+    """Karpenter merges it with its own (AL2023: NodeConfig YAML or MIME multi-part;
+    Bottlerocket: TOML settings)."""
 
     def __post_init__(self) -> None:
         _check_in("ami_family", self.ami_family, get_args(AmiFamily))
@@ -396,6 +420,7 @@ def _render_block_device(d: BlockDevice) -> dict[str, Any]:
         ("snapshotID", d.snapshot_id),
         ("iops", d.iops),
         ("throughput", d.throughput),
+        ("volumeInitializationRate", d.volume_initialization_rate),
     ):
         if value is not None:
             ebs[key] = value
@@ -408,6 +433,7 @@ def _render_block_device(d: BlockDevice) -> dict[str, Any]:
 def render_node_class(nc: EC2NodeClass) -> dict[str, Any]:
     """``spec`` of a ``karpenter.k8s.aws/v1`` EC2NodeClass."""
     m = nc.metadata_options
+    user_data = {"userData": nc.user_data} if nc.user_data is not None else {}
     return {
         # An alias picks the EKS-optimized AMI variant per instance type (NVIDIA for
         # GPU types) and implies amiFamily, which must then be left unset.
@@ -423,4 +449,5 @@ def render_node_class(nc: EC2NodeClass) -> dict[str, Any]:
         },
         "blockDeviceMappings": [_render_block_device(d) for d in nc.block_devices],
         "tags": dict(nc.tags),
+        **user_data,
     }

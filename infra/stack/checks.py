@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from infra.core.arns import same_principal
 from infra.core.gpu_catalog import allowed_instance_types
+from infra.core.images import image_digest
 from infra.core.naming import IAM_ROLE_NAME_MAX, bucket_name_problem, model_role_name
 from infra.core.schema import NAMESPACE, gib
 from infra.stack.warm_capacity import warm_slot_problems
@@ -31,7 +32,28 @@ def stack_problems(cfg: PlatformConfig) -> list[str]:
         + _gpu_operator(cfg)
         + _gpu_memory_alert(cfg)
         + warm_slot_problems(cfg)
+        + _data_volume_image(cfg)
     )
+
+
+def _data_volume_image(cfg: PlatformConfig) -> list[str]:
+    """A data volume snapshot must hold exactly the pinned serving image."""
+    recorded = cfg.node_class.data_volume_image
+    if recorded is None:
+        return []
+    pinned = cfg.serving.vllm_image
+    if image_digest(pinned) is None:
+        return [
+            f"{NAMESPACE}:serving.vllmImage = {json.dumps(pinned)}: pin it by digest "
+            "(...@sha256:<digest>) to start nodes from a data volume snapshot"
+        ]
+    if recorded != pinned:
+        return [
+            f"{NAMESPACE}:nodeClass.dataVolumeImage = {json.dumps(recorded)}: the snapshot "
+            f"holds another image than serving.vllmImage ({pinned}); rebuild it with "
+            "python -m tools image-snapshot build"
+        ]
+    return []
 
 
 def _access(cfg: PlatformConfig) -> list[str]:

@@ -24,7 +24,13 @@ if TYPE_CHECKING:
 
 def node_start(cfg: PlatformConfig) -> NodeStart:
     """How the stack's GPU nodes come up and get the serving image."""
-    return NodeStart(ami_family=cfg.node_class.ami_family)
+    nc = cfg.node_class
+    return NodeStart(
+        ami_family=nc.ami_family,
+        image_on_snapshot=nc.data_volume_snapshot_id is not None,
+        volume_initialization_mib_per_second=nc.volume_initialization_rate,
+        fast_image_pull=nc.fast_image_pull,
+    )
 
 
 def model_instance_types(cfg: PlatformConfig, model: ModelConfig) -> list[GpuInstanceType]:

@@ -21,8 +21,8 @@ from infra.karpenter.controller import resource_name
 from infra.karpenter.node_pools import (
     CPU_NODE_CLASS,
     CPU_VOLUME_GIB,
-    GPU_NODE_CLASS,
     cpu_node_pool,
+    gpu_node_class,
     gpu_node_pool,
     node_class,
 )
@@ -65,23 +65,23 @@ def render_problems(cfg: PlatformConfig) -> list[str]:
     for i, pool in enumerate(cfg.gpu_pools):
         problems += _problem(f"gpuPools[{i}]", partial(gpu_node_pool, pool, cfg.zones))
     problems += _problem("cpuPool", lambda: cpu_node_pool(cfg.cpu_pool, cfg.zones))
-    for name, gib, snapshot in (
-        (GPU_NODE_CLASS, nc.root_volume_gib, nc.data_volume_snapshot_id),
-        (CPU_NODE_CLASS, CPU_VOLUME_GIB, None),
-    ):
-        problems += _problem(
-            "nodeClass",
-            partial(
-                node_class,
-                name,
-                nc,
-                cluster_name=cfg.cluster.name,
-                role=resource_name(cfg.cluster.name, "node"),
-                tags=cfg.all_tags,
-                volume_gib=gib,
-                snapshot_id=snapshot,
-            ),
-        )
+    role, tags = resource_name(cfg.cluster.name, "node"), cfg.all_tags
+    problems += _problem(
+        "nodeClass",
+        partial(gpu_node_class, nc, cluster_name=cfg.cluster.name, role=role, tags=tags),
+    )
+    problems += _problem(
+        "nodeClass",
+        partial(
+            node_class,
+            CPU_NODE_CLASS,
+            nc,
+            cluster_name=cfg.cluster.name,
+            role=role,
+            tags=tags,
+            volume_gib=CPU_VOLUME_GIB,
+        ),
+    )
     for i, budget in enumerate(cfg.cost.budgets):
         problems += _problem(f"cost.budgets[{i}]", partial(Budget.from_config, budget))
     problems += _problem("observability", lambda: platform_rule_groups(cfg.alert_inputs))

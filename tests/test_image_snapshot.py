@@ -1,0 +1,216 @@
+"""Data volume snapshot with the pinned serving image: built and recorded by the tool
+(moto), checked against the pinned digest by the tool and by the config."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+from moto import mock_aws
+
+from infra.core.images import image_digest
+from infra.core.schema import ConfigError
+from infra.stack.cold_start import node_start
+from infra.stack.files import typed_stack_config
+from infra.stack.registry import serving_image
+from tests.harness import FIXTURES, SMALL, run_stack
+from tools import image_snapshot
+
+DIGEST = "sha256:" + "5a" * 32
+NS = "llm-platform"
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    with mock_aws():
+        yield
+
+
+def _stack_dir(tmp_path: Path, node_class: dict[str, Any] | None = None) -> Path:
+    """The small fixture with a digest-pinned image (and ``node_class`` merged in)."""
+    doc = yaml.safe_load((FIXTURES / f"Pulumi.{SMALL}.yaml").read_text())
+    config = doc["config"]
+    image = f"{config.get(f'{NS}:serving', {}).get('vllmImage', 'vllm/vllm-openai:v0.33.0')}"
+    config[f"{NS}:serving"] = {**config.get(f"{NS}:serving", {}), "vllmImage": f"{image}@{DIGEST}"}
+    config[f"{NS}:nodeClass"] = {**config[f"{NS}:nodeClass"], **(node_class or {})}
+    (tmp_path / f"Pulumi.{SMALL}.yaml").write_text(yaml.safe_dump(doc))
+    return tmp_path
+
+
+def _network(session: Any) -> tuple[str, str]:
+    ec2, iam = session.client("ec2"), session.client("iam")
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.0.0/24")["Subnet"]["SubnetId"]
+    iam.create_instance_profile(InstanceProfileName="snapshot-builder")
+    return subnet, "snapshot-builder"
+
+
+def test_ami_parameter_names_the_stacks_bottlerocket_release() -> None:
+    assert image_snapshot.bottlerocket_ami_parameter("1.33", "v1.50.0") == (
+        "/aws/service/bottlerocket/aws-k8s-1.33-nvidia/x86_64/1.50.0/image_id"
+    )
+    assert image_snapshot.bottlerocket_ami_parameter("1.33", "latest").endswith("/latest/image_id")
+
+
+def test_build_pulls_by_digest_snapshots_the_data_volume_and_records_the_image(
+    aws: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack_dir = _stack_dir(tmp_path)
+    cfg = typed_stack_config(SMALL, stack_dir)
+    session = boto3.session.Session(region_name=cfg.region)
+    subnet, profile = _network(session)
+    ami = session.client("ec2").describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    code = image_snapshot.main(
+        "build",
+        SMALL,
+        subnet_id=subnet,
+        instance_profile=profile,
+        ami_id=ami,
+        stack_dir=stack_dir,
+        session=session,
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    ec2 = session.client("ec2")
+    (snap,) = ec2.describe_snapshots(
+        Filters=[{"Name": "tag-key", "Values": [image_snapshot.IMAGE_TAG]}]
+    )["Snapshots"]
+    tags = {t["Key"]: t["Value"] for t in snap["Tags"]}
+    assert tags[image_snapshot.IMAGE_TAG] == cfg.serving.vllm_image
+    assert tags[image_snapshot.DIGEST_TAG] == DIGEST
+    assert tags["cost-center"] == cfg.tags["cost-center"]
+    assert snap["Encrypted"] is True
+    assert f"dataVolumeSnapshotId: {snap['SnapshotId']}" in out
+    assert f"dataVolumeImage: {cfg.serving.vllm_image}" in out
+    # The builder instance is gone.
+    states = [
+        i["State"]["Name"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]
+    ]
+    assert states == ["terminated"]
+    # What was pulled: the cached image, by digest, as the pods name it.
+    (command,) = session.client("ssm").list_commands()["Commands"]
+    (line,) = command["Parameters"]["commands"]
+    assert line.endswith(f" {serving_image(cfg)}") and image_digest(serving_image(cfg)) == DIGEST
+    assert "-n k8s.io images pull --label io.cri-containerd.image=managed" in line
+
+    # Recorded in the stack file, the check passes; a new digest fails it.
+    recorded = _stack_dir(
+        tmp_path,
+        {
+            "amiFamily": "bottlerocket",
+            "amiVersion": "v1.50.0",
+            "dataVolumeSnapshotId": snap["SnapshotId"],
+            "dataVolumeImage": cfg.serving.vllm_image,
+        },
+    )
+    assert image_snapshot.main("check", SMALL, stack_dir=recorded, session=session) == 0
+    other = "sha256:" + "6b" * 32
+    problems = image_snapshot.check_snapshot(
+        session, snap["SnapshotId"], cfg.serving.vllm_image.replace(DIGEST, other)
+    )
+    assert problems == [
+        f"{snap['SnapshotId']} holds {cfg.serving.vllm_image} ({DIGEST}), not "
+        f"{cfg.serving.vllm_image.replace(DIGEST, other)}: rebuild it with "
+        "python -m tools image-snapshot build"
+    ]
+
+
+def test_build_refuses_an_image_without_digest(aws: None) -> None:
+    session = boto3.session.Session(region_name="us-west-2")
+    with pytest.raises(image_snapshot.ToolError, match=r"is not pinned by digest"):
+        image_snapshot.build_snapshot(
+            session,
+            image="vllm/vllm-openai:v0.33.0",
+            recorded_image="vllm/vllm-openai:v0.33.0",
+            ami_id="ami-1",
+            instance_type="g6.xlarge",
+            subnet_id="subnet-1",
+            instance_profile="p",
+            volume_gib=100,
+            tags={},
+        )
+
+
+def test_check_reports_a_missing_snapshot_as_one_line(
+    aws: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack_dir = _stack_dir(
+        tmp_path,
+        {
+            "amiFamily": "bottlerocket",
+            "amiVersion": "v1.50.0",
+            "dataVolumeSnapshotId": "snap-0123456789abcdef0",
+            "dataVolumeImage": f"vllm/vllm-openai:v0.33.0@{DIGEST}",
+        },
+    )
+    session = boto3.session.Session(region_name="us-west-2")
+    assert image_snapshot.main("check", SMALL, stack_dir=stack_dir, session=session) == 2
+    assert capsys.readouterr().err.startswith("error: AWS DescribeSnapshots failed for account")
+
+
+def test_snapshot_start_is_budgeted_with_its_initialization_rate(tmp_path: Path) -> None:
+    stack_dir = _stack_dir(
+        tmp_path,
+        {
+            "amiFamily": "bottlerocket",
+            "amiVersion": "v1.50.0",
+            "dataVolumeSnapshotId": "snap-0123456789abcdef0",
+            "dataVolumeImage": f"vllm/vllm-openai:v0.33.0@{DIGEST}",
+            "volumeInitializationRate": 200,
+        },
+    )
+    start = node_start(typed_stack_config(SMALL, stack_dir))
+    assert (start.ami_family, start.image_on_snapshot) == ("bottlerocket", True)
+    assert start.volume_initialization_mib_per_second == 200
+
+
+def _snapshot_config(image: str, recorded: str) -> Any:
+    def mutate(config: dict[str, Any]) -> None:
+        config[f"{NS}:serving"] = {**config.get(f"{NS}:serving", {}), "vllmImage": image}
+        config[f"{NS}:nodeClass"] = {
+            **config[f"{NS}:nodeClass"],
+            "amiFamily": "bottlerocket",
+            "amiVersion": "v1.50.0",
+            "dataVolumeSnapshotId": "snap-0123456789abcdef0",
+            "dataVolumeImage": recorded,
+        }
+
+    return mutate
+
+
+@pytest.mark.parametrize(
+    ("image", "recorded", "problem"),
+    [
+        (
+            "vllm/vllm-openai:v0.33.0",
+            "vllm/vllm-openai:v0.33.0",
+            f'{NS}:serving.vllmImage = "vllm/vllm-openai:v0.33.0": pin it by digest '
+            "(...@sha256:<digest>) to start nodes from a data volume snapshot",
+        ),
+        (
+            f"vllm/vllm-openai:v0.33.1@{DIGEST}",
+            f"vllm/vllm-openai:v0.33.0@{DIGEST}",
+            f'{NS}:nodeClass.dataVolumeImage = "vllm/vllm-openai:v0.33.0@{DIGEST}": the '
+            f"snapshot holds another image than serving.vllmImage (vllm/vllm-openai:v0.33.1@"
+            f"{DIGEST}); rebuild it with python -m tools image-snapshot build",
+        ),
+    ],
+)
+def test_config_rejects_a_snapshot_of_another_image(
+    image: str, recorded: str, problem: str
+) -> None:
+    run = run_stack(SMALL, _snapshot_config(image, recorded))
+    assert isinstance(run.error, ConfigError)
+    assert problem in run.error.problems
+    assert not run.resources

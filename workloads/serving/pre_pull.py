@@ -1,0 +1,107 @@
+"""ImagePrePull: a DaemonSet that pulls the serving image onto every GPU node as soon as
+the node is Ready.
+
+A model replica can bind to a new node only once the device plugin advertises
+``nvidia.com/gpu``; this DaemonSet needs no GPU, so its pull starts right away and runs
+alongside the device plugin's start (the replica's own pull then joins the one in
+flight: containerd fetches a blob once). On an image change it pulls the new image on
+every GPU node at once (``maxUnavailable: 100%``), ahead of the replicas that roll there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra.core.conventions import GPU_NODE_LABELS, GPU_TOLERATION
+from infra.core.ordering import after
+
+PAUSE_IMAGE: Final = "registry.k8s.io/pause:3.10"
+"""Keeps the pod (and so the image, which the kubelet then never garbage-collects
+while a pod uses it) on the node; the pull itself is the init container."""
+NAME: Final = "image-pre-pull"
+TINY: Final = {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "16Mi"}}
+RESTRICTED: Final = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "readOnlyRootFilesystem": True,
+}
+
+
+def render_pre_pull(namespace: str, image: str) -> dict[str, Any]:
+    labels = {"app.kubernetes.io/name": NAME}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": NAME, "namespace": namespace, "labels": labels},
+        "spec": {
+            "selector": {"matchLabels": labels},
+            "updateStrategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": "100%"},
+            },
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "nodeSelector": dict(GPU_NODE_LABELS),
+                    "tolerations": [dict(GPU_TOLERATION)],
+                    "terminationGracePeriodSeconds": 0,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 65534,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "initContainers": [
+                        {
+                            "name": "pull",
+                            "image": image,
+                            "command": ["true"],
+                            "resources": TINY,
+                            "securityContext": RESTRICTED,
+                        }
+                    ],
+                    "containers": [
+                        {
+                            "name": "pause",
+                            "image": PAUSE_IMAGE,
+                            "resources": TINY,
+                            "securityContext": RESTRICTED,
+                        }
+                    ],
+                },
+            },
+        },
+    }
+
+
+@dataclass(frozen=True)
+class ImagePrePullArgs:
+    """Inputs of :class:`ImagePrePull`."""
+
+    namespace: str
+    image: str
+    serving_namespace: pulumi.Resource | None = None
+
+    def __post_init__(self) -> None:
+        if not self.image:
+            raise ValueError("image ('') must name the serving image")
+
+
+class ImagePrePull(pulumi.ComponentResource):
+    """The pre-pull DaemonSet on the GPU nodes."""
+
+    def __init__(
+        self, name: str, args: ImagePrePullArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("llm-platform:serving:ImagePrePull", name, None, opts)
+        obj = render_pre_pull(args.namespace, args.image)
+        k8s.apps.v1.DaemonSet(
+            f"{name}-daemonset",
+            metadata=obj["metadata"],
+            spec=obj["spec"],
+            opts=after(self, args.serving_namespace),
+        )
+        self.register_outputs({})
