@@ -130,8 +130,11 @@ def test_deployment_requests_gpus_tolerates_taint_and_targets_its_pool() -> None
         "DoNotSchedule",
     )
     assert host["topologyKey"] == "kubernetes.io/hostname"
-    assert pod["volumes"] == [{"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "8Gi"}}]
-    assert _container(deployment)["volumeMounts"] == [{"name": "shm", "mountPath": "/dev/shm"}]
+    assert pod["volumes"][0] == {
+        "name": "shm",
+        "emptyDir": {"medium": "Memory", "sizeLimit": "8Gi"},
+    }
+    assert _container(deployment)["volumeMounts"][0] == {"name": "shm", "mountPath": "/dev/shm"}
 
 
 def test_rollout_never_drops_a_serving_replica() -> None:

@@ -34,6 +34,7 @@ from infra.core.iam import pod_identity
 from infra.core.naming import model_manifest_key, model_prefix, model_role_name, revision_prefix
 from infra.core.ordering import ClusterRef, after
 from infra.core.schema import ContainerResources
+from workloads.serving import compile_cache
 from workloads.serving.cold_start import (
     READINESS_PERIOD_SECONDS,
     STARTUP_PERIOD_SECONDS,
@@ -308,6 +309,8 @@ def render_deployment(
                         {
                             "name": "vllm",
                             "image": serving.vllm_image,
+                            # Restores the compile cache, then runs `vllm serve <args>`.
+                            "command": compile_cache.command(),
                             "args": vllm_args(model, bucket, drain, serving, startup),
                             "ports": [{"name": "http", "containerPort": PORT}],
                             "env": [
@@ -322,6 +325,13 @@ def render_deployment(
                                 },
                                 # Weights come from S3 only; never fall back to the Hub.
                                 {"name": "HF_HUB_OFFLINE", "value": "1"},
+                                *compile_cache.cache_env(
+                                    model.name,
+                                    bucket,
+                                    serving.vllm_image,
+                                    startup.startup_window_seconds,
+                                    f"http://127.0.0.1:{PORT}/health",
+                                ),
                             ],
                             "resources": container_resources(model, serving),
                             "startupProbe": _health_probe(
@@ -342,14 +352,18 @@ def render_deployment(
                             "lifecycle": {
                                 "preStop": {"sleep": {"seconds": drain.pre_stop_seconds}}
                             },
-                            "volumeMounts": [{"name": "shm", "mountPath": "/dev/shm"}],
+                            "volumeMounts": [
+                                {"name": "shm", "mountPath": "/dev/shm"},
+                                compile_cache.cache_mount(),
+                            ],
                         }
                     ],
                     "volumes": [
                         {
                             "name": "shm",
                             "emptyDir": {"medium": "Memory", "sizeLimit": shm_size(model)},
-                        }
+                        },
+                        compile_cache.cache_volume(),
                     ],
                 },
             },
@@ -594,6 +608,14 @@ class VllmModel(pulumi.ComponentResource):
             role=role.id,
             policy=pulumi.Output.from_input(args.bucket_name).apply(
                 lambda bucket: model_read_policy(args.arns.s3_bucket(bucket), model)
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        aws.iam.RolePolicy(
+            f"{name}-compile-cache",
+            role=role.id,
+            policy=pulumi.Output.from_input(args.bucket_name).apply(
+                lambda bucket: compile_cache.cache_policy(args.arns.s3_bucket(bucket), model.name)
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )

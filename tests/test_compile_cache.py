@@ -1,0 +1,133 @@
+"""Warm start: the compile cache is restored before the server starts and saved once it
+is healthy, per model, revision, image, arguments and GPU type; the role reaches only
+that model's cache. The script's functions run against moto in process."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from infra.stack.cold_start import model_startup
+from tests.harness import find, typed_config
+from tools.mock_runtime import Recorded
+from workloads.serving import compile_cache
+
+BUCKET = "models-bucket"
+
+
+def _script() -> dict[str, Any]:
+    namespace: dict[str, Any] = {"__name__": "compile_cache_script"}
+    exec(compile(compile_cache.SCRIPT, "compile-cache", "exec"), namespace)
+    return namespace
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-west-2",
+    }.items():
+        monkeypatch.setenv(key, value)
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-west-2")
+        client.create_bucket(
+            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "us-west-2"}
+        )
+        yield client
+
+
+def test_key_separates_image_arguments_and_gpu_type() -> None:
+    key = _script()["key"]
+    base = key("compile-cache/m/r1/", "img@sha256:1", ["--max-model-len", "8192"], "NVIDIA-L4")
+    assert base.startswith("compile-cache/m/r1/NVIDIA-L4/") and base.endswith(".tar")
+    assert base == key(
+        "compile-cache/m/r1/", "img@sha256:1", ("--max-model-len", "8192"), "NVIDIA-L4"
+    )
+    for other in (
+        key("compile-cache/m/r1/", "img@sha256:2", ["--max-model-len", "8192"], "NVIDIA-L4"),
+        key("compile-cache/m/r1/", "img@sha256:1", ["--max-model-len", "4096"], "NVIDIA-L4"),
+        key("compile-cache/m/r1/", "img@sha256:1", ["--max-model-len", "8192"], "NVIDIA-L40S"),
+    ):
+        assert other != base
+
+
+def test_a_saved_cache_is_what_the_next_replica_restores(s3: Any, tmp_path: Path) -> None:
+    script = _script()
+    first, second = tmp_path / "first", tmp_path / "second"
+    (first / "torch_compile_cache" / "abc" / "rank_0_0").mkdir(parents=True)
+    (first / "torch_compile_cache" / "abc" / "rank_0_0" / "graph.py").write_text("compiled")
+    key = "compile-cache/m/NVIDIA-L4/0123456789abcdef.tar"
+    with pytest.raises(s3.exceptions.NoSuchKey):
+        script["restore"](s3, BUCKET, key, str(second))  # nothing yet: a cold compile
+    script["save"](s3, BUCKET, key, str(first))
+    second.mkdir()
+    script["restore"](s3, BUCKET, key, str(second))
+    restored = second / "torch_compile_cache" / "abc" / "rank_0_0" / "graph.py"
+    assert restored.read_text() == "compiled"
+
+
+class _Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path == "/health" else 404)
+        self.end_headers()
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+def test_the_saver_waits_for_health_within_its_window() -> None:
+    healthy = _script()["healthy"]
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Health)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/health"
+        assert healthy(url, 5, sleep=lambda _s: None) is True
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    sleeps: list[float] = []
+    # Nothing listens any more: it gives up at the deadline instead of saving.
+    assert healthy(url, 0.2, sleep=sleeps.append) is False
+
+
+def test_server_container_restores_before_vllm_serve_and_mounts_the_cache(
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
+) -> None:
+    cfg = typed_config(fixture_stack)
+    for model in cfg.enabled_models:
+        deployment = find(
+            fixture_resources, "kubernetes:apps/v1:Deployment", f"model-{model.name}-deployment"
+        )
+        pod = deployment.inputs["spec"]["template"]["spec"]
+        (server,) = pod["containers"]
+        assert server["command"] == compile_cache.command()
+        assert "exec vllm serve" in server["command"][2]
+        env = {e["name"]: e.get("value") for e in server["env"]}
+        assert env["VLLM_CACHE_ROOT"] == compile_cache.CACHE_ROOT
+        assert env["COMPILE_CACHE_PREFIX"] == f"compile-cache/{model.name}/"
+        assert env["COMPILE_CACHE_IMAGE"] == server["image"]
+        assert env["COMPILE_CACHE_HEALTH_URL"] == "http://127.0.0.1:8000/health"
+        assert env["COMPILE_CACHE_WAIT_SECONDS"] == str(
+            model_startup(cfg, model).startup_window_seconds
+        )
+        assert compile_cache.cache_mount() in server["volumeMounts"]
+        assert compile_cache.cache_volume() in pod["volumes"]
+        policy = find(
+            fixture_resources, "aws:iam/rolePolicy:RolePolicy", f"model-{model.name}-compile-cache"
+        )
+        (statement,) = json.loads(policy.inputs["policy"])["Statement"]
+        assert statement["Resource"] == [
+            f"arn:aws:s3:::{cfg.model_bucket}/compile-cache/{model.name}/*"
+        ]
+        assert sorted(statement["Action"]) == ["s3:GetObject", "s3:PutObject"]
