@@ -14,11 +14,12 @@ Two families of fixtures (see ``tests/harness.py``):
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
 import pytest
+from moto import mock_aws
 
 from infra.stack.files import ROOT, stack_names
 from tests.harness import FIXTURE_STACKS, planned
@@ -29,6 +30,20 @@ STACKS = tuple(stack_names())
 """Every committed stack, discovered: a new ``Pulumi.<stack>.yaml`` is tested too."""
 COMMITTED = frozenset({"stack", "resources", "stack_plan"})
 """Fixtures that read the committed stack files."""
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """AWS mocked by moto, with fake credentials (never a real profile)."""
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    with mock_aws():
+        yield
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

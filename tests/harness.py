@@ -28,6 +28,7 @@ from pulumi.runtime.sync_await import _sync_await
 from infra.stack.config import PlatformConfig
 from infra.stack.files import StackFile, load_stack_file, stack_names, typed_stack_config
 from tools.mock_runtime import Recorded, Run, run_program
+from workloads.serving.config import ModelConfig
 
 T = TypeVar("T")
 Mutation = Callable[[dict[str, Any]], object]
@@ -40,6 +41,23 @@ SMALL = "small"
 HA = "ha"
 """A highly available fixture stack: three zones, private endpoint, on-demand fallback,
 replicated monitoring, a cluster and a namespace budget."""
+
+
+def model_8b(**overrides: Any) -> ModelConfig:
+    """A model entry of the shape of Llama-3-8B (bf16), with ``overrides`` (camelCase)."""
+    return ModelConfig.model_validate(
+        {
+            "name": "m",
+            "servedModelName": "org/M-8B",
+            "revision": "r1",
+            "gpuPool": "gpu",
+            "parametersBillions": 8.03,
+            "numLayers": 32,
+            "numKvHeads": 8,
+            "headDim": 128,
+            **overrides,
+        }
+    )
 
 
 def stack_config(stack: str, root: Path = FIXTURES) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from infra.core.gpu_catalog import GPU_INSTANCE_TYPES
 from infra.core.instance_network import NETWORK_BANDWIDTH, bandwidth
 from infra.stack.cold_start import model_budgets, model_instance_types, model_startup, node_start
 from infra.stack.files import stack_names, typed_stack_config
-from tests.harness import FIXTURE_STACKS, typed_config
+from tests.harness import FIXTURE_STACKS, model_8b, typed_config
 from tools import cold_start_summary
 from workloads.serving.cold_start import (
     PHASE_FIGURES,
@@ -37,20 +37,7 @@ GOAL_P50, GOAL_WORST, GOAL_WARM_P50 = 180, 420, 90
 
 
 def _model(**overrides: Any) -> ModelConfig:
-    """An 8B bf16 model (Llama-3-8B shape), the goal's model."""
-    return ModelConfig.model_validate(
-        {
-            "name": "m",
-            "servedModelName": "org/M-8B",
-            "revision": "r1",
-            "gpuPool": "gpu",
-            "parametersBillions": 8.03,
-            "numLayers": 32,
-            "numKvHeads": 8,
-            "headDim": 128,
-            **overrides,
-        }
-    )
+    return model_8b(**overrides)
 
 
 AL2023 = NodeStart(ami_family="al2023")

@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 import yaml
-from moto import mock_aws
 
 from infra.core.images import image_digest
 from infra.core.schema import ConfigError
@@ -22,19 +20,13 @@ from tools import image_snapshot
 
 DIGEST = "sha256:" + "5a" * 32
 NS = "llm-platform"
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    with mock_aws():
-        yield
+RECORDED = {
+    "amiFamily": "bottlerocket",
+    "amiVersion": "v1.50.0",
+    "dataVolumeSnapshotId": "snap-0123456789abcdef0",
+    "dataVolumeImage": f"vllm/vllm-openai:v0.33.0@{DIGEST}",
+}
+"""A stack file's nodeClass keys as the build prints them."""
 
 
 def _stack_dir(tmp_path: Path, node_class: dict[str, Any] | None = None) -> Path:
@@ -108,8 +100,7 @@ def test_build_pulls_by_digest_snapshots_the_data_volume_and_records_the_image(
     recorded = _stack_dir(
         tmp_path,
         {
-            "amiFamily": "bottlerocket",
-            "amiVersion": "v1.50.0",
+            **RECORDED,
             "dataVolumeSnapshotId": snap["SnapshotId"],
             "dataVolumeImage": cfg.serving.vllm_image,
         },
@@ -145,31 +136,14 @@ def test_build_refuses_an_image_without_digest(aws: None) -> None:
 def test_check_reports_a_missing_snapshot_as_one_line(
     aws: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    stack_dir = _stack_dir(
-        tmp_path,
-        {
-            "amiFamily": "bottlerocket",
-            "amiVersion": "v1.50.0",
-            "dataVolumeSnapshotId": "snap-0123456789abcdef0",
-            "dataVolumeImage": f"vllm/vllm-openai:v0.33.0@{DIGEST}",
-        },
-    )
+    stack_dir = _stack_dir(tmp_path, RECORDED)
     session = boto3.session.Session(region_name="us-west-2")
     assert image_snapshot.main("check", SMALL, stack_dir=stack_dir, session=session) == 2
     assert capsys.readouterr().err.startswith("error: AWS DescribeSnapshots failed for account")
 
 
 def test_snapshot_start_is_budgeted_with_its_initialization_rate(tmp_path: Path) -> None:
-    stack_dir = _stack_dir(
-        tmp_path,
-        {
-            "amiFamily": "bottlerocket",
-            "amiVersion": "v1.50.0",
-            "dataVolumeSnapshotId": "snap-0123456789abcdef0",
-            "dataVolumeImage": f"vllm/vllm-openai:v0.33.0@{DIGEST}",
-            "volumeInitializationRate": 200,
-        },
-    )
+    stack_dir = _stack_dir(tmp_path, {**RECORDED, "volumeInitializationRate": 200})
     start = node_start(typed_stack_config(SMALL, stack_dir))
     assert (start.ami_family, start.image_on_snapshot) == ("bottlerocket", True)
     assert start.volume_initialization_mib_per_second == 200
@@ -180,9 +154,7 @@ def _snapshot_config(image: str, recorded: str) -> Any:
         config[f"{NS}:serving"] = {**config.get(f"{NS}:serving", {}), "vllmImage": image}
         config[f"{NS}:nodeClass"] = {
             **config[f"{NS}:nodeClass"],
-            "amiFamily": "bottlerocket",
-            "amiVersion": "v1.50.0",
-            "dataVolumeSnapshotId": "snap-0123456789abcdef0",
+            **RECORDED,
             "dataVolumeImage": recorded,
         }
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,6 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
 
 from infra.karpenter.config import GpuPoolConfig
 from infra.stack.config import PlatformConfig
@@ -20,19 +18,6 @@ from tools import preflight
 # What moto (5.2.5) reports for us-west-2: g5 is offered in us-west-2a/b/c but not 2d,
 # g6 in all four zones. Its spot price history answers 0.00001 for everything.
 SMALL_QUOTAS_OK = {"L-DB2E81BA": 0.0, "L-3819A6DF": 64.0, "L-417A185B": 0.0, "L-7212CCBC": 0.0}
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    with mock_aws():
-        yield
 
 
 class QuotaStubSession(boto3.session.Session):

@@ -11,7 +11,7 @@ from infra.core.arns import Arns
 from infra.core.ordering import ClusterRef
 from infra.stack.cold_start import model_startup
 from infra.stack.registry import deployed_serving
-from tests.harness import FIXTURE_STACKS, cluster_name, find, find_all, typed_config
+from tests.harness import FIXTURE_STACKS, cluster_name, find, find_all, model_8b, typed_config
 from tools.mock_runtime import Recorded, Secret
 from workloads.serving.cold_start import StartupSettings
 from workloads.serving.config import ModelConfig, ServingConfig
@@ -40,19 +40,7 @@ STARTUP = StartupSettings(
 
 
 def _model(**overrides: Any) -> ModelConfig:
-    return ModelConfig.model_validate(
-        {
-            "name": "m",
-            "servedModelName": "org/M-8B",
-            "revision": "r1",
-            "gpuPool": "gpu",
-            "parametersBillions": 8.03,
-            "numLayers": 32,
-            "numKvHeads": 8,
-            "headDim": 128,
-            **overrides,
-        }
-    )
+    return model_8b(**overrides)
 
 
 def _container(deployment: dict[str, Any]) -> dict[str, Any]:

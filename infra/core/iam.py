@@ -21,6 +21,12 @@ NODE_MANAGED_POLICIES = (
 )
 
 
+def allow_policy(sid: str, actions: list[str], resources: list[str]) -> str:
+    """A policy document of one ``Allow`` statement (JSON, keys sorted)."""
+    statement = {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources}
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]}, sort_keys=True)
+
+
 def assume_role_policy(service: str, *, tag_session: bool = False) -> str:
     """Trust policy letting an AWS service principal assume a role.
 

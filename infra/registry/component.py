@@ -21,6 +21,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.core.arns import Arns
+from infra.core.iam import allow_policy
 
 DOCKER_HUB_UPSTREAM: Final = "registry-1.docker.io"
 SECRET_PREFIX: Final = "ecr-pullthroughcache/"
@@ -39,19 +40,10 @@ def registry_host(arns: Arns) -> str:
 def node_pull_policy(arns: Arns, prefix: str) -> str:
     """What the nodes need beyond pull-only to fill the cache on a first pull."""
     repositories = f"arn:{arns.partition}:ecr:{arns.region}:{arns.account_id}:repository/{prefix}/*"
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "FillPullThroughCache",
-                    "Effect": "Allow",
-                    "Action": ["ecr:BatchImportUpstreamImage", "ecr:CreateRepository"],
-                    "Resource": [repositories],
-                }
-            ],
-        },
-        sort_keys=True,
+    return allow_policy(
+        "FillPullThroughCache",
+        ["ecr:BatchImportUpstreamImage", "ecr:CreateRepository"],
+        [repositories],
     )
 
 

@@ -23,8 +23,9 @@ Identity role may read and write only ``compile-cache/<model>/`` (:func:`cache_p
 
 from __future__ import annotations
 
-import json
 from typing import Any, Final
+
+from infra.core.iam import allow_policy
 
 CACHE_ROOT: Final = "/var/cache/vllm"
 """``VLLM_CACHE_ROOT`` of the server: an emptyDir (:func:`cache_volume`)."""
@@ -124,18 +125,8 @@ def cache_mount() -> dict[str, Any]:
 
 def cache_policy(bucket_arn: str, model: str) -> str:
     """Read and write ``compile-cache/<model>/`` of the model bucket, nothing else."""
-    prefix = cache_prefix(model)
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "ReadWriteCompileCache",
-                    "Effect": "Allow",
-                    "Action": ["s3:GetObject", "s3:PutObject"],
-                    "Resource": [f"{bucket_arn}/{prefix}*"],
-                }
-            ],
-        },
-        sort_keys=True,
+    return allow_policy(
+        "ReadWriteCompileCache",
+        ["s3:GetObject", "s3:PutObject"],
+        [f"{bucket_arn}/{cache_prefix(model)}*"],
     )
