@@ -186,3 +186,31 @@ def test_config_rejects_a_snapshot_of_another_image(
     assert isinstance(run.error, ConfigError)
     assert problem in run.error.problems
     assert not run.resources
+
+
+def _node_class(**keys: Any) -> Any:
+    def mutate(config: dict[str, Any]) -> None:
+        config[f"{NS}:nodeClass"] = {**config[f"{NS}:nodeClass"], **keys}
+
+    return mutate
+
+
+@pytest.mark.parametrize(
+    ("keys", "problem"),
+    [
+        (
+            {k: v for k, v in RECORDED.items() if k != "dataVolumeImage"},
+            f"{NS}:nodeClass.dataVolumeImage = null: set together with dataVolumeSnapshotId "
+            "(both as tools image-snapshot build prints them)",
+        ),
+        (
+            {"imageVolumeThroughputMiBps": 1000, "imageVolumeIops": 3000},
+            f"{NS}:nodeClass.imageVolumeThroughputMiBps = 1000: gp3 allows at most 0.25 MiB/s "
+            "per IOPS (750 with imageVolumeIops 3000)",
+        ),
+    ],
+)
+def test_node_class_image_keys_are_checked(keys: dict[str, Any], problem: str) -> None:
+    run = run_stack(SMALL, _node_class(**keys))
+    assert isinstance(run.error, ConfigError)
+    assert run.error.problems == [problem]

@@ -71,7 +71,11 @@ class NodeClassConfig(Section):
                 f"{at}.dataVolumeSnapshotId = {json.dumps(self.data_volume_snapshot_id)}: "
                 "only with amiFamily bottlerocket (AL2023 has no separate image data volume)"
             )
-        if (self.data_volume_snapshot_id is None) != (self.data_volume_image is None):
+        # A snapshot on AL2023 is reported above; its image is not a second problem.
+        on_bottlerocket = self.ami_family == "bottlerocket"
+        if (self.data_volume_snapshot_id is None) != (self.data_volume_image is None) and (
+            on_bottlerocket or self.data_volume_snapshot_id is None
+        ):
             problems.append(
                 f"{at}.dataVolumeImage = {json.dumps(self.data_volume_image)}: set together "
                 "with dataVolumeSnapshotId (both as tools image-snapshot build prints them)"
