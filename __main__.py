@@ -28,7 +28,7 @@ from infra.karpenter.node_pools import NodePools, NodePoolsArgs
 from infra.log_shipping.component import LogGroups, LogGroupsArgs, LogShipping, LogShippingArgs
 from infra.network.component import Network, NetworkArgs
 from infra.observability.component import Monitoring, MonitoringArgs
-from infra.registry.component import RegistryCache, RegistryCacheArgs
+from infra.registry.component import RegistryCache, RegistryCacheArgs, docker_hub_mirror
 from infra.stack.cold_start import model_startup
 from infra.stack.config import PlatformConfig, load_stack_config
 from infra.stack.registry import deployed_serving
@@ -180,6 +180,11 @@ monitoring = Monitoring(
         slack_webhook_url=secret(cfg.slack_webhook_url),
         pagerduty_routing_key=secret(cfg.pagerduty_routing_key),
         volume_tags=tags,
+        docker_hub_mirror=(
+            docker_hub_mirror(cfg.arns, cfg.cluster.name)
+            if cfg.registry.pull_through_cache
+            else None
+        ),
     ),
     opts=pulumi.ResourceOptions(provider=cluster.provider),
 )
@@ -233,7 +238,12 @@ if cfg.registry.pull_through_cache:
         RegistryCacheArgs(
             cluster_name=cfg.cluster.name,
             arns=cfg.arns,
-            node_role_name=karpenter.node_role_name,
+            node_roles={
+                "node-pull": karpenter.node_role_name,
+                "system-node-pull": cluster.system_node_role_arn.apply(
+                    lambda arn: arn.rsplit("/", 1)[-1]
+                ),
+            },
             docker_hub_username=secret(cfg.docker_hub_username),
             docker_hub_access_token=secret(cfg.docker_hub_access_token),
             tags=tags,

@@ -89,6 +89,10 @@ def test_fixture_stacks_cache_docker_hub_with_prefixed_credentials(
     }
     policy = find(fixture_resources, "aws:iam/rolePolicy:RolePolicy", "registry-node-pull").inputs
     assert policy["role"] == f"{cfg.cluster.name}-karpenter-node"
+    # The system nodes pull Grafana through the cache too.
+    system = find(fixture_resources, "aws:iam/rolePolicy:RolePolicy", "registry-system-node-pull")
+    assert system.inputs["policy"] == policy["policy"]
+    assert "llm-system-node" in system.depends_on
 
 
 def test_model_pods_pull_the_serving_image_through_the_cache(
@@ -162,3 +166,17 @@ def test_without_the_cache_images_come_from_docker_hub() -> None:
         if "vllm" in c["image"]
     }
     assert images == {typed_config("small").serving.vllm_image}
+
+
+def test_grafana_the_only_docker_hub_chart_image_comes_through_the_cache(
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
+) -> None:
+    cfg = typed_config(fixture_stack)
+    release = find(
+        fixture_resources, "kubernetes:helm.sh/v3:Release", "monitoring-kube-prometheus-stack"
+    )
+    image = release.inputs["values"]["grafana"]["image"]
+    assert image == {
+        "registry": registry_host(cfg.arns),
+        "repository": f"{cache_prefix(cfg.cluster.name)}/grafana/grafana",
+    }

@@ -76,6 +76,9 @@ class MonitoringArgs:
     pagerduty_routing_key: pulumi.Input[str]
     volume_tags: Mapping[str, str] = field(default_factory=dict)
     """Cost tags of the EBS volumes the StorageClass provisions."""
+    docker_hub_mirror: str | None = None
+    """``<registry>/<prefix>`` of the stack's Docker Hub pull-through cache: Grafana, the
+    chart's only Docker Hub image, is pulled from there (README "Images")."""
 
 
 def _volume(gib: int) -> dict[str, Any]:
@@ -102,8 +105,22 @@ def storage_class_parameters(tags: Mapping[str, str]) -> dict[str, str]:
     return {"type": "gp3", "encrypted": "true", "csi.storage.k8s.io/fstype": "ext4", **tagged}
 
 
+def _grafana_image(docker_hub_mirror: str | None) -> dict[str, Any]:
+    """Grafana's image (grafana chart ``image.registry``/``image.repository``, default
+    ``docker.io`` ``grafana/grafana``) through the Docker Hub cache; the tag stays the
+    chart's appVersion."""
+    if docker_hub_mirror is None:
+        return {}
+    registry, _, prefix = docker_hub_mirror.partition("/")
+    return {"image": {"registry": registry, "repository": f"{prefix}/grafana/grafana"}}
+
+
 def kube_prometheus_stack_values(
-    cfg: ObservabilityConfig, *, cluster_name: str, environment: str
+    cfg: ObservabilityConfig,
+    *,
+    cluster_name: str,
+    environment: str,
+    docker_hub_mirror: str | None = None,
 ) -> dict[str, Any]:
     """Helm values of kube-prometheus-stack (keys checked against chart 88.5.3)."""
     on_system = {"nodeSelector": dict(SYSTEM_NODE_LABELS), "tolerations": [SYSTEM_TOLERATION]}
@@ -166,6 +183,7 @@ def kube_prometheus_stack_values(
         },
         "grafana": {
             **on_system,
+            **_grafana_image(docker_hub_mirror),
             "resources": cfg.grafana_resources.render(),
             "admin": {
                 "existingSecret": GRAFANA_ADMIN_SECRET,
@@ -256,7 +274,10 @@ class Monitoring(pulumi.ComponentResource):
             skip_crds=True,
             timeout=900,
             values=kube_prometheus_stack_values(
-                cfg, cluster_name=args.cluster_name, environment=args.environment
+                cfg,
+                cluster_name=args.cluster_name,
+                environment=args.environment,
+                docker_hub_mirror=args.docker_hub_mirror,
             ),
             opts=pulumi.ResourceOptions(
                 parent=self,

@@ -37,6 +37,12 @@ def registry_host(arns: Arns) -> str:
     return f"{arns.account_id}.dkr.ecr.{arns.region}.amazonaws.com"
 
 
+def docker_hub_mirror(arns: Arns, cluster_name: str) -> str:
+    """``<registry>/<prefix>``: where a Docker Hub repository ``org/name`` is pulled as
+    ``<registry>/<prefix>/org/name``."""
+    return f"{registry_host(arns)}/{cache_prefix(cluster_name)}"
+
+
 def node_pull_policy(arns: Arns, prefix: str) -> str:
     """What the nodes need beyond pull-only to fill the cache on a first pull."""
     repositories = f"arn:{arns.partition}:ecr:{arns.region}:{arns.account_id}:repository/{prefix}/*"
@@ -58,8 +64,9 @@ class RegistryCacheArgs:
 
     cluster_name: str
     arns: Arns
-    node_role_name: pulumi.Input[str]
-    """The Karpenter node role: GPU nodes pull the serving image through the cache."""
+    node_roles: Mapping[str, pulumi.Input[str]]
+    """Node role names by resource suffix: the Karpenter nodes (the serving image) and
+    the system nodes (Grafana) pull through the cache."""
     docker_hub_username: pulumi.Input[str]
     docker_hub_access_token: pulumi.Input[str]
     tags: Mapping[str, str] = field(default_factory=dict)
@@ -108,10 +115,11 @@ class RegistryCache(pulumi.ComponentResource):
             # The first pull through the rule reads the credentials: they must be there.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[version]),
         )
-        aws.iam.RolePolicy(
-            f"{name}-node-pull",
-            role=args.node_role_name,
-            policy=node_pull_policy(args.arns, self.prefix),
-            opts=child,
-        )
+        for suffix, role in sorted(args.node_roles.items()):
+            aws.iam.RolePolicy(
+                f"{name}-{suffix}",
+                role=role,
+                policy=node_pull_policy(args.arns, self.prefix),
+                opts=child,
+            )
         self.register_outputs({"prefix": self.prefix, "host": self.host})
