@@ -244,6 +244,17 @@ def test_goal_worst_case_of_a_new_replica_on_a_new_node() -> None:
         assert budget.worst_seconds <= GOAL_WORST, (budget.model, budget.instance_type)
 
 
+@pytest.mark.stacks
+def test_every_committed_model_has_its_budget_in_the_plan() -> None:
+    for stack in stack_names():
+        cfg = typed_stack_config(stack)
+        text = "\n".join(cold_start_summary.budget_lines(cfg))
+        for model in cfg.enabled_models:
+            assert f"  {model.name} (" in text, (stack, model.name)
+            for budget in model_budgets(cfg, model):
+                assert budget.instance_type in text
+
+
 # --- generated documents ----------------------------------------------------------------
 
 
