@@ -28,6 +28,7 @@ from infra.karpenter.node_pools import NodePools, NodePoolsArgs
 from infra.log_shipping.component import LogGroups, LogGroupsArgs, LogShipping, LogShippingArgs
 from infra.network.component import Network, NetworkArgs
 from infra.observability.component import Monitoring, MonitoringArgs
+from infra.stack.capacity import gpu_capacity_warnings
 from infra.stack.config import PlatformConfig, load_stack_config
 from workloads.serving.keda import Keda, KedaArgs
 from workloads.serving.model_bucket import ModelBucket, ModelBucketArgs
@@ -103,6 +104,8 @@ def secret(value: SecretStr | None) -> pulumi.Output[str]:
 
 cfg = read_stack_config()
 check_caller(cfg)
+for warning in gpu_capacity_warnings(cfg):
+    pulumi.log.warn(warning)
 tags = cfg.all_tags
 
 network = Network(

@@ -104,3 +104,49 @@ def unknown_instance_types(at: str, names: tuple[str, ...]) -> list[str]:
         )
         problems.append(f"{at}[{j}] = {json.dumps(name)}: no such instance type; {why}")
     return problems
+
+
+# What a node offers its pods, as Karpenter computes it when it picks an instance type
+# (aws/karpenter-provider-aws v1.14.1, pkg/providers/instancetype/types.go): memory minus
+# ``vmMemoryOverheadPercent`` (chart default 0.075), then kube-reserved (11 MiB per pod
+# + 255 MiB; CPU 6 % of the first core, 1 % of the second, 0.5 % of cores 3-4, 0.25 %
+# above) and the kubelet's hard eviction threshold (100 Mi).
+VM_MEMORY_OVERHEAD: Final = 0.075
+EVICTION_GIB: Final = 100 / 1024
+
+
+def karpenter_memory_gib(memory_gib: float) -> float:
+    """Memory of an instance type as Karpenter counts it, against NodePool limits too
+    (its ``Capacity``: the VM overhead subtracted)."""
+    return memory_gib * (1 - VM_MEMORY_OVERHEAD)
+
+
+def max_pods(vcpus: int) -> int:
+    """Pods a node admits: the ENI-limited count (ENIs x (IPs per ENI - 1) + 2) of current
+    Nitro sizes, taking the largest of each vCPU band (amazon-eks-ami
+    templates/shared/runtime/eni-max-pods.txt) so kube-reserved is never underestimated
+    for the common sizes."""
+    if vcpus <= 2:
+        return 29
+    if vcpus <= 8:
+        return 58
+    if vcpus <= 48:
+        return 234
+    return 737
+
+
+def kube_reserved_cpu(vcpus: int) -> float:
+    """Cores the kubelet reserves on a node of ``vcpus``."""
+    bands = ((1, 0.06), (1, 0.01), (2, 0.005))
+    reserved, left = 0.0, float(vcpus)
+    for width, share in bands:
+        reserved += min(left, width) * share
+        left = max(0.0, left - width)
+    return reserved + left * 0.0025
+
+
+def allocatable(vcpus: int, memory_gib: float) -> tuple[float, float]:
+    """(cores, GiB) pods may request on a node of this size, before DaemonSets."""
+    reserved_gib = (11 * max_pods(vcpus) + 255) / 1024
+    memory = karpenter_memory_gib(memory_gib) - reserved_gib - EVICTION_GIB
+    return vcpus - kube_reserved_cpu(vcpus), memory

@@ -122,6 +122,11 @@ def gib(quantity: str) -> float:
     return int(quantity[:-2]) / (1024 if quantity.endswith("Mi") else 1)
 
 
+def cores(quantity: str) -> float:
+    """A ``500m``/``2`` CPU quantity in cores."""
+    return int(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
+
+
 def duplicates(at: str, names: list[str]) -> list[str]:
     """One problem per name that appears more than once in the list at ``at``."""
     dupes = sorted({n for n in names if names.count(n) > 1})

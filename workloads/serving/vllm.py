@@ -40,6 +40,8 @@ from workloads.serving.gpu_memory import weights_gib_per_gpu
 from workloads.serving.host_memory import required_memory_gib, shm_gib, streamer_memory_limit_bytes
 
 PORT: Final = 8000
+MAX_SURGE: Final = 1
+"""Extra replicas a rollout starts (``maxUnavailable`` is 0): the pool must hold them."""
 REVISION_ANNOTATION: Final = "llm-platform.io/revision"
 API_KEY_SECRET: Final = "vllm-api-key"
 API_KEY_KEY: Final = "api-key"
@@ -265,7 +267,7 @@ def render_deployment(
             # and a new replica that never becomes Ready never takes traffic.
             "strategy": {
                 "type": "RollingUpdate",
-                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": MAX_SURGE},
             },
             "progressDeadlineSeconds": probes.startup_window_seconds + 600,
             "template": {

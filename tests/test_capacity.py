@@ -1,0 +1,161 @@
+"""Capacity adds up per GPU pool before anything is created (issue 15, point 1).
+
+One case per check, each mutating the small fixture stack and asserting the exact
+problem lines; nothing is registered when a check fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from infra.core.instance_types import allocatable, karpenter_memory_gib, kube_reserved_cpu
+from infra.core.schema import ConfigError
+from infra.stack.capacity import gpu_capacity_warnings, gpu_node_daemonsets, replicas
+from tests.harness import SMALL, run_stack, typed_config
+
+NS = "llm-platform"
+Config = dict[str, Any]
+CFG = typed_config(SMALL)
+POOL = CFG.gpu_pools[0]
+FIRST, SECOND = CFG.models[0].name, CFG.models[1].name
+LIMITS = f"cpuLimit {POOL.cpu_limit}, memoryLimitGiB {POOL.memory_limit_gib}"
+
+
+def _pool(c: Config) -> dict[str, Any]:
+    return c[f"{NS}:gpuPools"][0]
+
+
+def _models(c: Config, *ranges: dict[str, Any]) -> Config:
+    """Set the models' replica ranges, in order (returns the config, for chaining)."""
+    for model, replica_range in zip(c[f"{NS}:models"], ranges, strict=True):
+        model["replicas"] = replica_range
+    return c
+
+
+ONE = {"min": 1, "max": 1}
+
+# (case id, mutation of the fixture stack's config, the exact problem lines)
+CASES: list[tuple[str, Callable[[Config], object], list[str]]] = [
+    (
+        "tensor parallelism above the pool's GPU limit",
+        lambda c: (_pool(c).update(gpuLimit=2), c[f"{NS}:models"][0].update(tensorParallelSize=4)),
+        [
+            f"{NS}:models[0].tensorParallelSize = 4: one replica needs 4 GPUs, more than "
+            f"gpuPools[0].gpuLimit (2) of pool {POOL.name}"
+        ],
+    ),
+    (
+        "replica requests no allowed instance can hold",
+        lambda c: c[f"{NS}:models"][0].update(resources={"cpu": "60", "memory": "12Gi"}),
+        [
+            f"{NS}:models[0]: one replica requests 60 vCPUs, 12 GiB and 1 GPU(s); no instance "
+            f"type of pool {POOL.name} holds it (largest: g6.12xlarge with 47.31 vCPUs and "
+            "173.6 GiB for pods after kubelet and DaemonSet reservations); lower "
+            "models[].resources or allow larger sizes"
+        ],
+    ),
+    (
+        "pool limits below the smallest allowed instance",
+        lambda c: _pool(c).update(cpuLimit=2),
+        [
+            f"{NS}:gpuPools[0]: gpuLimit {POOL.gpu_limit}, cpuLimit 2 and memoryLimitGiB "
+            f"{POOL.memory_limit_gib} hold no allowed instance type, so Karpenter never "
+            "launches a node (smallest: g5.xlarge with 1 GPUs, 4 vCPUs, 14.8 GiB as Karpenter "
+            "counts it); raise the limits or allow a smaller size"
+        ],
+    ),
+    (
+        "minimum replicas plus the rollout surge above the GPU limit",
+        lambda c: (_pool(c).update(gpuLimit=2), _models(c, ONE, ONE)),
+        [
+            f"{NS}:gpuPools[0].gpuLimit = 2: the pool's models need 3 GPUs in whole instances "
+            f"at their minimum replicas plus the rollout surge ({FIRST} 1 x g5.xlarge, "
+            f"{SECOND} 1 x g5.xlarge, rollout surge 1 x g5.xlarge ({FIRST})); raise gpuLimit "
+            "or lower replicas.min"
+        ],
+    ),
+    (
+        "minimum replicas plus the rollout surge above the memory limit",
+        lambda c: (_pool(c).update(memoryLimitGiB=40), _models(c, ONE, ONE)),
+        [
+            f"{NS}:gpuPools[0].memoryLimitGiB = 40: the pool's models need 45 GiB in whole "
+            f"instances at their minimum replicas plus the rollout surge ({FIRST} 1 x "
+            f"g5.xlarge, {SECOND} 1 x g5.xlarge, rollout surge 1 x g5.xlarge ({FIRST})); "
+            "raise memoryLimitGiB or lower replicas.min"
+        ],
+    ),
+    (
+        "a tensor-parallel replica spends a whole multi-GPU instance",
+        lambda c: (
+            _models(c, ONE, ONE),
+            c[f"{NS}:models"][0].update(tensorParallelSize=2),
+            _pool(c).update(cpuLimit=128, memoryLimitGiB=512),
+        ),
+        [
+            f"{NS}:gpuPools[0].gpuLimit = 4: the pool's models need 9 GPUs in whole instances "
+            f"at their minimum replicas plus the rollout surge ({FIRST} 1 x g5.12xlarge, "
+            f"{SECOND} 1 x g5.xlarge, rollout surge 1 x g5.12xlarge ({FIRST})); raise gpuLimit "
+            "or lower replicas.min"
+        ],
+    ),
+    (
+        "maximum replicas the pool can never hold",
+        lambda c: _models(c, {"min": 1, "max": 4}, ONE),
+        [
+            f"{NS}:models[0].replicas.max = 4: pool {POOL.name} holds at most 3 replicas of "
+            f"{FIRST} (one per g5.xlarge) with the other models at their minimum (gpuLimit "
+            f"{POOL.gpu_limit}, {LIMITS}); lower it to 3, raise the pool's limits, or set "
+            "replicas.allowUnschedulableMax: true"
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "problems"), [(m, p) for _, m, p in CASES], ids=[i for i, _, _ in CASES]
+)
+def test_capacity_checks(mutate: Callable[[Config], object], problems: list[str]) -> None:
+    run = run_stack(SMALL, mutate)
+    assert isinstance(run.error, ConfigError)
+    assert run.error.problems == problems
+    assert run.resources == []
+
+
+def test_an_unreachable_maximum_may_be_accepted_explicitly_and_is_warned_about() -> None:
+    run = run_stack(
+        SMALL,
+        lambda c: _models(c, {"min": 1, "max": 4, "allowUnschedulableMax": True}, ONE),
+    )
+    assert run.error is None
+    assert run.warnings == [
+        f"{NS}:models[0].replicas.max = 4: pool {POOL.name} holds at most 3 replicas of "
+        f"{FIRST} (one per g5.xlarge) with the other models at their minimum (gpuLimit "
+        f"{POOL.gpu_limit}, {LIMITS}); accepted by replicas.allowUnschedulableMax"
+    ]
+
+
+def test_the_fixture_stacks_have_no_capacity_warning(fixture_stack: str) -> None:
+    assert gpu_capacity_warnings(typed_config(fixture_stack)) == []
+
+
+def test_a_default_replica_lands_on_the_smallest_single_gpu_type() -> None:
+    found = replicas(CFG, POOL)
+    assert [(r.model.name, r.node and r.node.name) for r in found] == [
+        (FIRST, "g5.xlarge"),
+        (SECOND, "g5.xlarge"),
+    ]
+
+
+def test_node_allocatable_follows_karpenter() -> None:
+    # pkg/providers/instancetype/types.go: 6 % of the first core, 1 % of the second,
+    # 0.5 % of cores 3-4, 0.25 % above; memory minus 7.5 %, 11 MiB x pods + 255 MiB, 100 Mi.
+    assert kube_reserved_cpu(1) == pytest.approx(0.06)
+    assert kube_reserved_cpu(4) == pytest.approx(0.08)
+    assert kube_reserved_cpu(48) == pytest.approx(0.19)
+    assert karpenter_memory_gib(16) == pytest.approx(14.8)
+    cpu, memory = allocatable(4, 16)
+    assert (cpu, memory) == (pytest.approx(3.92), pytest.approx(14.8 - (11 * 58 + 355) / 1024))
+    assert gpu_node_daemonsets() == (pytest.approx(0.5), pytest.approx(1.125))
