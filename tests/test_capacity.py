@@ -13,7 +13,7 @@ import pytest
 
 from infra.core.instance_types import allocatable, karpenter_memory_gib, kube_reserved_cpu
 from infra.core.schema import ConfigError
-from infra.stack.capacity import gpu_capacity_warnings, gpu_node_daemonsets, replicas
+from infra.stack.capacity import gpu_capacity_warnings, node_daemonsets, replicas
 from tests.harness import SMALL, run_stack, typed_config
 
 NS = "llm-platform"
@@ -36,6 +36,12 @@ def _models(c: Config, *ranges: dict[str, Any]) -> Config:
 
 
 ONE = {"min": 1, "max": 1}
+SYSTEM = CFG.cluster.system_node_group
+
+
+def _system(c: Config) -> dict[str, Any]:
+    return c[f"{NS}:cluster"]["systemNodeGroup"]
+
 
 # (case id, mutation of the fixture stack's config, the exact problem lines)
 CASES: list[tuple[str, Callable[[Config], object], list[str]]] = [
@@ -52,8 +58,8 @@ CASES: list[tuple[str, Callable[[Config], object], list[str]]] = [
         lambda c: c[f"{NS}:models"][0].update(resources={"cpu": "60", "memory": "12Gi"}),
         [
             f"{NS}:models[0]: one replica requests 60 vCPUs, 12 GiB and 1 GPU(s); no instance "
-            f"type of pool {POOL.name} holds it (largest: g6.12xlarge with 47.31 vCPUs and "
-            "173.6 GiB for pods after kubelet and DaemonSet reservations); lower "
+            f"type of pool {POOL.name} holds it (largest: g6.12xlarge with 47.46 vCPUs and "
+            "174.3 GiB for pods after kubelet and DaemonSet reservations); lower "
             "models[].resources or allow larger sizes"
         ],
     ),
@@ -111,6 +117,50 @@ CASES: list[tuple[str, Callable[[Config], object], list[str]]] = [
             "replicas.allowUnschedulableMax: true"
         ],
     ),
+    (
+        "system node group too small for the controllers pinned to it",
+        lambda c: _system(c).update(instanceTypes=["m7i.large"]),
+        [
+            f"{NS}:cluster.systemNodeGroup.minSize = {SYSTEM.min_size}: the controllers "
+            "pinned to the system nodes request 4.13 vCPUs and 7.7 GiB (karpenter 2 x 1 "
+            "vCPU/1 GiB, prometheus 1 x 0.5 vCPU/2 GiB, alertmanager 1 x 0.05 vCPU/0.12 GiB, "
+            "grafana 1 x 0.1 vCPU/0.25 GiB, kubecost-model 1 x 0.5 vCPU/2 GiB, "
+            "kubecost-frontend 1 x 0.05 vCPU/0.12 GiB, keda 3 x 0.1 vCPU/0.098 GiB, "
+            "gpu-operator 1 x 0.2 vCPU/0.098 GiB, nfd-master 1 x 0.1 vCPU/0.12 GiB, nfd-gc 1 x "
+            "0.01 vCPU/0.12 GiB, coredns 2 x 0.1 vCPU/0.068 GiB, ebs-csi-controller 2 x 0.06 "
+            "vCPU/0.23 GiB); one m7i.large node offers 1.57 vCPUs and 6.3 GiB to them after "
+            "kubelet and DaemonSet reservations; raise minSize or use a larger type"
+        ],
+    ),
+    (
+        "one system node for two Karpenter replicas",
+        lambda c: _system(c).update(instanceTypes=["m7i.4xlarge"], minSize=1, desiredSize=1),
+        [
+            f"{NS}:cluster.systemNodeGroup.minSize = 1: Karpenter's 2 replicas must run on "
+            "different system nodes (the chart's required pod anti-affinity); at least 2"
+        ],
+    ),
+    (
+        "a controller larger than a system node",
+        lambda c: c[f"{NS}:observability"].update(
+            prometheusResources={"cpu": "4", "memory": "8Gi"}
+        ),
+        [
+            f'{NS}:cluster.systemNodeGroup.instanceTypes = ["{SYSTEM.instance_types[0]}"]: one '
+            "prometheus replica requests 4 vCPUs and 8 GiB; one m7i.xlarge node offers 3.56 "
+            "vCPUs and 13.4 GiB to them after kubelet and DaemonSet reservations"
+        ],
+    ),
+    (
+        "CPU pool limits below its smallest instance",
+        lambda c: c[f"{NS}:cpuPool"].update(memoryLimitGiB=1),
+        [
+            f"{NS}:cpuPool: cpuLimit {CFG.cpu_pool.cpu_limit} and memoryLimitGiB 1 hold none "
+            "of its instance types, so Karpenter never launches a node (smallest with room "
+            "beside the DaemonSets: c7a.medium with 1 vCPUs, 1.9 GiB as Karpenter counts it); "
+            "raise them"
+        ],
+    ),
 ]
 
 
@@ -158,4 +208,4 @@ def test_node_allocatable_follows_karpenter() -> None:
     assert karpenter_memory_gib(16) == pytest.approx(14.8)
     cpu, memory = allocatable(4, 16)
     assert (cpu, memory) == (pytest.approx(3.92), pytest.approx(14.8 - (11 * 58 + 355) / 1024))
-    assert gpu_node_daemonsets() == (pytest.approx(0.5), pytest.approx(1.125))
+    assert node_daemonsets() == (pytest.approx(0.355), pytest.approx(0.4375))

@@ -14,7 +14,7 @@ from infra.core.compatibility import karpenter_range, kubernetes_minor
 from infra.core.gpu_catalog import allowed_instance_types
 from infra.core.naming import IAM_ROLE_NAME_MAX, bucket_name_problem, model_role_name
 from infra.core.schema import NAMESPACE, gib
-from infra.stack.capacity import gpu_capacity_problems
+from infra.stack.capacity import cpu_pool_problems, gpu_capacity_problems, system_node_problems
 from workloads.serving.gpu_memory import check_fit
 from workloads.serving.host_memory import required_memory_gib
 
@@ -34,6 +34,8 @@ def stack_problems(cfg: PlatformConfig) -> list[str]:
         + _kubernetes_version(cfg)
         + _dtype(cfg)
         + gpu_capacity_problems(cfg)
+        + system_node_problems(cfg)
+        + cpu_pool_problems(cfg)
     )
 
 
