@@ -7,14 +7,16 @@ problem lines; nothing is registered when a check fails.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from infra.core.instance_types import allocatable, karpenter_memory_gib, kube_reserved_cpu
-from infra.core.schema import ConfigError
 from infra.stack.capacity import gpu_capacity_warnings, node_daemonsets, replicas
-from tests.harness import SMALL, run_stack, typed_config
+from tests.harness import FIXTURES, SMALL, rejected, run_stack, typed_config
+from tools.__main__ import main as cli
 
 NS = "llm-platform"
 Config = dict[str, Any]
@@ -36,6 +38,11 @@ def _models(c: Config, *ranges: dict[str, Any]) -> Config:
 
 
 ONE = {"min": 1, "max": 1}
+ACCEPTED = (
+    f"{NS}:models[0].replicas.max = 4: pool {POOL.name} holds at most 3 replicas of "
+    f"{FIRST} (one per g5.xlarge) with the other models at their minimum (gpuLimit "
+    f"{POOL.gpu_limit}, {LIMITS}); accepted by replicas.allowUnschedulableMax"
+)
 SYSTEM = CFG.cluster.system_node_group
 
 
@@ -168,10 +175,7 @@ CASES: list[tuple[str, Callable[[Config], object], list[str]]] = [
     ("mutate", "problems"), [(m, p) for _, m, p in CASES], ids=[i for i, _, _ in CASES]
 )
 def test_capacity_checks(mutate: Callable[[Config], object], problems: list[str]) -> None:
-    run = run_stack(SMALL, mutate)
-    assert isinstance(run.error, ConfigError)
-    assert run.error.problems == problems
-    assert run.resources == []
+    assert rejected(SMALL, mutate) == problems
 
 
 def test_an_unreachable_maximum_may_be_accepted_explicitly_and_is_warned_about() -> None:
@@ -180,11 +184,19 @@ def test_an_unreachable_maximum_may_be_accepted_explicitly_and_is_warned_about()
         lambda c: _models(c, {"min": 1, "max": 4, "allowUnschedulableMax": True}, ONE),
     )
     assert run.error is None
-    assert run.warnings == [
-        f"{NS}:models[0].replicas.max = 4: pool {POOL.name} holds at most 3 replicas of "
-        f"{FIRST} (one per g5.xlarge) with the other models at their minimum (gpuLimit "
-        f"{POOL.gpu_limit}, {LIMITS}); accepted by replicas.allowUnschedulableMax"
-    ]
+    assert run.warnings == [ACCEPTED]
+
+
+def test_the_plan_prints_an_accepted_unreachable_maximum_as_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    document = yaml.safe_load((FIXTURES / f"Pulumi.{SMALL}.yaml").read_text())
+    _models(document["config"], {"min": 1, "max": 4, "allowUnschedulableMax": True}, ONE)
+    (tmp_path / f"Pulumi.{SMALL}.yaml").write_text(yaml.safe_dump(document))
+    code = cli(["plan", SMALL, "--stack-dir", str(tmp_path), "--out", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert f"warning: {ACCEPTED}" in out.splitlines()
 
 
 def test_the_fixture_stacks_have_no_capacity_warning(fixture_stack: str) -> None:
