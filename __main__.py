@@ -30,6 +30,7 @@ from infra.network.component import Network, NetworkArgs
 from infra.observability.component import Monitoring, MonitoringArgs
 from infra.registry.component import RegistryCache, RegistryCacheArgs, docker_hub_mirror
 from infra.stack.cold_start import model_startup
+from infra.stack.capacity import gpu_capacity_warnings
 from infra.stack.config import PlatformConfig, load_stack_config
 from infra.stack.registry import deployed_serving
 from infra.stack.warm_capacity import warm_slots
@@ -109,6 +110,8 @@ def secret(value: SecretStr | None) -> pulumi.Output[str]:
 
 cfg = read_stack_config()
 check_caller(cfg)
+for warning in gpu_capacity_warnings(cfg):
+    pulumi.log.warn(warning)
 tags = cfg.all_tags
 
 network = Network(

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from infra.core.conventions import CAPACITY_TYPE_LABEL, INSTANCE_FAMILY_LABEL, INSTANCE_SIZE_LABEL
 from infra.core.pricing import nodepool_spend
-from policies.core import Props, Resource, ResourceRule, Settings, StackRule, at
+from policies.core import Props, Resource, ResourceRule, Settings, StackRule, at, whole_number
 from policies.gpu import NODEPOOL, gpu_limit, gpu_pools, in_values
 
 BUDGET = "aws:budgets/budget:Budget"
@@ -74,6 +74,14 @@ def check_budget_exists(resources: Sequence[Resource], _s: Settings) -> list[str
     return [f"the stack creates no {BUDGET}: every environment needs a budget that alerts"]
 
 
+def _gib(quantity: object) -> float | None:
+    """A NodePool memory limit (``256Gi``, as the platform renders it) in GiB; ``None``
+    (unbounded in the estimate) for any other form."""
+    if isinstance(quantity, str) and quantity.endswith("Gi") and quantity[:-2].isdigit():
+        return float(quantity[:-2])
+    return None
+
+
 def check_worst_case(resources: Sequence[Resource], settings: Settings) -> list[str]:
     """Worst case of every GPU pool from its GPU limit and allowed types
     (``infra.core.pricing``), summed, against the environment budget."""
@@ -96,6 +104,8 @@ def check_worst_case(resources: Sequence[Resource], settings: Settings) -> list[
                 sizes=in_values(pool.props, INSTANCE_SIZE_LABEL) or [],
                 capacity_types=in_values(pool.props, CAPACITY_TYPE_LABEL) or ["on-demand"],
                 region=str(settings["region"]),
+                cpu_limit=whole_number(at(pool.props, "spec", "limits", "cpu")),
+                memory_limit_gib=_gib(at(pool.props, "spec", "limits", "memory")),
             )
         except ValueError as exc:  # unknown family or instance type without a price
             return [f"GPU pool {pool.name}: {exc}"]

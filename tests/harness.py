@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import pulumi
 from pulumi.runtime.sync_await import _sync_await
 
+from infra.core.schema import ConfigError
 from infra.stack.config import PlatformConfig
 from infra.stack.files import StackFile, load_stack_file, stack_names, typed_stack_config
 from tools.mock_runtime import Recorded, Run, run_program
@@ -109,6 +110,15 @@ def run_stack(
         mutate(config)
     encoded = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
     return run_program(encoded, stack=stack, secret_keys=stack_file.secret_keys - clear_text)
+
+
+def rejected(stack: str, mutate: Mutation, root: Path = FIXTURES) -> list[str]:
+    """The config problems the program reports for the mutated stack; fails unless it
+    stopped with a ``ConfigError`` before registering anything."""
+    run = run_stack(stack, mutate, root=root)
+    assert isinstance(run.error, ConfigError), run.error
+    assert run.resources == []
+    return run.error.problems
 
 
 @functools.cache

@@ -9,6 +9,7 @@ import pytest
 from pydantic import BaseModel
 
 from infra.cluster.config import ClusterConfig
+from infra.core.regions import ZONES
 from infra.core.schema import ConfigError
 from infra.observability.config import AlertThresholds
 from infra.stack.config import PlatformConfig, load_config
@@ -87,8 +88,8 @@ INVALID: list[tuple[str, Callable[[Config], object], str]] = [
     (
         "zone outside the region",
         lambda c: c.update({f"{NS}:zones": ["us-west-2a", "eu-west-1a"]}),
-        f'{NS}:zones[1] = "eu-west-1a": not a zone of region us-west-2 '
-        "(expected us-west-2a, us-west-2b, ...)",
+        f'{NS}:zones[1] = "eu-west-1a": not a zone of region {CFG.region} '
+        f"(zones: {', '.join(ZONES[CFG.region])})",
     ),
     (
         "duplicate zones",
@@ -228,7 +229,8 @@ INVALID: list[tuple[str, Callable[[Config], object], str]] = [
     (
         "size allowlist that matches nothing",
         lambda c: _pool(c).update(instanceSizes=["metal"]),
-        f'{NS}:gpuPools[0].instanceSizes = ["metal"]: no instance type of g6, g5 has these sizes',
+        f'{NS}:gpuPools[0].instanceSizes[0] = "metal": no g6 or g5 instance has this size; '
+        "sizes: xlarge, 2xlarge, 4xlarge, 8xlarge, 12xlarge, 16xlarge, 24xlarge, 48xlarge",
     ),
     (
         "policy allowlist with a family that has no GPUs",

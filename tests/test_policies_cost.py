@@ -134,11 +134,27 @@ def test_gpu_spend_within_the_budget_passes() -> None:
 def test_gpu_spend_over_the_budget_names_the_worst_types() -> None:
     pools = [
         _gpu_pool("gpu-a", 4, ["g6"], ["xlarge"]),
-        _gpu_pool("gpu-big", 2, ["g6e"], ["xlarge", "12xlarge"]),
+        _gpu_pool("gpu-big", 4, ["g6e"], ["xlarge", "12xlarge"]),
     ]
     assert check_stack("cost-gpu-worst-case-within-budget", pools, SPEND) == [
         "worst-case monthly GPU spend USD 10,009.65 (gpu-a 2,350.02 = 4 x g6.xlarge; "
         "gpu-big 7,659.63 = 1 x g6e.12xlarge) exceeds the budget USD 6,000.00"
+    ]
+
+
+def test_gpu_spend_counts_only_whole_instances_under_every_limit() -> None:
+    # Karpenter launches a type only while its whole capacity fits every limit left. At
+    # 4 GPUs, 64 vCPUs and 256Gi: a g6e.12xlarge (384 GiB, 355.2 as Karpenter counts it)
+    # never fits; two g6e.4xlarge (118.4 GiB each) do, not four; four g6e.xlarge
+    # (4 x 1.861 x 730 = 5,434.12) are the worst case. Without the cpu and memory limits it
+    # would be 4 x g6e.4xlarge (8,772.38).
+    big = _gpu_pool("gpu-big", 4, ["g6e"], ["xlarge", "4xlarge", "12xlarge"])
+    big.props["spec"]["limits"].update(cpu=64, memory="256Gi")
+    assert check_stack(
+        "cost-gpu-worst-case-within-budget", [big], {**SPEND, "monthlyBudgetUsd": 1}
+    ) == [
+        "worst-case monthly GPU spend USD 5,434.12 (gpu-big 5,434.12 = 4 x g6e.xlarge) "
+        "exceeds the budget USD 1.00"
     ]
 
 

@@ -42,8 +42,10 @@ def test_worst_case_is_the_maximum_over_types_at_the_gpu_limit() -> None:
     assert spend.expected_monthly_usd == spend.worst_case_monthly_usd  # no spot allowed
 
 
-def test_mixed_gpu_counts_round_instances_up_and_pick_the_dearest() -> None:
-    # 5 GPUs: 5 x g6.4xlarge (1.3232) = 4,829.68; 2 x g6.12xlarge (4.6016) = 6,718.34.
+def test_a_pool_holds_whole_instances_only() -> None:
+    # 5 GPUs admit one 4-GPU g6.12xlarge (4.6016/h = 3,359.17), never two (Karpenter
+    # launches a type only while it fits the limit left); 5 x g6.4xlarge (1.3232) =
+    # 4,829.68 is the dearer way to fill the limit.
     spend = nodepool_spend(
         "p",
         gpu_limit=5,
@@ -53,10 +55,32 @@ def test_mixed_gpu_counts_round_instances_up_and_pick_the_dearest() -> None:
         region="us-west-2",
         spot_discount=0.6,
     )
-    assert (spend.worst_instance_type, spend.worst_instances) == ("g6.12xlarge", 2)
-    assert spend.worst_case_monthly_usd == 6718.34
-    assert spend.expected_monthly_usd == round(2 * 4.6016 * 730 * 0.4, 2) == 2687.33
+    assert (spend.worst_instance_type, spend.worst_instances) == ("g6.4xlarge", 5)
+    assert spend.worst_case_monthly_usd == 4829.68
+    assert spend.expected_monthly_usd == round(5 * 1.3232 * 730 * 0.4, 2) == 1931.87
     assert spend.allows_spot
+
+
+def test_cpu_and_memory_limits_bound_the_worst_case() -> None:
+    # 8 GPUs alone: 8 x g5.4xlarge (1.624) = 9,484.16. Under 64 vCPUs and 256 GiB only four
+    # g5.4xlarge fit (16 vCPUs and 59.2 GiB as Karpenter counts 64 GiB each): 4,742.08,
+    # less than 8 x g5.xlarge (1.006) = 5,875.04, which is then the worst case.
+    def spend(**limits: int) -> tuple[str, int, float]:
+        s = nodepool_spend(
+            "p",
+            gpu_limit=8,
+            families=["g5"],
+            sizes=["xlarge", "4xlarge"],
+            capacity_types=["on-demand"],
+            region="us-east-1",
+            **limits,
+        )
+        return s.worst_instance_type, s.worst_instances, s.worst_case_monthly_usd
+
+    assert spend() == ("g5.4xlarge", 8, 9484.16)
+    assert spend(cpu_limit=64, memory_limit_gib=256) == ("g5.xlarge", 8, 5875.04)
+    with pytest.raises(ValueError, match=r"^pool p: its limits hold no allowed instance type$"):
+        spend(cpu_limit=2)
 
 
 def test_single_gpu_types_can_be_the_worst_case() -> None:
@@ -121,9 +145,9 @@ def test_summary_lines_of_the_fixture_stacks(fixture_stack: str) -> None:
             "  cluster budget 6,000.00  headroom 1,257.92",
         ],
         HA: [
-            "  gpu-serve   16 GPUs  worst    35,089.52 (16 x g6e.4xlarge)  expected    14,035.81",
-            "  total       16 GPUs  worst    35,089.52  expected    14,035.81",
-            "  cluster budget 45,000.00  headroom 9,910.48",
+            "  gpu-serve   16 GPUs  worst    26,187.49 (16 x g6e.2xlarge)  expected    10,475.00",
+            "  total       16 GPUs  worst    26,187.49  expected    10,475.00",
+            "  cluster budget 45,000.00  headroom 18,812.51",
             # tests/test_warm_capacity.py derives this line's figures.
             "  warm slots gpu-serve: 1 x g6.xlarge (1 GPUs) worst       587.50  "
             "expected       235.00",
@@ -141,8 +165,8 @@ def test_an_environment_over_budget_is_reported() -> None:
     secrets = frozenset(k for k in raw if k in SECRET_KEYS)
     cfg = load_config(raw, stack=SMALL, region=region, secret_keys=secrets)
     assert check_budget(cfg) == [
-        "worst-case monthly GPU spend USD 9,484.16 exceeds the cluster budget USD 6,000.00 of "
-        f"stack {SMALL} by USD 3,484.16 (gpu-lab 9,484.16 (8 x g5.4xlarge)); lower "
+        "worst-case monthly GPU spend USD 7,078.08 exceeds the cluster budget USD 6,000.00 of "
+        f"stack {SMALL} by USD 1,078.08 (gpu-lab 7,078.08 (8 x g5.2xlarge)); lower "
         "gpuPools[].gpuLimit, narrow instanceFamilies/instanceSizes or raise the cluster budget"
     ]
     assert gpu_spend_lines(cfg)[-1].startswith("  OVER BUDGET: worst-case monthly GPU spend")

@@ -113,11 +113,17 @@ def test_deployment_requests_gpus_tolerates_taint_and_targets_its_pool() -> None
         {"key": "karpenter.sh/nodepool", "operator": "In", "values": ["gpu"]}
     ]
     zone, host = pod["topologySpreadConstraints"]
-    assert (zone["topologyKey"], zone["whenUnsatisfiable"]) == (
+    # A zone without GPU capacity never holds a replica Pending: spread is a preference.
+    assert (zone["topologyKey"], zone["whenUnsatisfiable"], zone["maxSkew"]) == (
         "topology.kubernetes.io/zone",
-        "DoNotSchedule",
+        "ScheduleAnyway",
+        1,
     )
-    assert host["topologyKey"] == "kubernetes.io/hostname"
+    assert "minDomains" not in zone  # only valid with DoNotSchedule
+    assert (host["topologyKey"], host["whenUnsatisfiable"]) == (
+        "kubernetes.io/hostname",
+        "ScheduleAnyway",
+    )
     assert pod["volumes"][0] == {
         "name": "shm",
         "emptyDir": {"medium": "Memory", "sizeLimit": "8Gi"},
@@ -188,6 +194,20 @@ def test_scaled_object_scales_on_the_request_queue() -> None:
         "query": 'sum(vllm:num_requests_waiting{namespace="inference", model_name="org/M-8B"})',
         "threshold": "4",
     }
+
+
+def test_scaled_object_holds_its_replicas_when_prometheus_cannot_answer() -> None:
+    model = _model(replicas={"min": 2, "max": 5})
+    spec = render_scaled_object(model, ServingConfig())["spec"]
+    assert spec["fallback"] == {
+        "failureThreshold": 3,
+        "replicas": 2,
+        "behavior": "currentReplicasIfHigher",
+    }
+    # KEDA accepts a fallback only on non-cpu/memory triggers of metric type AverageValue.
+    assert [(t["type"], t["metricType"]) for t in spec["triggers"]] == [
+        ("prometheus", "AverageValue")
+    ]
 
 
 def test_read_policy_is_scoped_to_the_model_prefix() -> None:

@@ -9,14 +9,17 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from infra.core.schema import DnsLabel, PositiveInt, Section, duplicates
+from infra.core.compatibility import COREDNS_MINOR, addon_minor_problem, kubernetes_minor
+from infra.core.instance_types import unknown_instance_types
+from infra.core.schema import DnsLabel, PositiveInt, Section, duplicates, repeated
 
 
 class SystemNodeGroupConfig(Section):
     """On-demand managed node group for controllers (Karpenter cannot run on nodes it makes)."""
 
-    instance_types: tuple[str, ...] = ("m7i.xlarge",)
-    """Default ``m7i.xlarge`` x 2: the controllers pinned here request about 5 vCPU."""
+    instance_types: Annotated[tuple[str, ...], Field(min_length=1)] = ("m7i.xlarge",)
+    """x86_64 types of ``infra/core/instance_types.py``; default ``m7i.xlarge`` x 2: the
+    controllers pinned here request about 5 vCPU."""
     min_size: PositiveInt = 2
     """Fewest nodes (default 2)."""
     desired_size: PositiveInt = 2
@@ -25,12 +28,14 @@ class SystemNodeGroupConfig(Section):
     """Most nodes (default 4)."""
 
     def check(self, at: str) -> list[str]:
-        if self.min_size <= self.desired_size <= self.max_size:
-            return []
-        return [
-            f"{at} = {json.dumps(self.model_dump(by_alias=True))}: "
-            "must satisfy minSize <= desiredSize <= maxSize"
-        ]
+        problems = unknown_instance_types(f"{at}.instanceTypes", self.instance_types)
+        problems += repeated(f"{at}.instanceTypes", self.instance_types)
+        if not self.min_size <= self.desired_size <= self.max_size:
+            problems.append(
+                f"{at} = {json.dumps(self.model_dump(by_alias=True))}: "
+                "must satisfy minSize <= desiredSize <= maxSize"
+            )
+        return problems
 
 
 AddonName = Literal[
@@ -74,6 +79,18 @@ class ClusterConfig(Section):
                 f"{at}.publicAccessCidrs = []: a public endpoint needs at least one CIDR "
                 "(never 0.0.0.0/0 implicitly)"
             )
+        if kubernetes_minor(self.version) not in COREDNS_MINOR:
+            known = sorted(COREDNS_MINOR)
+            problems.append(
+                f"{at}.version = {json.dumps(self.version)}: no EKS add-on versions known for "
+                f"it (infra/core/compatibility.py covers 1.{known[0]}-1.{known[-1]})"
+            )
+        else:
+            problems += [
+                f"{at}.addons.{addon} = {json.dumps(version)}: {why}"
+                for addon, version in self.addons.items()
+                if (why := addon_minor_problem(addon, version, self.version)) is not None
+            ]
         missing_addons = [a for a in REQUIRED_ADDONS if a not in self.addons]
         if missing_addons:
             problems.append(

@@ -32,8 +32,33 @@ class GpuInstanceType:
         return self.name.split(".", 1)[0]
 
     @property
+    def compute_capability(self) -> tuple[int, int]:
+        """CUDA compute capability of its GPU (:data:`COMPUTE_CAPABILITY`)."""
+        return COMPUTE_CAPABILITY[self.gpu_model]
+
+    @property
+    def supports_bfloat16(self) -> bool:
+        """vLLM refuses ``--dtype bfloat16`` below compute capability 8.0
+        (``_check_if_gpu_supports_dtype``: "Bfloat16 is only supported on GPUs with compute
+        capability of at least 8.0")."""
+        return self.compute_capability >= (8, 0)
+
+    @property
     def size(self) -> str:
         return self.name.split(".", 1)[1]
+
+
+COMPUTE_CAPABILITY: dict[str, tuple[int, int]] = {
+    # NVIDIA, https://developer.nvidia.com/cuda-gpus (checked 2026-12-01).
+    "T4": (7, 5),
+    "A10G": (8, 6),
+    "L4": (8, 9),
+    "L40S": (8, 9),
+    "A100": (8, 0),
+    "H100": (9, 0),
+    "H200": (9, 0),
+}
+"""CUDA compute capability per GPU model of :data:`GPU_INSTANCE_TYPES`."""
 
 
 def _family(
@@ -114,4 +139,24 @@ def non_gpu_families(at: str, families: tuple[str, ...]) -> list[str]:
         f"{', '.join(GPU_FAMILIES)}"
         for j, family in enumerate(families)
         if family not in GPU_FAMILIES
+    ]
+
+
+def unknown_sizes(at: str, families: tuple[str, ...], sizes: tuple[str, ...]) -> list[str]:
+    """One problem per entry of the size list at ``at`` that no GPU family of ``families``
+    offers (families that are no GPU family are reported by :func:`non_gpu_families`)."""
+    known = [f for f in families if f in GPU_FAMILIES]
+    offered = sorted(
+        {t.size for t in GPU_INSTANCE_TYPES.values() if t.family in known},
+        key=lambda size: min(
+            (t.vcpus for t in GPU_INSTANCE_TYPES.values() if t.size == size), default=0
+        ),
+    )
+    if not known:
+        return []
+    return [
+        f"{at}[{j}] = {json.dumps(size)}: no {' or '.join(known)} instance has this size; "
+        f"sizes: {', '.join(offered)}"
+        for j, size in enumerate(sizes)
+        if size not in offered
     ]

@@ -1,10 +1,17 @@
 """Worst-case and expected monthly GPU spend of Karpenter GPU NodePools (pure Python).
 
-A NodePool's ``limits.nvidia.com/gpu`` caps how many GPUs it may hold, not how many
+A NodePool's ``limits`` cap how many GPUs, vCPUs and GiB it may hold, not how many
 instances: with mixed instance types the bill depends on which types Karpenter picks.
-The worst case is therefore the maximum, over the pool's allowed instance types ``t``, of
+Karpenter launches a type only while its whole capacity fits what is left of every limit
+(``filterByRemainingResources``, kubernetes-sigs/karpenter
+pkg/controllers/provisioning/scheduling), so a pool holds at most
 
-    ceil(gpu_limit / t.gpus) * on_demand_price(t) * 730
+    n(t) = min(gpu_limit // t.gpus, cpu_limit // t.vcpus, memory_limit // memory(t))
+
+instances of type ``t`` (``memory(t)`` as Karpenter counts it, after the VM overhead),
+and the worst case is the maximum, over the allowed types with ``n(t) >= 1``, of
+
+    n(t) * on_demand_price(t) * 730
 
 (730 hours a month, the AWS and Kubecost convention). A single-GPU type with a high
 per-GPU price (say ``g6e.xlarge``) can cost more at the cap than the most expensive
@@ -23,6 +30,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from infra.core.gpu_catalog import GPU_INSTANCE_TYPES, GpuInstanceType, allowed_instance_types
+from infra.core.instance_types import karpenter_memory_gib
 
 HOURS_PER_MONTH: Final = 730
 
@@ -129,7 +137,7 @@ class PoolSpend:
     worst_instance_type: str
     """The allowed type that costs most when the pool is filled to its GPU limit."""
     worst_instances: int
-    """How many of ``worst_instance_type`` the GPU limit admits (rounded up)."""
+    """How many of ``worst_instance_type`` the pool's limits admit."""
     worst_case_monthly_usd: float
     expected_monthly_usd: float
 
@@ -170,9 +178,12 @@ def pool_spend(
     capacity_types: Iterable[str],
     region: str,
     spot_discount: float,
+    cpu_limit: int | None = None,
+    memory_limit_gib: float | None = None,
 ) -> PoolSpend:
     """Worst-case and expected monthly spend of a pool of ``instance_types``.
 
+    ``cpu_limit``/``memory_limit_gib``: the pool's other limits (``None``: unbounded).
     Raises :class:`MissingPriceError` naming the first allowed type without a price.
     """
     if gpu_limit < 1:
@@ -182,12 +193,24 @@ def pool_spend(
     if not 0 <= spot_discount < 1:
         raise ValueError(f"spot_discount ({spot_discount}) must be in [0, 1)")
 
+    def instances(t: GpuInstanceType) -> int:
+        return min(
+            gpu_limit // t.gpus,
+            cpu_limit // t.vcpus if cpu_limit is not None else gpu_limit,
+            math.floor(memory_limit_gib / karpenter_memory_gib(t.memory_gib))
+            if memory_limit_gib is not None
+            else gpu_limit,
+        )
+
     def at_cap(t: GpuInstanceType) -> tuple[float, int, str]:
-        count = math.ceil(gpu_limit / t.gpus)
+        count = instances(t)
         # Ties go to the type name so the result never depends on input order.
         return count * on_demand_price(t.name, region) * HOURS_PER_MONTH, count, t.name
 
-    monthly, count, worst = max(at_cap(t) for t in instance_types)
+    launchable = [t for t in instance_types if instances(t) >= 1]
+    if not launchable:
+        raise ValueError(f"pool {pool}: its limits hold no allowed instance type")
+    monthly, count, worst = max(at_cap(t) for t in launchable)
     allows_spot = "spot" in set(capacity_types)
     return PoolSpend(
         pool=pool,
@@ -210,6 +233,8 @@ def nodepool_spend(
     capacity_types: Iterable[str],
     region: str,
     spot_discount: float = 0.0,
+    cpu_limit: int | None = None,
+    memory_limit_gib: float | None = None,
 ) -> PoolSpend:
     """:func:`pool_spend` from NodePool properties (what the policy pack sees).
 
@@ -226,6 +251,8 @@ def nodepool_spend(
         capacity_types=capacity_types,
         region=region,
         spot_discount=spot_discount,
+        cpu_limit=cpu_limit,
+        memory_limit_gib=memory_limit_gib,
     )
 
 

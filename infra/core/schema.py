@@ -14,7 +14,7 @@ import re
 from typing import Annotated, Literal
 
 import pulumi
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
 from infra.core.durations import is_go_duration
@@ -37,6 +37,9 @@ class ConfigError(pulumi.RunError):
         )
 
 
+_BOOL_ANNOTATIONS: tuple[object, ...] = (bool, bool | None)
+
+
 class Section(BaseModel):
     """Base of every config section: immutable, unknown keys rejected, camelCase keys."""
 
@@ -49,6 +52,18 @@ class Section(BaseModel):
         # The docstring under each field is its description (docs/configuration.md).
         use_attribute_docstrings=True,
     )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _real_bool(cls, value: object, info: ValidationInfo) -> object:
+        # pydantic turns "false", "no", "off" and 0 into False: a quoted `"false"` in a
+        # stack file, or a number, is a mistake that would pass unnoticed.
+        field = cls.model_fields.get(info.field_name or "")
+        optional = value is None and field is not None and field.annotation is not bool
+        is_bool = field is not None and field.annotation in _BOOL_ANNOTATIONS
+        if is_bool and not optional and not isinstance(value, bool):
+            raise ValueError("must be true or false (a YAML boolean, unquoted)")
+        return value
 
     def check(self, at: str) -> list[str]:
         """Problems among this section's own fields; ``at`` is its key path
@@ -105,6 +120,11 @@ class ContainerResources(Section):
 def gib(quantity: str) -> float:
     """A ``512Mi``/``4Gi`` memory quantity in GiB."""
     return int(quantity[:-2]) / (1024 if quantity.endswith("Mi") else 1)
+
+
+def cores(quantity: str) -> float:
+    """A ``500m``/``2`` CPU quantity in cores."""
+    return int(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
 
 
 def duplicates(at: str, names: list[str]) -> list[str]:

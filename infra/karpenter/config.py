@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from infra.core.ami import AMI_VERSION_EXAMPLES, AmiFamily, ami_version_ok
-from infra.core.gpu_catalog import GPU_FAMILIES, allowed_instance_types, non_gpu_families
+from infra.core.gpu_catalog import non_gpu_families, unknown_sizes
 from infra.core.schema import CapacityType, DnsLabel, Duration, PositiveInt, Section, repeated
 
 CPU_POOL_NAME = "general"
@@ -21,7 +21,7 @@ class KarpenterConfig(Section):
 
     version: Annotated[str, Field(pattern=r"^1\.\d+\.\d+$")] = "1.14.1"
     """Version of the ``karpenter`` and ``karpenter-crd`` charts, always the same (default
-    ``1.14.1``, which supports Kubernetes 1.30-1.35)."""
+    ``1.14.1``, which supports Kubernetes 1.26-1.36: ``infra/core/compatibility.py``)."""
 
 
 class NodeClassConfig(Section):
@@ -125,13 +125,9 @@ class GpuPoolConfig(Section):
 
     def check(self, at: str) -> list[str]:
         problems = non_gpu_families(f"{at}.instanceFamilies", self.instance_families)
-        if all(f in GPU_FAMILIES for f in self.instance_families) and not allowed_instance_types(
-            self.instance_families, self.instance_sizes
-        ):
-            problems.append(
-                f"{at}.instanceSizes = {json.dumps(list(self.instance_sizes))}: no instance "
-                f"type of {', '.join(self.instance_families)} has these sizes"
-            )
+        problems += unknown_sizes(
+            f"{at}.instanceSizes", self.instance_families, self.instance_sizes
+        )
         problems += repeated(f"{at}.instanceFamilies", self.instance_families)
         problems += repeated(f"{at}.instanceSizes", self.instance_sizes)
         problems += repeated(f"{at}.capacityTypes", self.capacity_types)

@@ -299,6 +299,13 @@ def render_pipeline(cluster_name: str, region: str, routes: Sequence[LogRoute]) 
     }
 
 
+FLUENT_BIT_RESOURCES: Final = {
+    "requests": {"cpu": "100m", "memory": "128Mi"},
+    "limits": {"memory": "512Mi"},
+}
+"""Fluent Bit's pod on every node (the node capacity checks count its requests)."""
+
+
 def render_values(cluster_name: str, region: str, routes: Sequence[LogRoute]) -> dict[str, Any]:
     """Helm values of the fluent-bit chart (keys checked against chart 0.58.1)."""
     state = {"name": "state", "hostPath": {"path": STATE_DIR, "type": "DirectoryOrCreate"}}
@@ -311,10 +318,7 @@ def render_values(cluster_name: str, region: str, routes: Sequence[LogRoute]) ->
         # full of model servers.
         "tolerations": [dict(GPU_TOLERATION), dict(SYSTEM_TOLERATION)],
         "priorityClassName": "system-node-critical",
-        "resources": {
-            "requests": {"cpu": "100m", "memory": "128Mi"},
-            "limits": {"memory": "512Mi"},
-        },
+        "resources": FLUENT_BIT_RESOURCES,
         "metricsPort": METRICS_PORT,
         # Replaces the chart's list: containerd nodes have no /var/lib/docker/containers.
         "daemonSetVolumes": [

@@ -10,11 +10,13 @@ import json
 from typing import TYPE_CHECKING
 
 from infra.core.arns import same_principal
+from infra.core.compatibility import karpenter_range, kubernetes_minor
 from infra.core.gpu_catalog import allowed_instance_types
 from infra.core.images import image_digest
 from infra.core.naming import IAM_ROLE_NAME_MAX, bucket_name_problem, model_role_name
 from infra.core.schema import NAMESPACE, gib
 from infra.stack.warm_capacity import warm_slot_problems
+from infra.stack.capacity import cpu_pool_problems, gpu_capacity_problems, system_node_problems
 from workloads.serving.gpu_memory import check_fit
 from workloads.serving.host_memory import required_memory_gib
 
@@ -33,6 +35,11 @@ def stack_problems(cfg: PlatformConfig) -> list[str]:
         + _gpu_memory_alert(cfg)
         + warm_slot_problems(cfg)
         + _data_volume_image(cfg)
+        + _kubernetes_version(cfg)
+        + _dtype(cfg)
+        + gpu_capacity_problems(cfg)
+        + system_node_problems(cfg)
+        + cpu_pool_problems(cfg)
     )
 
 
@@ -54,6 +61,48 @@ def _data_volume_image(cfg: PlatformConfig) -> list[str]:
             "python -m tools image-snapshot build"
         ]
     return []
+
+
+def _kubernetes_version(cfg: PlatformConfig) -> list[str]:
+    """The cluster's Kubernetes minor against the pinned Karpenter release's range."""
+    version, karpenter = cfg.cluster.version, cfg.karpenter.version
+    supported = karpenter_range(karpenter)
+    if supported is None:
+        return [
+            f"{NAMESPACE}:karpenter.version = {json.dumps(karpenter)}: no known Kubernetes "
+            "range for this release line (add it to infra/core/compatibility.py from the "
+            "release's pkg/providers/version/version.go)"
+        ]
+    low, high = supported
+    if low <= kubernetes_minor(version) <= high:
+        return []
+    return [
+        f"{NAMESPACE}:cluster.version = {json.dumps(version)}: Karpenter {karpenter} "
+        f"(karpenter.version) supports Kubernetes 1.{low}-1.{high}"
+    ]
+
+
+def _dtype(cfg: PlatformConfig) -> list[str]:
+    """bfloat16 only where every GPU a replica may land on supports it."""
+    pools = {p.name: p for p in cfg.gpu_pools}
+    problems = []
+    for i, model in enumerate(cfg.models):
+        pool = pools.get(model.gpu_pool)
+        if model.dtype != "bfloat16" or pool is None:
+            continue
+        without = [
+            t
+            for t in allowed_instance_types(pool.instance_families, pool.instance_sizes)
+            if t.gpus >= model.tensor_parallel_size and not t.supports_bfloat16
+        ]
+        if without:
+            gpus = sorted({f"{t.gpu_model} ({t.family})" for t in without})
+            problems.append(
+                f'{NAMESPACE}:models[{i}].dtype = "bfloat16": pool {pool.name} may place it '
+                f"on {', '.join(gpus)}, below compute capability 8.0, where vLLM refuses "
+                "bfloat16; use dtype float16 or drop those families from the pool"
+            )
+    return problems
 
 
 def _access(cfg: PlatformConfig) -> list[str]:

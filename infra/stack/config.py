@@ -34,6 +34,8 @@ from infra.cluster.config import ClusterConfig
 from infra.core.arns import Arns
 from infra.core.conventions import COST_CENTER_TAG, ENVIRONMENT_TAG, OWNER_TAG, PROJECT_TAG
 from infra.core.naming import model_bucket_name
+from infra.core.pricing import ON_DEMAND_USD_PER_HOUR, PRICES_AS_OF
+from infra.core.regions import MIN_ZONES, ZONES
 from infra.core.schema import NAMESPACE, ConfigError, DnsLabel, Section, section_problems
 from infra.cost.config import CostConfig
 from infra.gpu_operator.config import GpuOperatorConfig
@@ -94,13 +96,8 @@ class PlatformConfig(Section):
     """Secret. Docker Hub access token (read-only, public repositories) of that user."""
 
     def check(self, at: str) -> list[str]:
-        """Zones of the region, the cost tags and the required secrets."""
-        problems = [
-            f"{at}:zones[{i}] = {json.dumps(zone)}: not a zone of region {self.region} "
-            f"(expected {self.region}a, {self.region}b, ...)"
-            for i, zone in enumerate(self.zones)
-            if not re.fullmatch(re.escape(self.region) + r"[a-z]", zone)
-        ]
+        """The region's prices, zones of the region, the cost tags and the required secrets."""
+        problems = _region_problems(at, self.region, self.zones)
         if len(set(self.zones)) != len(self.zones):
             problems.append(f"{at}:zones = {json.dumps(list(self.zones))}: zones must be unique")
         missing = [t for t in REQUIRED_TAGS if not self.tags.get(t)]
@@ -168,6 +165,33 @@ REQUIRED_SECRETS: tuple[str, ...] = (
 REGISTRY_SECRETS: tuple[str, ...] = ("dockerHubUsername", "dockerHubAccessToken")
 """Required while ``registry.pullThroughCache`` is on."""
 REQUIRED_TAGS: tuple[str, ...] = (COST_CENTER_TAG, OWNER_TAG)
+
+
+def _region_problems(at: str, region: str, zones: tuple[str, ...]) -> list[str]:
+    """A priced region (``infra.core.pricing``) and at least two of its real zones
+    (``infra.core.regions``)."""
+    if region not in ON_DEMAND_USD_PER_HOUR:
+        return [
+            f"aws:region = {json.dumps(region)}: no price data for this region (the price "
+            f"table of infra/core/pricing.py, as of {PRICES_AS_OF}, covers "
+            f"{', '.join(sorted(ON_DEMAND_USD_PER_HOUR))}); add its prices there and its zones "
+            "to infra/core/regions.py, or use one of these"
+        ]
+    known = ZONES[region]
+    problems = [
+        f"{at}:zones[{i}] = {json.dumps(zone)}: not a zone of region {region} "
+        f"(zones: {', '.join(known)})"
+        for i, zone in enumerate(zones)
+        if zone not in known
+    ]
+    if len(zones) < MIN_ZONES:
+        problems.append(
+            f"{at}:zones = {json.dumps(list(zones))}: EKS needs subnets in at least "
+            f"{MIN_ZONES} availability zones; list {MIN_ZONES} or more of {', '.join(known)}"
+        )
+    return problems
+
+
 _INJECTED = ("stack", "region")
 
 
@@ -232,6 +256,9 @@ def load_stack_config(
     the offline plan (with the stack file), so both read config the same way.
     """
     prefix = f"{NAMESPACE}:"
+    typos = _namespace_typos(values)
+    if typos:
+        raise ConfigError(typos)
     region = values.get("aws:region")
     if not region:
         raise ConfigError(["aws:region: required (pulumi config set aws:region <region>)"])
@@ -241,6 +268,44 @@ def load_stack_config(
         region=str(region),
         secret_keys=frozenset(k.removeprefix(prefix) for k in secret_keys if k.startswith(prefix)),
     )
+
+
+CONFIG_NAMESPACES: tuple[str, ...] = (NAMESPACE, "aws")
+"""The config namespaces the program reads (``aws`` for ``aws:region``)."""
+
+
+def _namespace_typos(values: Mapping[str, Any]) -> list[str]:
+    """Keys in a namespace one or two typos away from one the program reads.
+
+    Pulumi accepts a key in any namespace (``kubernetes:``, ``pulumi:`` are others'), so
+    ``llm-platfrom:zones`` would be silently ignored and the stack deployed with the
+    defaults; an edit distance of at most a fifth of the name (one letter for ``aws``)
+    catches the typo without rejecting real namespaces.
+    """
+    problems = []
+    for key in values:
+        namespace, sep, rest = str(key).partition(":")
+        if not sep or namespace in CONFIG_NAMESPACES:
+            continue
+        for meant in CONFIG_NAMESPACES:
+            if _edit_distance(namespace.lower(), meant) <= max(1, len(meant) // 5):
+                problems.append(
+                    f"{key}: unknown config namespace {json.dumps(namespace)}; did you mean "
+                    f"{meant}:{rest}?"
+                )
+    return problems
+
+
+def _edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance counting a swap of neighbours as one edit."""
+    d = [[i + j if i * j == 0 else 0 for j in range(len(b) + 1)] for i in range(len(a) + 1)]
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
+    return d[len(a)][len(b)]
 
 
 def _decode(value: Any) -> Any:

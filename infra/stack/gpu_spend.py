@@ -23,6 +23,8 @@ def environment_spend(cfg: PlatformConfig) -> EnvironmentSpend:
                 capacity_types=p.capacity_types,
                 region=cfg.region,
                 spot_discount=cfg.cost.spot_discount,
+                cpu_limit=p.cpu_limit,
+                memory_limit_gib=p.memory_limit_gib,
             )
             for p in cfg.gpu_pools
         ),

@@ -19,6 +19,9 @@ class ReplicaRange(Section):
     """Replicas that always run (default 1)."""
     max: PositiveInt = 1
     """Most replicas the queue may scale to (default 1)."""
+    allow_unschedulable_max: bool = False
+    """Accept a ``max`` the GPU pool cannot hold with the other models at their minimum
+    (the plan prints a warning instead of failing); default false."""
 
 
 class ModelConfig(Section):
@@ -86,7 +89,8 @@ class ModelConfig(Section):
     def check(self, at: str) -> list[str]:
         if self.replicas.min <= self.replicas.max:
             return []
-        return [f"{at}.replicas = {json.dumps(self.replicas.model_dump())}: min must be <= max"]
+        replicas = {"min": self.replicas.min, "max": self.replicas.max}
+        return [f"{at}.replicas = {json.dumps(replicas)}: min must be <= max"]
 
 
 class ServingConfig(Section):

@@ -44,6 +44,8 @@ from workloads.serving.config import ModelConfig, ServingConfig
 from workloads.serving.host_memory import required_memory_gib, shm_gib, streamer_memory_limit_bytes
 
 PORT: Final = 8000
+MAX_SURGE: Final = 1
+"""Extra replicas a rollout starts (``maxUnavailable`` is 0): the pool must hold them."""
 REVISION_ANNOTATION: Final = "llm-platform.io/revision"
 API_KEY_SECRET: Final = "vllm-api-key"
 API_KEY_KEY: Final = "api-key"
@@ -269,7 +271,7 @@ def render_deployment(
             # and a new replica that never becomes Ready never takes traffic.
             "strategy": {
                 "type": "RollingUpdate",
-                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": MAX_SURGE},
             },
             # A replica's worst case before its container starts plus the startup window:
             # a slow but healthy start is never ProgressDeadlineExceeded.
@@ -294,8 +296,15 @@ def render_deployment(
                         {
                             "maxSkew": 1,
                             "topologyKey": ZONE_LABEL,
-                            # Karpenter launches in the zone the constraint asks for.
-                            "whenUnsatisfiable": "DoNotSchedule",
+                            # A preference, not a rule: with DoNotSchedule a replica whose
+                            # zone has no GPU capacity (InsufficientInstanceCapacity) stays
+                            # Pending while the other zones could host it. Karpenter treats
+                            # ScheduleAnyway as a requirement first and relaxes it when no
+                            # offering satisfies it (karpenter.sh/v1.14/concepts/scheduling,
+                            # "Preferences"), so replicas still spread while zones have
+                            # capacity. minDomains applies only to DoNotSchedule; the default
+                            # nodeAffinityPolicy Honor counts only nodes of the model's pool.
+                            "whenUnsatisfiable": "ScheduleAnyway",
                             "labelSelector": {"matchLabels": labels},
                         },
                         {
@@ -451,6 +460,10 @@ def render_network_policy(
     }
 
 
+FALLBACK_FAILURES: Final = 3
+"""Failed queue polls (15 s apart) before KEDA falls back to a fixed replica count."""
+
+
 def queue_query(model: ModelConfig, namespace: str) -> str:
     return (
         f'sum(vllm:num_requests_waiting{{namespace="{namespace}", '
@@ -477,6 +490,17 @@ def render_scaled_object(
             "minReplicaCount": model.replicas.min,
             "maxReplicaCount": model.replicas.max,
             "pollingInterval": 15,
+            # When Prometheus cannot answer FALLBACK_FAILURES polls in a row, KEDA feeds the
+            # HPA a metric for `replicas` instead of none; currentReplicasIfHigher keeps a
+            # busy model at its current size (never below min) rather than guessing the
+            # queue. Fallback needs an AverageValue (at 2.20 also Value) trigger and
+            # is not available for cpu/memory triggers (keda-docs 2.20,
+            # reference/scaledobject-spec.md "fallback").
+            "fallback": {
+                "failureThreshold": FALLBACK_FAILURES,
+                "replicas": model.replicas.min,
+                "behavior": "currentReplicasIfHigher",
+            },
             "advanced": {
                 "horizontalPodAutoscalerConfig": {
                     "behavior": {
