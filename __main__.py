@@ -29,8 +29,8 @@ from infra.log_shipping.component import LogGroups, LogGroupsArgs, LogShipping, 
 from infra.network.component import Network, NetworkArgs
 from infra.observability.component import Monitoring, MonitoringArgs
 from infra.registry.component import RegistryCache, RegistryCacheArgs, docker_hub_mirror
-from infra.stack.cold_start import model_startup
 from infra.stack.capacity import gpu_capacity_warnings
+from infra.stack.cold_start import model_startup
 from infra.stack.config import PlatformConfig, load_stack_config
 from infra.stack.registry import deployed_serving
 from infra.stack.warm_capacity import warm_slots

@@ -198,7 +198,7 @@ def test_scaled_object_scales_on_the_request_queue() -> None:
 
 def test_scaled_object_holds_its_replicas_when_prometheus_cannot_answer() -> None:
     model = _model(replicas={"min": 2, "max": 5})
-    spec = render_scaled_object(model, ServingConfig())["spec"]
+    spec = render_scaled_object(model, ServingConfig(), STARTUP)["spec"]
     assert spec["fallback"] == {
         "failureThreshold": 3,
         "replicas": 2,
