@@ -18,8 +18,9 @@ class SystemNodeGroupConfig(Section):
     """On-demand managed node group for controllers (Karpenter cannot run on nodes it makes)."""
 
     instance_types: Annotated[tuple[str, ...], Field(min_length=1)] = ("m7i.xlarge",)
-    """x86_64 types of ``infra/core/instance_types.py``; default ``m7i.xlarge`` x 2: the
-    controllers pinned here request about 5 vCPU."""
+    """x86_64 types of ``infra/core/instance_types.py``; default ``m7i.xlarge`` x 2. At
+    ``minSize`` nodes of the smallest type they must hold the controllers pinned here
+    (about 4.4 vCPU and 8 GiB; ``infra/stack/capacity.py``)."""
     min_size: PositiveInt = 2
     """Fewest nodes (default 2)."""
     desired_size: PositiveInt = 2

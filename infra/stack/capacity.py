@@ -54,10 +54,11 @@ NFD_WORKER: Final = (0.005, 64 / 1024)
 default requests in deployments/gpu-operator/charts/node-feature-discovery/values.yaml
 of NVIDIA/gpu-operator v26.7.0)."""
 EKS_DAEMONSETS: Final = (0.25, 0.25)
-"""(cores, GiB) of the EKS add-ons' DaemonSets on every node, an estimate with headroom:
-aws-node (25m), kube-proxy (100m), ebs-csi-node (3 containers of 10m/40Mi),
-eks-pod-identity-agent; node-exporter and the GPU operator's operands request nothing
-(their chart defaults are ``resources: {}``)."""
+"""(cores, GiB) of the EKS add-ons' DaemonSets on every node, with headroom for
+eks-pod-identity-agent: aws-node 25m (charts/aws-vpc-cni/values.yaml at v1.20.4),
+kube-proxy 100m (EKS default), ebs-csi-node 3 containers of 10m/40Mi
+(charts/aws-ebs-csi-driver at v1.51.1: node.resources); node-exporter and the GPU
+operator's operands request nothing (their chart defaults are ``resources: {}``)."""
 
 
 def node_daemonsets() -> tuple[float, float]:
@@ -299,6 +300,9 @@ def system_controllers(cfg: PlatformConfig) -> list[Controller]:
         _of("grafana", 1, o.grafana_resources),
         _of("kubecost-model", 1, c.kubecost_model_resources),
         _of("kubecost-frontend", 1, c.kubecost_frontend_resources),
+        # forecasting.resources.requests of cost-analyzer/values.yaml (200m/300Mi at v2.4.2,
+        # the newest release read; assumed unchanged at the pinned 2.8.x).
+        Controller("kubecost-forecasting", 1, 0.2, 300 / 1024),
         # keda/values.yaml of kedacore/charts v2.20.2: resources.{operator,metricServer,
         # webhooks}.requests 100m/100Mi, one replica each.
         Controller("keda", 3, 0.1, 100 / 1024),
@@ -307,11 +311,12 @@ def system_controllers(cfg: PlatformConfig) -> list[Controller]:
         Controller("gpu-operator", 1, 0.2, 100 / 1024),
         Controller("nfd-master", 1, 0.1, 128 / 1024),
         Controller("nfd-gc", 1, 0.01, 128 / 1024),
-        # EKS add-ons: CoreDNS's two replicas request 100m/70Mi; the EBS CSI controller's
-        # six containers about 10m/40Mi each (estimate). prometheus-operator and
-        # kube-state-metrics request nothing by default (kube-prometheus-stack values).
+        # EKS add-ons: CoreDNS's two replicas request 100m/70Mi (EKS default); the EBS CSI
+        # controller's two replicas 7 containers of 10m/40Mi each (charts/aws-ebs-csi-driver
+        # v1.51.1: controller.resources, which every sidecar defaults to).
+        # prometheus-operator and kube-state-metrics request nothing by default.
         Controller("coredns", 2, 0.1, 70 / 1024),
-        Controller("ebs-csi-controller", 2, 0.06, 240 / 1024),
+        Controller("ebs-csi-controller", 2, 0.07, 280 / 1024),
     ]
 
 
