@@ -14,7 +14,8 @@ Per pool:
 - every model's replica fits some allowed instance type (its GPUs, CPU and memory);
 - the limits hold at least one allowed instance (else Karpenter never launches a node);
 - the minimum replicas of all its models plus the rollout surge (``MAX_SURGE`` replicas
-  of the largest model, ``maxUnavailable`` being 0) fit the limits;
+  of the largest model, ``maxUnavailable`` being 0) plus the pool's ``warmSlots`` (one
+  node of the largest replica's size each) fit the limits;
 - each model's ``replicas.max`` is reachable with the other models at their minimum,
   unless the model opts in with ``replicas.allowUnschedulableMax`` (then a warning).
 
@@ -222,10 +223,14 @@ def _minimum_problems(at: str, pool: GpuPoolConfig, found: Sequence[Replica]) ->
     use = use.plus(_node(largest), MAX_SURGE)
     parts = [f"{r.model.name} {r.model.replicas.min} x {_node(r).name}" for r in found]
     parts.append(f"rollout surge {MAX_SURGE} x {_node(largest).name} ({largest.model.name})")
+    what, lower = "minimum replicas plus the rollout surge", "replicas.min"
+    if pool.warm_slots:  # each placeholder holds a node of the largest replica's size
+        use = use.plus(_node(largest), pool.warm_slots)
+        parts.append(f"warm slots {pool.warm_slots} x {_node(largest).name}")
+        what, lower = f"{what} plus the warm slots", f"{lower} or warmSlots"
     return [
         f"{at}.{key} = {limit}: the pool's models need {need} in whole instances at their "
-        f"minimum replicas plus the rollout surge ({', '.join(parts)}); raise {key} or "
-        "lower replicas.min"
+        f"{what} ({', '.join(parts)}); raise {key} or lower {lower}"
         for key, limit, need in use.over(pool)
     ]
 

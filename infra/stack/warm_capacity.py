@@ -78,25 +78,11 @@ def warm_slot_spend(cfg: PlatformConfig) -> tuple[WarmSlotSpend, ...]:
 
 
 def warm_slot_problems(cfg: PlatformConfig) -> list[str]:
-    """Warm slots must leave the pool room for its models' minimum replicas and a surge."""
-    problems = []
-    for i, pool in enumerate(cfg.gpu_pools):
-        if not pool.warm_slots:
-            continue
-        models = [m for m in cfg.enabled_models if m.gpu_pool == pool.name]
-        if not models:
-            problems.append(
-                f"llm-platform:gpuPools[{i}].warmSlots = {pool.warm_slots}: no enabled model "
-                f"runs on pool {pool.name}, so there is nothing to keep warm; set 0"
-            )
-            continue
-        per_slot = max(m.tensor_parallel_size for m in models)
-        need = sum(m.replicas.min * m.tensor_parallel_size for m in models) + per_slot
-        held = pool.warm_slots * per_slot
-        if held + need > pool.gpu_limit:
-            problems.append(
-                f"llm-platform:gpuPools[{i}].warmSlots = {pool.warm_slots}: the slots hold "
-                f"{held} GPUs and the models need {need} (minimum replicas and one rollout "
-                f"surge), more than gpuLimit {pool.gpu_limit}; lower warmSlots or raise gpuLimit"
-            )
-    return problems
+    """Warm slots need a model to size them; the room they take is counted with the
+    pool's capacity (:mod:`infra.stack.capacity`)."""
+    return [
+        f"llm-platform:gpuPools[{i}].warmSlots = {pool.warm_slots}: no enabled model "
+        f"runs on pool {pool.name}, so there is nothing to keep warm; set 0"
+        for i, pool in enumerate(cfg.gpu_pools)
+        if pool.warm_slots and not any(m.gpu_pool == pool.name for m in cfg.enabled_models)
+    ]
