@@ -133,6 +133,12 @@ INVALID: list[tuple[str, Callable[[Config], object], str]] = [
         f"{NS}:cost.kubecostVersion = \"2.9.7\": string should match pattern '^2\\.8\\.\\d+$'",
     ),
     (
+        "budget nobody is told about",
+        lambda c: c[f"{NS}:cost"]["budgets"][0].update(notifyEmails=[]),
+        f"{NS}:cost.budgets[0].notifyEmails = []: list should have at least 1 item after "
+        "validation, not 0",
+    ),
+    (
         "no cluster budget",
         lambda c: c[f"{NS}:cost"]["budgets"][0].update(scope="namespace", target="inference"),
         f"{NS}:cost.budgets: a budget with scope cluster is required",
@@ -221,7 +227,13 @@ INVALID: list[tuple[str, Callable[[Config], object], str]] = [
     (
         "model budget for an undefined model",
         lambda c: c[f"{NS}:cost"]["budgets"].append(
-            {"name": "m", "scope": "model", "target": "nope", "monthlyUsd": 10}
+            {
+                "name": "m",
+                "scope": "model",
+                "target": "nope",
+                "monthlyUsd": 10,
+                "notifyEmails": ["a@example.com"],
+            }
         ),
         f'{NS}:cost.budgets[1].target = "nope": no such model; defined: {MODELS}',
     ),

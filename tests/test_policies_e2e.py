@@ -29,6 +29,8 @@ BUDGET = "aws:budgets/budget:Budget"
 Config = dict[str, Any]
 Applies = Callable[[PlatformConfig], bool]
 ENDPOINT_RULE = "eks-endpoint-not-open-to-world"
+LEVEL = r"\w+ \([^)]+\)"
+"""The summary's level column: the level and where it came from."""
 
 
 def _pool(c: Config) -> dict[str, Any]:
@@ -77,7 +79,9 @@ CASES: list[tuple[str, Applies, str | None, Callable[[Config], object], str]] = 
         "a cost tag the stack does not set",
         _any,
         None,
-        lambda c: _policy(c).update(requiredTags=["cost-center", "owner", "team"]),
+        lambda c: _policy(c).update(
+            requiredTags=["cost-center", "environment", "owner", "project", "team"]
+        ),
         "cost-tags-required",
     ),
     (
@@ -211,7 +215,9 @@ def test_one_change_makes_the_plan_fail_naming_the_rule(
     )
     summary = (tmp_path / "out" / stack / "summary.txt").read_text()
     # Decided from config values, so the first preview of a new stack fails it already.
-    assert re.search(rf"^  {rule} +MANDATORY x\d+ +MANDATORY x\d+$", summary, re.M), summary
+    assert re.search(rf"^  {rule} +{LEVEL} +MANDATORY x\d+ +MANDATORY x\d+$", summary, re.M), (
+        summary
+    )
 
 
 def test_there_are_at_least_10_mutations() -> None:
@@ -224,7 +230,7 @@ def test_an_advisory_violation_is_reported_but_does_not_fail_the_plan(tmp_path: 
     assert result.exit_code == 0
     assert result.mandatory_violations == []
     summary = (tmp_path / "out" / stack / "summary.txt").read_text()
-    assert re.search(rf"^  {ENDPOINT_RULE} +advisory x1 +advisory x1$", summary, re.M)
+    assert re.search(rf"^  {ENDPOINT_RULE} +{LEVEL} +advisory x1 +advisory x1$", summary, re.M)
     assert "publicAccessCidrs includes 0.0.0.0/0" in summary
 
 

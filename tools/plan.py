@@ -233,7 +233,7 @@ def plan(
     result.mandatory_violations = policy.mandatory_violations(
         previewed, "at preview"
     ) + policy.mandatory_violations(verdicts)
-    result.summary += [*policy.summary(verdicts, previewed, stack), ""]
+    result.summary += [*policy.summary(verdicts, previewed, cfg), ""]
     for warning in sorted(set(run.warnings)):
         result.summary.append(f"warning: {warning}")
     files[out / "summary.txt"] = "\n".join(result.summary) + "\n"

@@ -28,8 +28,12 @@ class BudgetConfig(Section):
     ] = (50, 80, 100)
     """Alert thresholds in percent of ``monthlyUsd`` (default 50, 80, 100). At most four:
     an AWS budget takes five notifications, one of them the forecast at 100%."""
-    notify_emails: tuple[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")], ...] = ()
-    """Who gets the alerts: SNS email subscriptions and Kubecost ``ownerContact``."""
+    notify_emails: Annotated[
+        tuple[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")], ...],
+        Field(min_length=1),
+    ]
+    """Who gets the alerts (at least one): SNS email subscriptions and Kubecost
+    ``ownerContact``. A budget nobody hears about guards nothing."""
 
     def check(self, at: str) -> list[str]:
         if self.scope == "cluster" and self.target is not None:

@@ -13,6 +13,7 @@ from infra.core.arns import same_principal
 from infra.core.gpu_catalog import allowed_instance_types
 from infra.core.naming import IAM_ROLE_NAME_MAX, bucket_name_problem, model_role_name
 from infra.core.schema import NAMESPACE, gib
+from infra.stack.baseline import baseline_problems
 from workloads.serving.gpu_memory import check_fit
 from workloads.serving.host_memory import required_memory_gib
 
@@ -29,6 +30,7 @@ def stack_problems(cfg: PlatformConfig) -> list[str]:
         + _budget_targets(cfg)
         + _gpu_operator(cfg)
         + _gpu_memory_alert(cfg)
+        + baseline_problems(cfg)
     )
 
 

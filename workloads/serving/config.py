@@ -94,11 +94,14 @@ class ServingConfig(Section):
 
     namespace: DnsLabel = "inference"
     """Namespace of the model servers (default ``inference``)."""
-    vllm_image: Annotated[str, Field(pattern=r"^[\w./-]+:v\d+\.\d+\.\d+$")] = (
-        "vllm/vllm-openai:v0.33.0"
-    )
+    vllm_image: Annotated[
+        str, Field(pattern=r"^[\w./-]+:v\d+\.\d+\.\d+(@sha256:[0-9a-f]{64})?$")
+    ] = "vllm/vllm-openai:v0.33.0"
     """vLLM OpenAI server image, pinned to a release tag (default ``v0.33.0``: the flags
-    ``--shutdown-timeout`` and ``--load-format runai_streamer`` are used)."""
+    ``--shutdown-timeout`` and ``--load-format runai_streamer`` are used), optionally
+    with its digest after the tag (``...:v0.33.0@sha256:<64 hex>``, from
+    ``docker buildx imagetools inspect <image>:<tag>``): the policy setting
+    ``requireImageDigest`` makes the digest mandatory."""
     allowed_client_namespaces: tuple[DnsLabel, ...] = ()
     """Namespaces whose pods may call the model Services (NetworkPolicy ingress)."""
     keda_version: Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")] = "2.20.2"

@@ -38,6 +38,7 @@ from infra.core.schema import ContainerResources
 from workloads.serving.config import ModelConfig, ServingConfig
 from workloads.serving.gpu_memory import weights_gib_per_gpu
 from workloads.serving.host_memory import required_memory_gib, shm_gib, streamer_memory_limit_bytes
+from workloads.serving.pod_security import harden_deployment
 
 PORT: Final = 8000
 REVISION_ANNOTATION: Final = "llm-platform.io/revision"
@@ -254,7 +255,7 @@ def render_deployment(
     labels = model_labels(model)
     probes = probe_timings(model)
     drain = drain_timings(serving.drain_seconds)
-    return {
+    deployment: dict[str, Any] = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": model.name, "namespace": serving.namespace, "labels": labels},
@@ -366,6 +367,8 @@ def render_deployment(
             },
         },
     }
+    # Restricted Pod Security, read-only root filesystem, no API token.
+    return harden_deployment(deployment)
 
 
 def render_service(model: ModelConfig, namespace: str) -> dict[str, Any]:
@@ -592,6 +595,8 @@ class VllmModel(pulumi.ComponentResource):
         service_account = k8s.core.v1.ServiceAccount(
             f"{name}-sa",
             metadata={"name": f"vllm-{model.name}", "namespace": namespace},
+            # Pod Identity brings its own projected token; nothing here calls the API.
+            automount_service_account_token=False,
             opts=in_namespace,
         )
 
