@@ -30,7 +30,7 @@ def gpu_containers(props: Props) -> list[tuple[str, dict[str, Any]]]:
     return found
 
 
-def _gpus(container: dict[str, Any]) -> int:
+def gpus_of(container: dict[str, Any]) -> int:
     """GPUs a container gets: its limit (requests default to it for extended resources)."""
     value = at(container, "resources", "limits", GPU_RESOURCE)
     if value is None:
@@ -106,7 +106,7 @@ def check_shm(_t: str, props: Props, _s: Settings) -> list[str] | None:
     }
     problems = []
     for label, c in containers:
-        gpus = _gpus(c)
+        gpus = gpus_of(c)
         if gpus <= 1:
             continue
         mounts = items(c, "volumeMounts")

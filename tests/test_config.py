@@ -9,6 +9,7 @@ import pytest
 from pydantic import BaseModel
 
 from infra.cluster.config import ClusterConfig
+from infra.core.pricing import PRICES_AS_OF
 from infra.core.schema import ConfigError
 from infra.observability.config import AlertThresholds
 from infra.stack.config import PlatformConfig, load_config
@@ -131,6 +132,13 @@ INVALID: list[tuple[str, Callable[[Config], object], str]] = [
         "Kubecost chart outside 2.8.x",
         lambda c: c[f"{NS}:cost"].update(kubecostVersion="2.9.7"),
         f"{NS}:cost.kubecostVersion = \"2.9.7\": string should match pattern '^2\\.8\\.\\d+$'",
+    ),
+    (
+        "a system node type the price table does not know",
+        lambda c: c[f"{NS}:cluster"]["systemNodeGroup"].update(instanceTypes=["m7i.24xlarge"]),
+        f'{NS}:cluster.systemNodeGroup.instanceTypes[0] = "m7i.24xlarge": no on-demand price '
+        f"for m7i.24xlarge in us-west-2 (price table as of {PRICES_AS_OF} covers regions "
+        "us-east-1, us-west-2); add it to infra/core/pricing.py from the AWS price list",
     ),
     (
         "budget nobody is told about",

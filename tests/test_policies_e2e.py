@@ -26,6 +26,7 @@ NS = "llm-platform"
 NODEPOOL = "kubernetes:karpenter.sh/v1:NodePool"
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 BUDGET = "aws:budgets/budget:Budget"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 Config = dict[str, Any]
 Applies = Callable[[PlatformConfig], bool]
 ENDPOINT_RULE = "eks-endpoint-not-open-to-world"
@@ -153,6 +154,28 @@ CASES: list[tuple[str, Applies, str | None, Callable[[Config], object], str]] = 
         NODEPOOL,
         lambda c: _policy(c).update(minZones=len(c[f"{NS}:zones"]) + 1),
         "gpu-nodepool-spans-zones",
+    ),
+    (
+        "a namespace budget below its models at max replicas",
+        _any,
+        DEPLOYMENT,
+        lambda c: c[f"{NS}:cost"]["budgets"].append(
+            {
+                "name": "tight",
+                "scope": "namespace",
+                "target": c.get(f"{NS}:serving", {}).get("namespace", "inference"),
+                "monthlyUsd": 1,
+                "notifyEmails": ["a@example.com"],
+            }
+        ),
+        "cost-worst-case-within-budgets",
+    ),
+    (
+        "a stack whose CPU pool limit alone exceeds its cluster budget",
+        _any,
+        NODEPOOL,
+        lambda c: c[f"{NS}:cpuPool"].update(cpuLimit=100000, memoryLimitGiB=400000),
+        "cost-worst-case-within-budgets",
     ),
     (
         "log retention below the minimum",

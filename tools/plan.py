@@ -33,7 +33,7 @@ from infra.stack.config import PlatformConfig, load_stack_config
 from infra.stack.files import ROOT, load_stack_file
 from tools import policy
 from tools.alerts_summary import alerts_summary
-from tools.cost_summary import gpu_spend_section
+from tools.cost_summary import cost_section
 from tools.gpu_capacity import gpu_capacity_section
 from tools.logging_summary import logging_summary
 from tools.mock_runtime import Recorded, Secret, run_program
@@ -139,7 +139,7 @@ SUMMARY_SECTIONS: list[SummarySection] = [
     _helm_releases,
     gpu_capacity_section,
     models_summary,
-    gpu_spend_section,
+    cost_section,
     logging_summary,
     alerts_summary,
 ]

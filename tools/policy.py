@@ -20,6 +20,7 @@ from infra.core.schema import ConfigError
 from infra.stack.baseline import baseline_path, effective_policy
 from infra.stack.config import PlatformConfig
 from infra.stack.files import ROOT, stack_names, typed_stack_config
+from infra.stack.stack_cost import platform_worst_case
 from policies.core import Resource, Verdict, evaluate
 from policies.rules import RULES
 from tools.mock_runtime import Recorded, revealed
@@ -52,7 +53,16 @@ def settings(cfg: PlatformConfig) -> dict[str, Any]:
         "requireNatPerZone": p.require_nat_per_zone,
         "minEndpointPrefixLength": p.min_endpoint_prefix_length,
         "requireImageDigest": p.require_image_digest,
-        "monthlyBudgetUsd": cfg.cost.cluster_budget.monthly_usd,
+        "platformWorstCaseMonthlyUsd": platform_worst_case(cfg),
+        "budgets": [
+            {
+                "name": b.name,
+                "scope": b.scope,
+                **({"target": b.target} if b.target else {}),
+                "monthlyUsd": b.monthly_usd,
+            }
+            for b in cfg.cost.budgets
+        ],
         "region": cfg.region,
     }
 

@@ -14,6 +14,7 @@ from infra.core.gpu_catalog import allowed_instance_types
 from infra.core.naming import IAM_ROLE_NAME_MAX, bucket_name_problem, model_role_name
 from infra.core.schema import NAMESPACE, gib
 from infra.stack.baseline import baseline_problems
+from infra.stack.stack_cost import price_problems
 from workloads.serving.gpu_memory import check_fit
 from workloads.serving.host_memory import required_memory_gib
 
@@ -31,6 +32,7 @@ def stack_problems(cfg: PlatformConfig) -> list[str]:
         + _gpu_operator(cfg)
         + _gpu_memory_alert(cfg)
         + baseline_problems(cfg)
+        + price_problems(cfg)
     )
 
 
