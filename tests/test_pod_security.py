@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from tests.harness import find_all, typed_config
+from tests.test_vllm import _model as model_config
 from tools.mock_runtime import Recorded
-from workloads.serving.config import ModelConfig, ServingConfig
+from workloads.serving.config import ServingConfig
 from workloads.serving.pod_security import HOME, RUN_AS_USER, TMP, namespace_labels
 from workloads.serving.vllm import render_deployment
 
@@ -17,19 +18,7 @@ SERVICE_ACCOUNT = "kubernetes:core/v1:ServiceAccount"
 
 
 def _pod() -> dict[str, Any]:
-    model = ModelConfig.model_validate(
-        {
-            "name": "m",
-            "servedModelName": "org/M-8B",
-            "revision": "r1",
-            "gpuPool": "gpu",
-            "parametersBillions": 8.03,
-            "numLayers": 32,
-            "numKvHeads": 8,
-            "headDim": 128,
-            "tensorParallelSize": 2,
-        }
-    )
+    model = model_config(tensorParallelSize=2)
     spec: dict[str, Any] = render_deployment(model, ServingConfig(), "b", "vllm-m")["spec"]
     return spec["template"]["spec"]
 

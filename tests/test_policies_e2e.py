@@ -27,6 +27,7 @@ NODEPOOL = "kubernetes:karpenter.sh/v1:NodePool"
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 BUDGET = "aws:budgets/budget:Budget"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+NODECLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
 Config = dict[str, Any]
 Applies = Callable[[PlatformConfig], bool]
 ENDPOINT_RULE = "eks-endpoint-not-open-to-world"
@@ -176,6 +177,45 @@ CASES: list[tuple[str, Applies, str | None, Callable[[Config], object], str]] = 
         NODEPOOL,
         lambda c: c[f"{NS}:cpuPool"].update(cpuLimit=100000, memoryLimitGiB=400000),
         "cost-worst-case-within-budgets",
+    ),
+    (
+        "an AMI left at latest where the environment pins it",
+        _any,
+        NODECLASS,
+        lambda c: (
+            c[f"{NS}:nodeClass"].update(amiVersion="latest"),
+            _policy(c).update(requirePinnedAmi=True),
+        ),
+        "node-ami-pinned",
+    ),
+    (
+        "one NAT gateway where the environment wants one per zone",
+        _any,
+        None,
+        lambda c: (
+            c.setdefault(f"{NS}:network", {}).update(natGateways="single"),
+            _policy(c).update(requireNatPerZone=True),
+        ),
+        "network-nat-per-zone",
+    ),
+    (
+        "a model below the environment's minimum replicas",
+        _any,
+        DEPLOYMENT,
+        lambda c: _policy(c).update(
+            minReplicas=max(m["replicas"]["max"] for m in c[f"{NS}:models"]) + 1
+        ),
+        "model-min-replicas",
+    ),
+    (
+        "spot only where the environment requires an on-demand fallback",
+        _any,
+        NODEPOOL,
+        lambda c: (
+            _pool(c).update(capacityTypes=["spot"]),
+            _policy(c).update(requireOnDemandFallback=True, spotOnly=False),
+        ),
+        "gpu-capacity-has-on-demand-fallback",
     ),
     (
         "log retention below the minimum",
