@@ -269,7 +269,11 @@ model_bucket = ModelBucket(
 keda = Keda("keda", KedaArgs(version=cfg.serving.keda_version), opts=k8s_opts)
 serving = ServingNamespace(
     "serving",
-    ServingNamespaceArgs(namespace=cfg.serving.namespace, api_key=secret(cfg.model_api_key)),
+    ServingNamespaceArgs(
+        namespace=cfg.serving.namespace,
+        api_key=secret(cfg.model_api_key),
+        kubernetes_version=cfg.cluster.version,
+    ),
     opts=k8s_opts,
 )
 models = [

@@ -1,5 +1,5 @@
-"""Cost rules: every environment has an AWS budget and every taggable AWS resource
-carries the cost-allocation tags.
+"""Cost rules: every budget covers the worst case of what it scopes, every environment
+has an AWS budget and every taggable AWS resource carries the cost-allocation tags.
 
 Which types take tags is a property of the provider schema. The pack runs without the
 AWS SDK installed, so :data:`TAGGABLE_TYPES` lists the taggable types this program
@@ -12,10 +12,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from infra.core.conventions import CAPACITY_TYPE_LABEL, INSTANCE_FAMILY_LABEL, INSTANCE_SIZE_LABEL
-from infra.core.pricing import nodepool_spend
-from policies.core import Props, Resource, ResourceRule, Settings, StackRule, at, whole_number
+from infra.core.conventions import (
+    CAPACITY_TYPE_LABEL,
+    INSTANCE_FAMILY_LABEL,
+    INSTANCE_SIZE_LABEL,
+    MODEL_LABEL,
+    NODEPOOL_LABEL,
+)
+from infra.core.pricing import HOURS_PER_MONTH, PoolSpend, nodepool_spend
+from policies.core import (
+    Props,
+    Resource,
+    ResourceRule,
+    Settings,
+    StackRule,
+    at,
+    items,
+    whole_number,
+)
 from policies.gpu import NODEPOOL, gpu_limit, gpu_pools, in_values
+from policies.workloads import DEPLOYMENT, POD, gpu_containers, gpus_of
+
+SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
+REQUIRED = "requiredDuringSchedulingIgnoredDuringExecution"
 
 BUDGET = "aws:budgets/budget:Budget"
 
@@ -82,12 +101,9 @@ def _gib(quantity: object) -> float | None:
     return None
 
 
-def check_worst_case(resources: Sequence[Resource], settings: Settings) -> list[str]:
-    """Worst case of every GPU pool from its GPU limit and allowed types
-    (``infra.core.pricing``), summed, against the environment budget."""
-    budget = float(settings["monthlyBudgetUsd"])
-    total = 0.0
-    parts = []
+def _pool_spends(resources: Sequence[Resource], region: str) -> dict[str, PoolSpend] | str:
+    """Spend bounds of every GPU pool by NodePool name, or the message why not."""
+    spends: dict[str, PoolSpend] = {}
     for pool in gpu_pools(resources):
         try:
             limit = gpu_limit(pool.props)
@@ -95,45 +111,138 @@ def check_worst_case(resources: Sequence[Resource], settings: Settings) -> list[
             limit = None
         families = in_values(pool.props, INSTANCE_FAMILY_LABEL)
         if limit is None or families is None:
-            return [f"GPU pool {pool.name} has no GPU limit or family list: spend is unbounded"]
+            return f"GPU pool {pool.name} has no GPU limit or family list: spend is unbounded"
+        name = str(at(pool.props, "metadata", "name") or pool.name)
         try:
-            spend = nodepool_spend(
-                pool.name,
+            spends[name] = nodepool_spend(
+                name,
                 gpu_limit=limit,
                 families=families,
                 sizes=in_values(pool.props, INSTANCE_SIZE_LABEL) or [],
                 capacity_types=in_values(pool.props, CAPACITY_TYPE_LABEL) or ["on-demand"],
-                region=str(settings["region"]),
+                region=region,
                 cpu_limit=whole_number(at(pool.props, "spec", "limits", "cpu")),
                 memory_limit_gib=_gib(at(pool.props, "spec", "limits", "memory")),
             )
         except ValueError as exc:  # unknown family or instance type without a price
-            return [f"GPU pool {pool.name}: {exc}"]
-        total += spend.worst_case_monthly_usd
-        parts.append(
-            f"{pool.name} {spend.worst_case_monthly_usd:,.2f} = {spend.worst_instances} x "
-            f"{spend.worst_instance_type}"
+            return f"GPU pool {pool.name}: {exc}"
+    return spends
+
+
+def _deployment_pool(props: Props) -> str | None:
+    for term in items(props, *POD, "affinity", "nodeAffinity", REQUIRED, "nodeSelectorTerms"):
+        for expr in items(term, "matchExpressions"):
+            if at(expr, "key") == NODEPOOL_LABEL and at(expr, "operator") == "In":
+                values = items(expr, "values")
+                return str(values[0]) if values else None
+    return None
+
+
+def _max_replicas(resources: Sequence[Resource], deployment: Resource) -> int:
+    """The ScaledObject's ``maxReplicaCount`` for the Deployment, else its replicas."""
+    name = at(deployment.props, "metadata", "name")
+    namespace = at(deployment.props, "metadata", "namespace")
+    for r in resources:
+        if (
+            r.type == SCALED_OBJECT
+            and at(r.props, "metadata", "namespace") == namespace
+            and at(r.props, "spec", "scaleTargetRef", "name") == name
+        ):
+            return whole_number(at(r.props, "spec", "maxReplicaCount")) or 100  # KEDA default
+    return whole_number(at(deployment.props, "spec", "replicas")) or 1
+
+
+def _in_scope(deployment: Resource, scope: str, target: str) -> bool:
+    metadata = at(deployment.props, "metadata") or {}
+    if scope == "namespace":
+        return at(metadata, "namespace") == target
+    return at(deployment.props, *POD[:-1], "metadata", "labels", MODEL_LABEL) == target
+
+
+def _scoped_worst(
+    resources: Sequence[Resource], spends: dict[str, PoolSpend], scope: str, target: str
+) -> float:
+    """GPU Deployments of the scope at their max replicas, their GPUs at the dearest
+    per-GPU price of their pool (Kubecost shares a node's cost by requested GPUs), each
+    pool capped at its own worst case."""
+    by_pool: dict[str, float] = {}
+    for d in resources:
+        if d.type != DEPLOYMENT or not gpu_containers(d.props) or not _in_scope(d, scope, target):
+            continue
+        pool = _deployment_pool(d.props)
+        if pool not in spends:
+            raise ValueError(
+                f"{DEPLOYMENT} {d.name} runs on no GPU pool of the stack ({pool}): its cost "
+                "cannot be bounded"
+            )
+        gpus = sum(gpus_of(c) for _, c in gpu_containers(d.props))
+        by_pool[pool] = by_pool.get(pool, 0.0) + (
+            _max_replicas(resources, d) * gpus * spends[pool].dearest_gpu_hour_usd * HOURS_PER_MONTH
         )
-    if total > budget:
-        return [
-            f"worst-case monthly GPU spend USD {total:,.2f} ({'; '.join(parts)}) exceeds the "
-            f"budget USD {budget:,.2f}"
-        ]
-    return []
+    return sum(min(v, spends[k].worst_case_monthly_usd) for k, v in by_pool.items())
+
+
+def check_budgets(resources: Sequence[Resource], settings: Settings) -> list[str]:
+    """Each budget against the worst case of what it covers: a cluster budget against the
+    GPU pools (priced from the NodePools) plus the rest of the stack (priced from config,
+    ``platformWorstCaseMonthlyUsd``); a namespace or model budget against its GPU pods."""
+    region = str(settings["region"])
+    spends = _pool_spends(resources, region)
+    if isinstance(spends, str):
+        return [spends]
+    gpu = sum(s.worst_case_monthly_usd for s in spends.values())
+    platform = float(settings["platformWorstCaseMonthlyUsd"])
+    parts = "; ".join(
+        f"{s.pool} {s.worst_case_monthly_usd:,.2f} = {s.worst_instances} x {s.worst_instance_type}"
+        for s in spends.values()
+    )
+    problems = []
+    for budget in settings["budgets"]:
+        amount = float(budget["monthlyUsd"])
+        scope = str(budget["scope"])
+        if scope == "cluster":
+            worst = gpu + platform
+            what = f"GPU pools {gpu:,.2f} ({parts}) + rest of the stack {platform:,.2f}"
+        else:
+            try:
+                worst = _scoped_worst(resources, spends, scope, str(budget["target"]))
+            except ValueError as exc:
+                problems.append(f"budget {budget['name']}: {exc}")
+                continue
+            what = f"GPU pods of {scope} {budget['target']} at their max replicas"
+        if worst > amount:
+            problems.append(
+                f"budget {budget['name']}: worst-case monthly spend USD {worst:,.2f} ({what}) "
+                f"exceeds USD {amount:,.2f}"
+            )
+    return problems
 
 
 RULES = (
     StackRule(
-        name="cost-gpu-worst-case-within-budget",
-        description="The worst-case monthly spend of all GPU NodePools (on demand, at their "
-        "GPU limits) fits the environment budget.",
+        name="cost-worst-case-within-budgets",
+        description="Every budget covers the worst-case monthly spend of what it scopes: "
+        "the whole stack for a cluster budget, the GPU pods for a namespace or model budget.",
         default_level="mandatory",
         settings={
-            "monthlyBudgetUsd": {"type": "number", "minimum": 0},
             "region": {"type": "string"},
+            "platformWorstCaseMonthlyUsd": {"type": "number", "minimum": 0},
+            "budgets": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "scope", "monthlyUsd"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "scope": {"enum": ["cluster", "namespace", "model"]},
+                        "target": {"type": "string"},
+                        "monthlyUsd": {"type": "number", "minimum": 0},
+                    },
+                },
+            },
         },
-        types=frozenset({NODEPOOL}),
-        check=check_worst_case,
+        types=frozenset({NODEPOOL, DEPLOYMENT, SCALED_OBJECT}),
+        check=check_budgets,
     ),
     StackRule(
         name="cost-budget-defined",

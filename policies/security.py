@@ -103,7 +103,7 @@ def check_control_plane_logs(_type: str, props: Props, settings: Settings) -> li
     return []
 
 
-def check_endpoint(type_: str, props: Props, _s: Settings) -> list[str]:
+def check_endpoint(type_: str, props: Props, settings: Settings) -> list[str]:
     base: tuple[str, ...] = () if type_ == EKS_COMPONENT else ("vpcConfig",)
     prefix = "" if type_ == EKS_COMPONENT else "vpcConfig."
     public = at(props, *base, "endpointPublicAccess")
@@ -117,11 +117,13 @@ def check_endpoint(type_: str, props: Props, _s: Settings) -> list[str]:
             "0.0.0.0/0"
         ]
     open_to_all = []
+    networks = []
     for i, cidr in enumerate(items(props, *base, "publicAccessCidrs")):
         try:
             network = ipaddress.ip_network(str(cidr), strict=False)
         except ValueError:
             return [f"{prefix}publicAccessCidrs[{i}] = {cidr!r}: not a CIDR"]
+        networks.append(network)
         if network.prefixlen == 0:
             open_to_all.append(str(cidr))
     if open_to_all:
@@ -129,7 +131,20 @@ def check_endpoint(type_: str, props: Props, _s: Settings) -> list[str]:
             f"{prefix}publicAccessCidrs includes {', '.join(open_to_all)}: the API endpoint is "
             "open to the whole internet"
         ]
-    return []
+    # Judged as a union: 0.0.0.0/1 + 128.0.0.0/1 is the internet too.
+    v4 = [n for n in networks if isinstance(n, ipaddress.IPv4Network)]
+    if ipaddress.IPv4Network("0.0.0.0/0") in list(ipaddress.collapse_addresses(v4)):
+        return [
+            f"{prefix}publicAccessCidrs {', '.join(map(str, v4))} together cover 0.0.0.0/0: "
+            "the API endpoint is open to the whole internet"
+        ]
+    minimum = int(settings["minEndpointPrefixLength"])
+    return [
+        f"{prefix}publicAccessCidrs[{i}] = {n}: prefix /{n.prefixlen} is wider than the "
+        f"environment minimum /{minimum}"
+        for i, n in enumerate(networks)
+        if n.prefixlen < minimum
+    ]
 
 
 # --------------------------------------------------------------------------- nodes, logs
@@ -269,8 +284,10 @@ RULES = (
     ),
     ResourceRule(
         name="eks-endpoint-not-open-to-world",
-        description="A public EKS API endpoint is limited to listed CIDRs, never 0.0.0.0/0.",
+        description="A public EKS API endpoint is limited to listed CIDRs that together "
+        "never cover the internet, none wider than the environment's minimum prefix length.",
         default_level="mandatory",
+        settings={"minEndpointPrefixLength": {"type": "integer", "minimum": 0, "maximum": 32}},
         types=frozenset({EKS_COMPONENT, EKS_CLUSTER}),
         check=check_endpoint,
     ),

@@ -19,7 +19,7 @@ PROBES = ("startupProbe", "readinessProbe", "livenessProbe")
 SHM_PATH = "/dev/shm"
 
 
-def _gpu_containers(props: Props) -> list[tuple[str, dict[str, Any]]]:
+def gpu_containers(props: Props) -> list[tuple[str, dict[str, Any]]]:
     """``(label, container)`` of each container that requests or limits GPUs."""
     found = []
     for i, c in enumerate(items(props, *POD, "containers")):
@@ -30,7 +30,7 @@ def _gpu_containers(props: Props) -> list[tuple[str, dict[str, Any]]]:
     return found
 
 
-def _gpus(container: dict[str, Any]) -> int:
+def gpus_of(container: dict[str, Any]) -> int:
     """GPUs a container gets: its limit (requests default to it for extended resources)."""
     value = at(container, "resources", "limits", GPU_RESOURCE)
     if value is None:
@@ -45,7 +45,7 @@ def _count(value: Any) -> Any:
 
 
 def check_requests_equal_limits(_t: str, props: Props, _s: Settings) -> list[str] | None:
-    containers = _gpu_containers(props)
+    containers = gpu_containers(props)
     if not containers:
         return None
     problems = []
@@ -75,7 +75,7 @@ def _tolerates_gpu_taint(toleration: Any) -> bool:
 
 
 def check_tolerates_gpu_taint(_t: str, props: Props, _s: Settings) -> list[str] | None:
-    if not _gpu_containers(props):
+    if not gpu_containers(props):
         return None
     if any(_tolerates_gpu_taint(t) for t in items(props, *POD, "tolerations")):
         return []
@@ -84,7 +84,7 @@ def check_tolerates_gpu_taint(_t: str, props: Props, _s: Settings) -> list[str] 
 
 
 def check_probes(_t: str, props: Props, _s: Settings) -> list[str] | None:
-    containers = _gpu_containers(props)
+    containers = gpu_containers(props)
     if not containers:
         return None
     problems = []
@@ -96,7 +96,7 @@ def check_probes(_t: str, props: Props, _s: Settings) -> list[str] | None:
 
 
 def check_shm(_t: str, props: Props, _s: Settings) -> list[str] | None:
-    containers = _gpu_containers(props)
+    containers = gpu_containers(props)
     if not containers:
         return None
     memory_volumes = {
@@ -106,7 +106,7 @@ def check_shm(_t: str, props: Props, _s: Settings) -> list[str] | None:
     }
     problems = []
     for label, c in containers:
-        gpus = _gpus(c)
+        gpus = gpus_of(c)
         if gpus <= 1:
             continue
         mounts = items(c, "volumeMounts")
@@ -121,7 +121,7 @@ def check_shm(_t: str, props: Props, _s: Settings) -> list[str] | None:
 
 
 def check_max_unavailable(_t: str, props: Props, _s: Settings) -> list[str] | None:
-    if not _gpu_containers(props):
+    if not gpu_containers(props):
         return None
     strategy = at(props, "spec", "strategy", "type") or "RollingUpdate"
     if strategy != "RollingUpdate":

@@ -28,6 +28,12 @@ SETTINGS: dict[str, Any] = {
     "requiredTags": ["cost-center", "owner"],
     "requiredLogTypes": ["api", "audit", "authenticator"],
     "minRetentionDays": 14,
+    "minEndpointPrefixLength": 16,
+    "requireOnDemandFallback": True,
+    "minReplicas": 2,
+    "requirePinnedAmi": True,
+    "requireNatPerZone": True,
+    "requireImageDigest": True,
 }
 
 

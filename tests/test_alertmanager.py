@@ -9,7 +9,12 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.observability.alertmanager import PAGERDUTY_KEY, SLACK_KEY, alertmanager_config
+from infra.observability.alertmanager import (
+    PAGERDUTY_KEY,
+    ROUTING,
+    SLACK_KEY,
+    alertmanager_config,
+)
 from tests.test_alert_rules import PROMTOOL_TIMEOUT, tool
 
 # kube-prometheus-stack 88.5.3 values.yaml, alertmanager.config: Helm merges our map over
@@ -33,7 +38,9 @@ def config_file(tmp_path: Path) -> Path:
     (secrets / SLACK_KEY).write_text("https://hooks.slack.com/services/T000/B000/placeholder")
     (secrets / PAGERDUTY_KEY).write_text("placeholder-routing-key")
     path = tmp_path / "alertmanager.yaml"
-    config = alertmanager_config(slack_channel="#llm-alerts", secrets_dir=str(secrets))
+    config = alertmanager_config(
+        slack_channel="#llm-alerts", secrets_dir=str(secrets), info_slack_channel="#llm-info"
+    )
     path.write_text(yaml.safe_dump(config))
     return path
 
@@ -47,17 +54,23 @@ def amtool(*args: str) -> subprocess.CompletedProcess[str]:
 def test_config_passes_amtool_check(config_file: Path) -> None:
     result = amtool("check-config", str(config_file))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 receivers" in result.stdout and "2 inhibit rules" in result.stdout
+    assert "4 receivers" in result.stdout and "2 inhibit rules" in result.stdout
 
 
+# One case per routing decision (ROUTING), plus the two helper alerts that go nowhere.
+# The budget shares below 100% and GPU underutilisation are info alerts: they reach the
+# info channel.
 @pytest.mark.parametrize(
     ("labels", "receivers"),
     [
         (["severity=critical", "alertname=ModelServingDown"], "pagerduty,slack"),
         (["severity=warning", "alertname=GpuMemoryHigh"], "slack"),
-        (["severity=info", "alertname=GpuUnderutilized"], "null"),
-        (["severity=none", "alertname=Watchdog"], "null"),
+        (["severity=info", "alertname=GpuUnderutilized"], "slack-info"),
+        (["severity=info", "alertname=CostDailyOverBudgetShare", "budget=b"], "slack-info"),
         (["alertname=SomethingWithoutSeverity"], "slack"),
+        (["severity=page", "alertname=UnknownSeverity"], "slack"),
+        (["severity=none", "alertname=Watchdog"], "null"),
+        (["severity=none", "alertname=InfoInhibitor"], "null"),
     ],
 )
 def test_routes_send_each_severity_to_its_receivers(
@@ -73,6 +86,29 @@ def test_routes_send_each_severity_to_its_receivers(
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == receivers
+
+
+def test_every_severity_has_one_documented_decision() -> None:
+    assert ROUTING == {
+        "critical": ("pagerduty", "slack"),
+        "warning": ("slack",),
+        "info": ("slack-info",),
+        "(none or other)": ("slack",),
+    }
+    config = alertmanager_config(slack_channel="#c", secrets_dir="/s")
+    receivers = {r["name"] for r in config["receivers"]}
+    assert {name for names in ROUTING.values() for name in names} <= receivers
+
+
+def test_info_alerts_go_to_their_channel_once_a_day_without_resolves() -> None:
+    config = alertmanager_config(slack_channel="#c", secrets_dir="/s", info_slack_channel="#i")
+    (info,) = next(r for r in config["receivers"] if r["name"] == "slack-info")["slack_configs"]
+    assert (info["channel"], info["send_resolved"]) == ("#i", False)
+    route = next(r for r in config["route"]["routes"] if r["receiver"] == "slack-info")
+    assert route["repeat_interval"] == "24h"
+    default = alertmanager_config(slack_channel="#c", secrets_dir="/s")
+    (info,) = next(r for r in default["receivers"] if r["name"] == "slack-info")["slack_configs"]
+    assert info["channel"] == "#c"
 
 
 def test_route_verification_can_fail(config_file: Path) -> None:

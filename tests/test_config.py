@@ -9,6 +9,7 @@ import pytest
 from pydantic import BaseModel
 
 from infra.cluster.config import ClusterConfig
+from infra.core.pricing import PRICES_AS_OF
 from infra.core.regions import ZONES
 from infra.core.schema import ConfigError
 from infra.observability.config import AlertThresholds
@@ -134,6 +135,19 @@ INVALID: list[tuple[str, Callable[[Config], object], str]] = [
         f"{NS}:cost.kubecostVersion = \"2.9.7\": string should match pattern '^2\\.8\\.\\d+$'",
     ),
     (
+        "a system node type the price table does not know",
+        lambda c: c[f"{NS}:cluster"]["systemNodeGroup"].update(instanceTypes=["m7i.24xlarge"]),
+        f'{NS}:cluster.systemNodeGroup.instanceTypes[0] = "m7i.24xlarge": no on-demand price '
+        f"for m7i.24xlarge in us-west-2 (price table as of {PRICES_AS_OF} covers regions "
+        "us-east-1, us-west-2); add it to infra/core/pricing.py from the AWS price list",
+    ),
+    (
+        "budget nobody is told about",
+        lambda c: c[f"{NS}:cost"]["budgets"][0].update(notifyEmails=[]),
+        f"{NS}:cost.budgets[0].notifyEmails = []: list should have at least 1 item after "
+        "validation, not 0",
+    ),
+    (
         "no cluster budget",
         lambda c: c[f"{NS}:cost"]["budgets"][0].update(scope="namespace", target="inference"),
         f"{NS}:cost.budgets: a budget with scope cluster is required",
@@ -222,7 +236,13 @@ INVALID: list[tuple[str, Callable[[Config], object], str]] = [
     (
         "model budget for an undefined model",
         lambda c: c[f"{NS}:cost"]["budgets"].append(
-            {"name": "m", "scope": "model", "target": "nope", "monthlyUsd": 10}
+            {
+                "name": "m",
+                "scope": "model",
+                "target": "nope",
+                "monthlyUsd": 10,
+                "notifyEmails": ["a@example.com"],
+            }
         ),
         f'{NS}:cost.budgets[1].target = "nope": no such model; defined: {MODELS}',
     ),

@@ -8,6 +8,7 @@ import inspect
 
 import pytest
 
+from infra.core.pricing import PRICES_AS_OF
 from policies.core import Resource
 from policies.cost import TAGGABLE_TYPES
 from tests.harness import planned
@@ -104,10 +105,21 @@ def test_the_fixture_stacks_tag_every_taggable_resource(fixture_stack: str) -> N
         assert check("cost-tags-required", r.type, dict(r.inputs), settings) == [], r.name
 
 
-# --------------------------------------------------------------------------- GPU spend
+# --------------------------------------------------------------------------- budgets
 
 NODEPOOL = "kubernetes:karpenter.sh/v1:NodePool"
-SPEND = {"monthlyBudgetUsd": 6000, "region": "us-west-2"}
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
+RULE = "cost-worst-case-within-budgets"
+CLUSTER = {"name": "c", "scope": "cluster", "monthlyUsd": 6000}
+
+
+def _spend(*budgets: dict[str, object], platform: float = 1000) -> dict[str, object]:
+    return {
+        "region": "us-west-2",
+        "platformWorstCaseMonthlyUsd": platform,
+        "budgets": list(budgets),
+    }
 
 
 def _gpu_pool(name: str, limit: int, families: list[str], sizes: list[str]) -> Resource:
@@ -117,57 +129,164 @@ def _gpu_pool(name: str, limit: int, families: list[str], sizes: list[str]) -> R
         {"key": "karpenter.k8s.aws/instance-size", "operator": "In", "values": sizes},
     ]
     props = {
+        "metadata": {"name": name},
         "spec": {
             "limits": {"nvidia.com/gpu": limit},
             "template": {"spec": {"requirements": requirements}},
-        }
+        },
     }
     return Resource(NODEPOOL, name, props)
 
 
-def test_gpu_spend_within_the_budget_passes() -> None:
-    # 4 x g6.xlarge at USD 0.8048/h x 730 h = 2,350.02 (infra.core.pricing prices).
-    pools = [_gpu_pool("gpu-a", 4, ["g6"], ["xlarge"])]
-    assert check_stack("cost-gpu-worst-case-within-budget", pools, SPEND) == []
+def _model(name: str, pool: str, gpus: int = 1, namespace: str = "inference") -> Resource:
+    affinity = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {
+                        "matchExpressions": [
+                            {"key": "karpenter.sh/nodepool", "operator": "In", "values": [pool]}
+                        ]
+                    }
+                ]
+            }
+        }
+    }
+    container = {"name": "vllm", "resources": {"limits": {"nvidia.com/gpu": gpus}}}
+    props = {
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "replicas": 1,
+            "template": {
+                "metadata": {"labels": {"llm-platform.io/model": name}},
+                "spec": {"affinity": affinity, "containers": [container]},
+            },
+        },
+    }
+    return Resource(DEPLOYMENT, f"model-{name}", props)
 
 
-def test_gpu_spend_over_the_budget_names_the_worst_types() -> None:
-    pools = [
-        _gpu_pool("gpu-a", 4, ["g6"], ["xlarge"]),
-        _gpu_pool("gpu-big", 4, ["g6e"], ["xlarge", "12xlarge"]),
-    ]
-    assert check_stack("cost-gpu-worst-case-within-budget", pools, SPEND) == [
-        "worst-case monthly GPU spend USD 10,009.65 (gpu-a 2,350.02 = 4 x g6.xlarge; "
-        "gpu-big 7,659.63 = 1 x g6e.12xlarge) exceeds the budget USD 6,000.00"
-    ]
+def _scaler(name: str, max_replicas: int, namespace: str = "inference") -> Resource:
+    props = {
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"scaleTargetRef": {"name": name}, "maxReplicaCount": max_replicas},
+    }
+    return Resource(SCALED_OBJECT, f"scaler-{name}", props)
 
 
-def test_gpu_spend_counts_only_whole_instances_under_every_limit() -> None:
-    # Karpenter launches a type only while its whole capacity fits every limit left. At
-    # 4 GPUs, 64 vCPUs and 256Gi: a g6e.12xlarge (384 GiB, 355.2 as Karpenter counts it)
-    # never fits; two g6e.4xlarge (118.4 GiB each) do, not four; four g6e.xlarge
-    # (4 x 1.861 x 730 = 5,434.12) are the worst case. Without the cpu and memory limits it
-    # would be 4 x g6e.4xlarge (8,772.38).
-    big = _gpu_pool("gpu-big", 4, ["g6e"], ["xlarge", "4xlarge", "12xlarge"])
-    big.props["spec"]["limits"].update(cpu=64, memory="256Gi")
-    assert check_stack(
-        "cost-gpu-worst-case-within-budget", [big], {**SPEND, "monthlyBudgetUsd": 1}
-    ) == [
-        "worst-case monthly GPU spend USD 5,434.12 (gpu-big 5,434.12 = 4 x g6e.xlarge) "
-        "exceeds the budget USD 1.00"
-    ]
+G6 = _gpu_pool("gpu-a", 4, ["g6"], ["xlarge"])  # 4 x 0.8048 x 730 = 2,350.02
+G6E = _gpu_pool("gpu-big", 2, ["g6e"], ["xlarge", "12xlarge"])  # 2 x xlarge = 2,717.06
+# (a 4-GPU g6e.12xlarge never fits the 2-GPU limit: Karpenter launches whole instances)
+UNBOUNDED = _gpu_pool("gpu-a", 4, ["g6"], ["xlarge"])
+UNBOUNDED.props["spec"]["limits"].clear()
+LIMITED = _gpu_pool("gpu-big", 4, ["g6e"], ["xlarge", "4xlarge", "12xlarge"])
+LIMITED.props["spec"]["limits"].update(cpu=64, memory="256Gi")
+CHAT = [_model("m1", "gpu-a"), _scaler("m1", 3)]  # 3 x 1 GPU x 0.8048 x 730 = 1,762.51
+
+# (case, resources, settings, exact messages)
+BUDGET_CASES: list[tuple[str, list[Resource], dict[str, object], list[str]]] = [
+    ("the stack fits its cluster budget", [G6], _spend(CLUSTER), []),
+    (
+        "GPU pools plus the rest of the stack over the cluster budget",
+        [G6, G6E],
+        _spend(CLUSTER),
+        [
+            "budget c: worst-case monthly spend USD 6,067.08 (GPU pools 5,067.08 (gpu-a "
+            "2,350.02 = 4 x g6.xlarge; gpu-big 2,717.06 = 2 x g6e.xlarge) + rest of the "
+            "stack 1,000.00) exceeds USD 6,000.00"
+        ],
+    ),
+    (
+        "the rest of the stack alone tips it over",
+        [G6],
+        _spend(CLUSTER, platform=4000),
+        [
+            "budget c: worst-case monthly spend USD 6,350.02 (GPU pools 2,350.02 (gpu-a "
+            "2,350.02 = 4 x g6.xlarge) + rest of the stack 4,000.00) exceeds USD 6,000.00"
+        ],
+    ),
+    (
+        "a namespace budget that holds its models",
+        [G6, *CHAT],
+        _spend({"name": "ns", "scope": "namespace", "target": "inference", "monthlyUsd": 1800}),
+        [],
+    ),
+    (
+        "a namespace budget below its models at max replicas",
+        [G6, *CHAT],
+        _spend({"name": "ns", "scope": "namespace", "target": "inference", "monthlyUsd": 1000}),
+        [
+            "budget ns: worst-case monthly spend USD 1,762.51 (GPU pods of namespace inference "
+            "at their max replicas) exceeds USD 1,000.00"
+        ],
+    ),
+    (
+        "a model budget below its model",
+        [G6, *CHAT],
+        _spend({"name": "m", "scope": "model", "target": "m1", "monthlyUsd": 1000}),
+        [
+            "budget m: worst-case monthly spend USD 1,762.51 (GPU pods of model m1 at their "
+            "max replicas) exceeds USD 1,000.00"
+        ],
+    ),
+    (
+        "a model budget of another namespace's model is not charged",
+        [G6, *CHAT],
+        _spend({"name": "ns", "scope": "namespace", "target": "other", "monthlyUsd": 1}),
+        [],
+    ),
+    (
+        "a model capped at its pool's worst case",
+        [G6, _model("m1", "gpu-a"), _scaler("m1", 10)],
+        _spend({"name": "m", "scope": "model", "target": "m1", "monthlyUsd": 2400}),
+        [],
+    ),
+    (
+        "a model on a pool the stack does not have",
+        [G6, _model("m1", "gpu-x")],
+        _spend({"name": "m", "scope": "model", "target": "m1", "monthlyUsd": 2400}),
+        [
+            "budget m: kubernetes:apps/v1:Deployment model-m1 runs on no GPU pool of the "
+            "stack (gpu-x): its cost cannot be bounded"
+        ],
+    ),
+    (
+        "an unpriced region",
+        [G6],
+        {**_spend(CLUSTER), "region": "eu-west-1"},
+        [
+            "GPU pool gpu-a: no on-demand price for g6.xlarge in eu-west-1 (price table as of "
+            f"{PRICES_AS_OF} covers regions us-east-1, us-west-2); add it to "
+            "infra/core/pricing.py from the AWS price list"
+        ],
+    ),
+    (
+        "a pool without a GPU limit",
+        [UNBOUNDED],
+        _spend(CLUSTER),
+        ["GPU pool gpu-a has no GPU limit or family list: spend is unbounded"],
+    ),
+    (
+        "only whole instances under every limit count",
+        # Karpenter launches a type only while its whole capacity fits every limit left. At
+        # 4 GPUs, 64 vCPUs and 256Gi: a g6e.12xlarge (384 GiB, 355.2 as Karpenter counts
+        # it) never fits; two g6e.4xlarge (118.4 GiB each) do, not four; four g6e.xlarge
+        # (4 x 1.861 x 730 = 5,434.12) are the worst case, not 4 x g6e.4xlarge (8,772.38).
+        [LIMITED],
+        _spend(CLUSTER),
+        [
+            "budget c: worst-case monthly spend USD 6,434.12 (GPU pools 5,434.12 (gpu-big "
+            "5,434.12 = 4 x g6e.xlarge) + rest of the stack 1,000.00) exceeds USD 6,000.00"
+        ],
+    ),
+]
 
 
-def test_gpu_spend_of_an_unpriced_region_cannot_pass() -> None:
-    pools = [_gpu_pool("gpu-a", 4, ["g6"], ["xlarge"])]
-    settings = {**SPEND, "region": "eu-west-1"}
-    [message] = check_stack("cost-gpu-worst-case-within-budget", pools, settings)
-    assert message.startswith("GPU pool gpu-a: no on-demand price for g6.xlarge in eu-west-1")
-
-
-def test_gpu_spend_of_a_pool_without_limit_is_unbounded() -> None:
-    pool = _gpu_pool("gpu-a", 4, ["g6"], ["xlarge"])
-    pool.props["spec"]["limits"].clear()
-    assert check_stack("cost-gpu-worst-case-within-budget", [pool], SPEND) == [
-        "GPU pool gpu-a has no GPU limit or family list: spend is unbounded"
-    ]
+@pytest.mark.parametrize(
+    ("found", "settings", "messages"),
+    [pytest.param(r, s, m, id=c) for c, r, s, m in BUDGET_CASES],
+)
+def test_every_budget_against_the_worst_case_of_its_scope(
+    found: list[Resource], settings: dict[str, object], messages: list[str]
+) -> None:
+    assert check_stack(RULE, found, settings) == messages

@@ -26,9 +26,13 @@ NS = "llm-platform"
 NODEPOOL = "kubernetes:karpenter.sh/v1:NodePool"
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 BUDGET = "aws:budgets/budget:Budget"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+NODECLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
 Config = dict[str, Any]
 Applies = Callable[[PlatformConfig], bool]
 ENDPOINT_RULE = "eks-endpoint-not-open-to-world"
+LEVEL = r"\w+ \([^)]+\)"
+"""The summary's level column: the level and where it came from."""
 
 
 def _pool(c: Config) -> dict[str, Any]:
@@ -77,7 +81,9 @@ CASES: list[tuple[str, Applies, str | None, Callable[[Config], object], str]] = 
         "a cost tag the stack does not set",
         _any,
         None,
-        lambda c: _policy(c).update(requiredTags=["cost-center", "owner", "team"]),
+        lambda c: _policy(c).update(
+            requiredTags=["cost-center", "environment", "owner", "project", "team"]
+        ),
         "cost-tags-required",
     ),
     (
@@ -151,6 +157,67 @@ CASES: list[tuple[str, Applies, str | None, Callable[[Config], object], str]] = 
         "gpu-nodepool-spans-zones",
     ),
     (
+        "a namespace budget below its models at max replicas",
+        _any,
+        DEPLOYMENT,
+        lambda c: c[f"{NS}:cost"]["budgets"].append(
+            {
+                "name": "tight",
+                "scope": "namespace",
+                "target": c.get(f"{NS}:serving", {}).get("namespace", "inference"),
+                "monthlyUsd": 1,
+                "notifyEmails": ["a@example.com"],
+            }
+        ),
+        "cost-worst-case-within-budgets",
+    ),
+    (
+        "a stack whose CPU pool limit alone exceeds its cluster budget",
+        _any,
+        NODEPOOL,
+        lambda c: c[f"{NS}:cpuPool"].update(cpuLimit=100000, memoryLimitGiB=400000),
+        "cost-worst-case-within-budgets",
+    ),
+    (
+        "an AMI left at latest where the environment pins it",
+        _any,
+        NODECLASS,
+        lambda c: (
+            c[f"{NS}:nodeClass"].update(amiVersion="latest"),
+            _policy(c).update(requirePinnedAmi=True),
+        ),
+        "node-ami-pinned",
+    ),
+    (
+        "one NAT gateway where the environment wants one per zone",
+        _any,
+        None,
+        lambda c: (
+            c.setdefault(f"{NS}:network", {}).update(natGateways="single"),
+            _policy(c).update(requireNatPerZone=True),
+        ),
+        "network-nat-per-zone",
+    ),
+    (
+        "a model below the environment's minimum replicas",
+        _any,
+        DEPLOYMENT,
+        lambda c: _policy(c).update(
+            minReplicas=max(m["replicas"]["max"] for m in c[f"{NS}:models"]) + 1
+        ),
+        "model-min-replicas",
+    ),
+    (
+        "spot only where the environment requires an on-demand fallback",
+        _any,
+        NODEPOOL,
+        lambda c: (
+            _pool(c).update(capacityTypes=["spot"]),
+            _policy(c).update(requireOnDemandFallback=True, spotOnly=False),
+        ),
+        "gpu-capacity-has-on-demand-fallback",
+    ),
+    (
         "log retention below the minimum",
         _any,
         LOG_GROUP,
@@ -211,7 +278,9 @@ def test_one_change_makes_the_plan_fail_naming_the_rule(
     )
     summary = (tmp_path / "out" / stack / "summary.txt").read_text()
     # Decided from config values, so the first preview of a new stack fails it already.
-    assert re.search(rf"^  {rule} +MANDATORY x\d+ +MANDATORY x\d+$", summary, re.M), summary
+    assert re.search(rf"^  {rule} +{LEVEL} +MANDATORY x\d+ +MANDATORY x\d+$", summary, re.M), (
+        summary
+    )
 
 
 def test_there_are_at_least_10_mutations() -> None:
@@ -224,7 +293,7 @@ def test_an_advisory_violation_is_reported_but_does_not_fail_the_plan(tmp_path: 
     assert result.exit_code == 0
     assert result.mandatory_violations == []
     summary = (tmp_path / "out" / stack / "summary.txt").read_text()
-    assert re.search(rf"^  {ENDPOINT_RULE} +advisory x1 +advisory x1$", summary, re.M)
+    assert re.search(rf"^  {ENDPOINT_RULE} +{LEVEL} +advisory x1 +advisory x1$", summary, re.M)
     assert "publicAccessCidrs includes 0.0.0.0/0" in summary
 
 

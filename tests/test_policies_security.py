@@ -129,6 +129,25 @@ CASES: list[tuple[str, str, str, Props, Mutation | None, list[str]]] = [
         ["publicAccessCidrs includes 0.0.0.0/0: the API endpoint is open to the whole internet"],
     ),
     (
+        "public endpoint CIDRs that together are the internet",
+        "eks-endpoint-not-open-to-world",
+        EKS,
+        EKS_COMPONENT,
+        lambda p: p.update(publicAccessCidrs=["0.0.0.0/1", "128.0.0.0/1"]),
+        [
+            "publicAccessCidrs 0.0.0.0/1, 128.0.0.0/1 together cover 0.0.0.0/0: the API "
+            "endpoint is open to the whole internet"
+        ],
+    ),
+    (
+        "public endpoint CIDR wider than the minimum prefix",
+        "eks-endpoint-not-open-to-world",
+        EKS,
+        EKS_COMPONENT,
+        lambda p: p.update(publicAccessCidrs=["203.0.113.0/24", "10.0.0.0/8"]),
+        ["publicAccessCidrs[1] = 10.0.0.0/8: prefix /8 is wider than the environment minimum /16"],
+    ),
+    (
         "public endpoint by default without CIDRs",
         "eks-endpoint-not-open-to-world",
         EKS,

@@ -371,8 +371,15 @@ def apply_model(root: Path, recipe: Recipe) -> Callable[[Path], None]:
     return check
 
 
+def run_commands(root: Path, recipe: Recipe) -> None:
+    """The recipe's `sh` block, each line a project tool."""
+    for command in recipe.block("sh").splitlines():
+        run_tool(root, command)
+
+
 def apply_budget(root: Path, recipe: Recipe) -> Callable[[Path], None]:
     stack, budget = add_list_entry(root, recipe)
+    run_commands(root, recipe)
     helm = recipe.find(r"Kubecost alerts \(`build/<stack>/(helm/[\w.-]+)`\)")
     rule = recipe.find(r"PrometheusRule \(`(manifests/[\w.-]+)`\)")
 
@@ -399,6 +406,7 @@ def apply_alert(root: Path, recipe: Recipe) -> Callable[[Path], None]:
 
 def apply_pool(root: Path, recipe: Recipe) -> Callable[[Path], None]:
     stack, pool = add_list_entry(root, recipe)
+    run_commands(root, recipe)
     assert "summary shows the new pool's capacity" in recipe.prose
 
     def check(build: Path) -> None:

@@ -17,7 +17,7 @@ import pytest
 from infra.ci.config import GITHUB_HOSTED_LABEL
 from infra.ci.runner import project_name
 from infra.stack.files import ROOT, typed_stack_config
-from infra.stack.gpu_spend import check_budget
+from infra.stack.stack_cost import budget_problems
 from tests.conftest import STACKS, StackPlan
 from tests.harness import find, find_all
 from tests.test_alert_rules import (
@@ -131,8 +131,8 @@ def test_every_budget_alerts(stack: str, resources: tuple[Recorded, ...]) -> Non
     assert set(labelled) == {b.name for b in budgets}
 
 
-def test_gpu_worst_case_fits_the_cluster_budget(stack: str) -> None:
-    assert check_budget(typed_stack_config(stack)) == []
+def test_every_budget_covers_the_worst_case_of_its_scope(stack: str) -> None:
+    assert budget_problems(typed_stack_config(stack)) == []
 
 
 def test_cluster_names_are_unique_per_account() -> None:

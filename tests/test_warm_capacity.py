@@ -12,7 +12,7 @@ from infra.core.schema import ConfigError
 from infra.stack.registry import serving_image
 from infra.stack.warm_capacity import warm_slot_spend, warm_slots
 from tests.harness import FIXTURE_STACKS, find_all, fixture_where, run_stack, typed_config
-from tools.cost_summary import gpu_spend_lines
+from tools.cost_summary import cost_lines
 from tools.mock_runtime import Recorded
 from workloads.serving.cold_start import instance_types_for
 from workloads.serving.vllm import container_resources
@@ -87,7 +87,7 @@ def test_slots_cost_their_cheapest_node_in_the_plans_cost_table() -> None:
     cheapest = min(on_demand_price(t.name, cfg.region) for t in types)
     assert spend.worst_case_monthly_usd == round(pool.warm_slots * cheapest * HOURS_PER_MONTH, 2)
     assert spend.expected_monthly_usd < spend.worst_case_monthly_usd  # the pool allows spot
-    text = "\n".join(gpu_spend_lines(cfg))
+    text = "\n".join(cost_lines(cfg))
     assert f"warm slots {pool.name}: {pool.warm_slots} x {spend.instance_type}" in text
     assert f"{spend.worst_case_monthly_usd:,.2f}" in text
 

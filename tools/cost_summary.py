@@ -1,49 +1,59 @@
-"""Offline plan section: GPU cap and worst-case / expected monthly GPU spend vs budget."""
+"""Offline plan section: the whole stack's monthly cost, worst case and expected, and
+each budget against the worst case of what it scopes."""
 
 from __future__ import annotations
 
-from infra.core.pricing import HOURS_PER_MONTH, MissingPriceError
+from infra.core.pricing import HOURS_PER_MONTH, PRICES_AS_OF, MissingPriceError
 from infra.stack.config import PlatformConfig
-from infra.stack.gpu_spend import check_budget, environment_spend
+from infra.stack.stack_cost import budget_problems, budget_scope_worst, stack_cost
 from infra.stack.warm_capacity import warm_slot_spend
 from tools.mock_runtime import Recorded
 
 
-def gpu_spend_lines(cfg: PlatformConfig) -> list[str]:
-    """Per pool and in total: GPU cap, worst-case and expected monthly cost, budget, headroom."""
+def cost_lines(cfg: PlatformConfig) -> list[str]:
+    """One line per cost item, the total, then each budget with its headroom."""
+    title = (
+        f"Cost (USD/month, {HOURS_PER_MONTH} h, prices of {PRICES_AS_OF}, infra/core/pricing.py; "
+        f"worst case on demand, expected with {cfg.cost.spot_discount:.0%} spot discount "
+        "where spot is allowed):"
+    )
     try:
-        spend = environment_spend(cfg)
+        cost = stack_cost(cfg)
     except MissingPriceError as exc:
-        return ["GPU spend (USD/month):", f"  cannot estimate: {exc}"]
-    width = max(len(p.pool) for p in spend.pools)
-    lines = [
-        f"GPU spend (USD/month, {HOURS_PER_MONTH} h, on-demand worst case; expected with "
-        f"{cfg.cost.spot_discount:.0%} spot discount where spot is allowed):"
-    ]
-    for p in spend.pools:
-        lines.append(
-            f"  {p.pool.ljust(width)}  {p.gpu_limit:>3} GPUs  worst "
-            f"{p.worst_case_monthly_usd:>12,.2f} ({p.worst_instances} x {p.worst_instance_type})"
-            f"  expected {p.expected_monthly_usd:>12,.2f}"
-        )
+        return [title, f"  cannot estimate: {exc}"]
+    width = max(len(i.name) for i in cost.items)
+    lines = [title, f"  {'item'.ljust(width)}  {'worst':>12}  {'expected':>12}  worst case from"]
     lines += [
-        f"  {'total'.ljust(width)}  {spend.gpu_cap:>3} GPUs  worst "
-        f"{spend.worst_case_monthly_usd:>12,.2f}  expected {spend.expected_monthly_usd:>12,.2f}",
-        f"  cluster budget {spend.cluster_budget_usd:,.2f}  headroom {spend.headroom_usd:,.2f}",
+        f"  {i.name.ljust(width)}  {i.worst_case_monthly_usd:>12,.2f}  "
+        f"{i.expected_monthly_usd:>12,.2f}  {i.basis}"
+        for i in cost.items
     ]
+    lines.append(
+        f"  {'total'.ljust(width)}  {cost.worst_case_monthly_usd:>12,.2f}  "
+        f"{cost.expected_monthly_usd:>12,.2f}"
+    )
+    for b in cfg.cost.budgets:
+        scope = "whole stack" if b.scope == "cluster" else f"{b.scope} {b.target}"
+        worst = budget_scope_worst(cfg, b.scope, b.target)
+        lines.append(
+            f"  budget {b.name} ({scope}) {b.monthly_usd:,.2f}: worst case {worst:,.2f}, "
+            f"headroom {b.monthly_usd - worst:,.2f}"
+        )
     lines += warm_capacity_lines(cfg)
-    return lines + [f"  OVER BUDGET: {problem}" for problem in check_budget(cfg)]
+    return lines + [f"  OVER BUDGET: {problem}" for problem in budget_problems(cfg)]
 
 
 def warm_capacity_lines(cfg: PlatformConfig) -> list[str]:
-    """Warm slots (``gpuPools[].warmSlots``): the nodes they hold, monthly."""
+    """Warm slots (``gpuPools[].warmSlots``): the nodes they keep up, monthly. Already
+    inside their GPU pool's line: a pool's figures count its whole limit."""
     return [
         f"  warm slots {w.pool}: {w.slots} x {w.instance_type} ({w.gpus} GPUs) worst "
         f"{w.worst_case_monthly_usd:>12,.2f}  expected {w.expected_monthly_usd:>12,.2f}"
+        "  (inside the pool's line)"
         for w in warm_slot_spend(cfg)
     ]
 
 
-def gpu_spend_section(resources: list[Recorded], cfg: PlatformConfig) -> list[str]:
+def cost_section(resources: list[Recorded], cfg: PlatformConfig) -> list[str]:
     """Summary section of the offline plan (``tools.plan.SUMMARY_SECTIONS``)."""
-    return gpu_spend_lines(cfg)
+    return cost_lines(cfg)

@@ -34,7 +34,7 @@ from infra.stack.files import ROOT, load_stack_file
 from tools import policy
 from tools.alerts_summary import alerts_summary
 from tools.cold_start_summary import cold_start_section
-from tools.cost_summary import gpu_spend_section
+from tools.cost_summary import cost_section
 from tools.gpu_capacity import gpu_capacity_section
 from tools.logging_summary import logging_summary
 from tools.mock_runtime import Recorded, Secret, run_program
@@ -141,7 +141,7 @@ SUMMARY_SECTIONS: list[SummarySection] = [
     gpu_capacity_section,
     models_summary,
     cold_start_section,
-    gpu_spend_section,
+    cost_section,
     logging_summary,
     alerts_summary,
 ]
@@ -235,7 +235,7 @@ def plan(
     result.mandatory_violations = policy.mandatory_violations(
         previewed, "at preview"
     ) + policy.mandatory_violations(verdicts)
-    result.summary += [*policy.summary(verdicts, previewed, stack), ""]
+    result.summary += [*policy.summary(verdicts, previewed, cfg), ""]
     for warning in sorted(set(run.warnings)):
         result.summary.append(f"warning: {warning}")
     files[out / "summary.txt"] = "\n".join(result.summary) + "\n"

@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from infra.core.schema import ConfigError
+from infra.stack.baseline import baseline_path, effective_policy
 from infra.stack.config import PlatformConfig
 from infra.stack.files import ROOT, stack_names, typed_stack_config
+from infra.stack.stack_cost import platform_worst_case
 from policies.core import Resource, Verdict, evaluate
 from policies.rules import RULES
 from tools.mock_runtime import Recorded, revealed
@@ -32,8 +34,9 @@ def config_path(stack: str, root: Path = ROOT) -> Path:
 
 
 def settings(cfg: PlatformConfig) -> dict[str, Any]:
-    """Every rule setting of the pack, by its camelCase name, for one stack."""
-    p = cfg.policy
+    """Every rule setting of the pack, by its camelCase name, for one stack (the stack
+    file's values over its baseline's, ``infra.stack.baseline``)."""
+    p = effective_policy(cfg).policy
     return {
         "maxGpusPerPool": p.max_gpus_per_pool,
         "maxGpusTotal": p.max_gpus_total,
@@ -44,7 +47,22 @@ def settings(cfg: PlatformConfig) -> dict[str, Any]:
         "requiredTags": list(p.required_tags),
         "requiredLogTypes": list(p.required_log_types),
         "minRetentionDays": p.min_log_retention_days,
-        "monthlyBudgetUsd": cfg.cost.cluster_budget.monthly_usd,
+        "requireOnDemandFallback": p.require_on_demand_fallback,
+        "minReplicas": p.min_replicas,
+        "requirePinnedAmi": p.require_pinned_ami,
+        "requireNatPerZone": p.require_nat_per_zone,
+        "minEndpointPrefixLength": p.min_endpoint_prefix_length,
+        "requireImageDigest": p.require_image_digest,
+        "platformWorstCaseMonthlyUsd": platform_worst_case(cfg),
+        "budgets": [
+            {
+                "name": b.name,
+                "scope": b.scope,
+                **({"target": b.target} if b.target else {}),
+                "monthlyUsd": b.monthly_usd,
+            }
+            for b in cfg.cost.budgets
+        ],
         "region": cfg.region,
     }
 
@@ -53,9 +71,10 @@ def pack_config(cfg: PlatformConfig) -> dict[str, dict[str, Any]]:
     """The CrossGuard policy-pack config document of a stack: every rule with its
     enforcement level (stack override or the rule's default) and the settings it reads."""
     values = settings(cfg)
+    levels = effective_policy(cfg).levels
     return {
         rule.name: {
-            "enforcementLevel": cfg.policy.enforcement.get(rule.name, rule.default_level),
+            "enforcementLevel": levels[rule.name][0],
             **{key: values[key] for key in rule.settings},
         }
         for rule in RULES
@@ -92,21 +111,38 @@ def _status(v: Verdict) -> str:
     return "n/a" if v.checked == 0 else f"pass ({v.checked})"
 
 
-def summary(applied: list[Verdict], previewed: list[Verdict], stack: str) -> list[str]:
-    """The plan's policy section: one line per rule with its verdict at the first
+def summary(applied: list[Verdict], previewed: list[Verdict], cfg: PlatformConfig) -> list[str]:
+    """The plan's policy section: one line per rule with its level and where the level
+    came from (stack file, baseline or rule default), its verdict at the first
     ``pulumi preview`` of a new stack (outputs of resources not yet created unknown) and
-    after apply (every output known); the violations of each under it."""
+    after apply (every output known), and the violations of each under it; then the
+    settings with where each came from."""
+    effective = effective_policy(cfg)
     width = max((len(v.rule) for v in applied), default=0)
     at_preview = {v.rule: v for v in previewed}
+    origin = {rule: f"{level} ({source})" for rule, (level, source) in effective.levels.items()}
+    level_width = max((len(o) for o in origin.values()), default=0)
     lines = [
-        f"Policy verdicts ({PACK_NAME}, policies/config.{stack}.json):",
-        f"  {'rule'.ljust(width)}  {'preview (new stack)':<20}  after apply",
+        f"Policy verdicts ({PACK_NAME}, policies/config.{cfg.stack}.json; "
+        f"baseline {baseline_path(cfg.stack).relative_to(ROOT)}):",
+        f"  {'rule'.ljust(width)}  {'level (from)'.ljust(level_width)}  "
+        f"{'preview (new stack)':<20}  after apply",
     ]
     for v in applied:
         p = at_preview[v.rule]
-        lines.append(f"  {v.rule.ljust(width)}  {_status(p):<20}  {_status(v)}".rstrip())
+        lines.append(
+            f"  {v.rule.ljust(width)}  {origin[v.rule].ljust(level_width)}  "
+            f"{_status(p):<20}  {_status(v)}".rstrip()
+        )
         lines += [f"      - at preview: {m}" for m in p.violations]
         lines += [f"      - after apply: {m}" for m in v.violations]
+    values = settings(cfg)
+    lines.append("  settings:")
+    lines += [
+        f"    {key} = {json.dumps(values[key])} ({source})"
+        for key, source in sorted(effective.setting_sources.items())
+        if key in values
+    ]
     return lines
 
 

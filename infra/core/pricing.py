@@ -1,4 +1,5 @@
-"""Worst-case and expected monthly GPU spend of Karpenter GPU NodePools (pure Python).
+"""The one price table of the stack (dated, sourced) and the worst-case and expected
+monthly GPU spend of Karpenter GPU NodePools (pure Python).
 
 A NodePool's ``limits`` cap how many GPUs, vCPUs and GiB it may hold, not how many
 instances: with mixed instance types the bill depends on which types Karpenter picks.
@@ -18,8 +19,11 @@ per-GPU price (say ``g6e.xlarge``) can cost more at the cap than the most expens
 instance of the pool. When a pool allows spot, the *expected* figure applies the
 configured spot discount to the worst case; on-demand-only pools expect the worst case.
 
-Prices: :data:`ON_DEMAND_USD_PER_HOUR`, Linux, shared tenancy, per region, as of
-:data:`PRICES_AS_OF`, from :data:`PRICE_SOURCE`. Refresh them as the README says.
+Prices: :data:`ON_DEMAND_USD_PER_HOUR` (GPU types), :data:`CPU_ON_DEMAND_USD_PER_HOUR`
+(system node types), Linux, shared tenancy, and :data:`PLATFORM_USD` (EKS, NAT, EBS,
+CloudWatch Logs), per region, as of :data:`PRICES_AS_OF`, from :data:`PRICE_SOURCE` and
+:data:`PLATFORM_PRICE_SOURCE`. Refresh them as the README says. The whole stack's cost
+is counted in ``infra.stack.stack_cost``.
 """
 
 from __future__ import annotations
@@ -104,6 +108,97 @@ ESTIMATED: Final = frozenset({*_P_FAMILY_PRICES, "p5e.48xlarge"})
 """Instance types whose price is an estimate (refresh from the price list before relying)."""
 
 
+# --------------------------------------------------------------------------- the rest of the stack
+# Same date as the GPU prices (PRICES_AS_OF), from the AWS pricing pages of each service
+# (PLATFORM_PRICE_SOURCE); us-east-1 and us-west-2 list the same rates for all of them.
+
+PLATFORM_PRICE_SOURCE: Final = (
+    "https://aws.amazon.com/eks/pricing/ (control plane, standard support), "
+    "https://aws.amazon.com/vpc/pricing/ (NAT gateway hour and GB processed), "
+    "https://aws.amazon.com/ebs/pricing/ (gp3 GB-month), "
+    "https://aws.amazon.com/cloudwatch/pricing/ (Logs standard ingestion, storage), "
+    "EC2 On-Demand pricing page (CPU instance types)"
+)
+_PLATFORM_PRICES: Final = {
+    # EKS control plane per cluster-hour, standard support (extended support: 0.60).
+    "eks-cluster-hour": 0.10,
+    "nat-gateway-hour": 0.045,
+    "nat-gateway-gb": 0.045,
+    "ebs-gp3-gb-month": 0.08,
+    "logs-ingest-gb": 0.50,
+    "logs-storage-gb-month": 0.03,
+}
+PLATFORM_USD: Final[dict[str, dict[str, float]]] = {
+    "us-east-1": dict(_PLATFORM_PRICES),
+    "us-west-2": dict(_PLATFORM_PRICES),
+}
+"""USD per unit of each non-instance item the stack pays for, by region."""
+
+_CPU_INSTANCE_PRICES: Final = {
+    "m5.large": 0.096,
+    "m5.xlarge": 0.192,
+    "m5.2xlarge": 0.384,
+    "m6i.large": 0.096,
+    "m6i.xlarge": 0.192,
+    "m6i.2xlarge": 0.384,
+    "m7i.large": 0.1008,
+    "m7i.xlarge": 0.2016,
+    "m7i.2xlarge": 0.4032,
+    "m7i.4xlarge": 0.8064,
+    "c7i.large": 0.08925,
+    "c7i.xlarge": 0.1785,
+    "c7i.2xlarge": 0.357,
+    "r7i.large": 0.1323,
+    "r7i.xlarge": 0.2646,
+    "r7i.2xlarge": 0.5292,
+}
+CPU_ON_DEMAND_USD_PER_HOUR: Final[dict[str, dict[str, float]]] = {
+    "us-east-1": dict(_CPU_INSTANCE_PRICES),
+    "us-west-2": dict(_CPU_INSTANCE_PRICES),
+}
+"""On-demand USD per hour of the CPU types a system node group may use, by region."""
+
+CPU_CATEGORY_WORST: Final[dict[str, tuple[str, float, int]]] = {
+    "c": ("c6in", 0.0567, 2),
+    "m": ("m5zn", 0.0826, 4),
+    "r": ("r7iz", 0.0930, 8),
+}
+"""Per instance category of the CPU NodePool (generation 5 and up): the family with the
+dearest on-demand vCPU-hour, that price, and its GiB of memory per vCPU. ESTIMATES (the
+pool may launch any of dozens of types; refresh them with the price list like the rest):
+an upper bound for the pool's worst case, not a forecast."""
+
+
+def platform_price(item: str, region: str) -> float:
+    """USD per unit of ``item`` (a key of :data:`PLATFORM_USD`) in ``region``."""
+    price = PLATFORM_USD.get(region, {}).get(item)
+    if price is None:
+        raise MissingPriceError(item, region)
+    return price
+
+
+def cpu_instance_price(instance_type: str, region: str) -> float:
+    """On-demand USD per hour of a CPU instance type (system node group)."""
+    price = CPU_ON_DEMAND_USD_PER_HOUR.get(region, {}).get(instance_type)
+    if price is None:
+        raise MissingPriceError(instance_type, region)
+    return price
+
+
+def cpu_pool_worst_hourly(
+    categories: Sequence[str], cpu_limit: int, memory_limit_gib: int, region: str
+) -> tuple[float, str]:
+    """Dearest hourly cost of filling a CPU pool's limits, and the family that does it:
+    per category, as many vCPUs as both limits admit at its dearest vCPU price."""
+    platform_price("eks-cluster-hour", region)  # an unpriced region fails here too
+    options = []
+    for category in categories:
+        family, per_vcpu, gib_per_vcpu = CPU_CATEGORY_WORST[category]
+        vcpus = min(cpu_limit, memory_limit_gib // gib_per_vcpu)
+        options.append((vcpus * per_vcpu, family))
+    return max(options)
+
+
 class MissingPriceError(ValueError):
     """The price table has no on-demand price for an instance type in a region."""
 
@@ -112,7 +207,7 @@ class MissingPriceError(ValueError):
         super().__init__(
             f"no on-demand price for {instance_type} in {region} "
             f"(price table as of {PRICES_AS_OF} covers regions {known}); add it to "
-            "infra/core/pricing.py ON_DEMAND_USD_PER_HOUR from the AWS price list"
+            "infra/core/pricing.py from the AWS price list"
         )
         self.instance_type = instance_type
         self.region = region
@@ -140,34 +235,9 @@ class PoolSpend:
     """How many of ``worst_instance_type`` the pool's limits admit."""
     worst_case_monthly_usd: float
     expected_monthly_usd: float
-
-
-@dataclass(frozen=True)
-class EnvironmentSpend:
-    """All GPU pools of a stack against its cluster budget.
-
-    ``cluster_budget_usd`` is the smallest cluster-scope budget: the pools must fit each.
-    """
-
-    pools: tuple[PoolSpend, ...]
-    cluster_budget_usd: float
-
-    @property
-    def gpu_cap(self) -> int:
-        return sum(p.gpu_limit for p in self.pools)
-
-    @property
-    def worst_case_monthly_usd(self) -> float:
-        return sum(p.worst_case_monthly_usd for p in self.pools)
-
-    @property
-    def expected_monthly_usd(self) -> float:
-        return sum(p.expected_monthly_usd for p in self.pools)
-
-    @property
-    def headroom_usd(self) -> float:
-        """Cluster budget minus worst-case GPU spend (negative: over budget)."""
-        return self.cluster_budget_usd - self.worst_case_monthly_usd
+    dearest_gpu_hour_usd: float = 0.0
+    """Highest on-demand price per GPU-hour among the allowed types: what a pod's GPUs
+    cost at most as Kubecost allocates them (a node's cost shared by requested GPUs)."""
 
 
 def pool_spend(
@@ -221,6 +291,7 @@ def pool_spend(
         worst_instances=count,
         worst_case_monthly_usd=round(monthly, 2),
         expected_monthly_usd=round(monthly * (1 - spot_discount) if allows_spot else monthly, 2),
+        dearest_gpu_hour_usd=max(on_demand_price(t.name, region) / t.gpus for t in instance_types),
     )
 
 

@@ -351,15 +351,19 @@ class AwsBudgets(pulumi.ComponentResource):
             opts=child,
         )
         cluster_budgets = [b for b in args.budgets if b.scope == "cluster"]
+        # The topic's ARN composed from its name, known at preview, so the policy pack
+        # can see which notifications reach a subscribed topic (budget-has-recipient).
+        topic_arn = args.arns.sns_topic(topic_name)
+        after_topic = pulumi.ResourceOptions(parent=self, depends_on=[topic])
         for email in sorted({e for b in cluster_budgets for e in b.notify_emails}):
             aws.sns.TopicSubscription(
                 f"{name}-{email.replace('@', '-at-').replace('.', '-')}",
-                topic=topic.arn,
+                topic=topic_arn,
                 protocol="email",
                 endpoint=email,
-                opts=child,
+                opts=after_topic,
             )
-        depends: list[pulumi.Resource] = []
+        depends: list[pulumi.Resource] = [topic]
         if args.activate_cost_allocation_tag:
             depends.append(
                 aws.costexplorer.CostAllocationTag(
@@ -380,7 +384,7 @@ class AwsBudgets(pulumi.ComponentResource):
                 limit_amount=f"{budget.monthly_usd:.2f}",
                 limit_unit="USD",
                 cost_filters=aws_budget_filter(args.tags),
-                notifications=aws_budget_notifications(budget, topic.arn),
+                notifications=aws_budget_notifications(budget, topic_arn),
                 tags=dict(args.tags),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
             )

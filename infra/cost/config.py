@@ -28,8 +28,12 @@ class BudgetConfig(Section):
     ] = (50, 80, 100)
     """Alert thresholds in percent of ``monthlyUsd`` (default 50, 80, 100). At most four:
     an AWS budget takes five notifications, one of them the forecast at 100%."""
-    notify_emails: tuple[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")], ...] = ()
-    """Who gets the alerts: SNS email subscriptions and Kubecost ``ownerContact``."""
+    notify_emails: Annotated[
+        tuple[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")], ...],
+        Field(min_length=1),
+    ]
+    """Who gets the alerts (at least one): SNS email subscriptions and Kubecost
+    ``ownerContact``. A budget nobody hears about guards nothing."""
 
     def check(self, at: str) -> list[str]:
         if self.scope == "cluster" and self.target is not None:
@@ -49,6 +53,15 @@ class CostConfig(Section):
     spot_discount: Annotated[float, Field(ge=0, lt=1)] = 0.6
     """Expected spot saving vs on-demand, for the *expected* (not worst-case) estimate."""
     budgets: Annotated[tuple[BudgetConfig, ...], Field(min_length=1)]
+    logs_gib_per_day: Annotated[float, Field(gt=0, alias="logsGiBPerDay")] = 5.0
+    """ASSUMPTION for the cost table: GiB of logs the stack sends CloudWatch per day (all
+    groups; default 5). Compare with the groups' ``IncomingBytes`` once it runs."""
+    nat_gib_per_month: Annotated[float, Field(ge=0, alias="natGiBPerMonth")] = 500.0
+    """ASSUMPTION for the cost table: GiB a month through the NAT gateways (image pulls,
+    AWS APIs; S3 goes through the gateway endpoint; default 500)."""
+    cpu_pool_expected_share: Annotated[float, Field(ge=0, le=1)] = 0.25
+    """ASSUMPTION for the cost table's expected column: share of the CPU NodePool's
+    limits in use on average (default 0.25; the worst case is all of it)."""
     activate_cost_allocation_tag: bool = False
     """Activate the ``cost-center`` cost-allocation tag, which the AWS budgets' tag filter
     needs (default off). AWS accepts the activation only from the payer (management)

@@ -171,6 +171,7 @@ def kube_prometheus_stack_values(
             "podDisruptionBudget": {"enabled": cfg.alertmanager_replicas > 1},
             "config": alertmanager_config(
                 slack_channel=cfg.slack_channel,
+                info_slack_channel=cfg.info_slack_channel or cfg.slack_channel,
                 secrets_dir=f"{SECRETS_ROOT}/{ALERTMANAGER_SECRET}",
             ),
             "alertmanagerSpec": {

@@ -90,6 +90,9 @@ class ObservabilityConfig(Section):
     grafana_resources: ContainerResources = ContainerResources(cpu="100m", memory="256Mi")
     slack_channel: Annotated[str, Field(pattern=r"^#[\w-]+$")] = "#llm-platform-alerts"
     """Slack channel of warning and critical alerts (the webhook is ``slackWebhookUrl``)."""
+    info_slack_channel: Annotated[str, Field(pattern=r"^#[\w-]+$")] | None = None
+    """Slack channel of info alerts (budget shares below 100%, GPU underutilisation),
+    posted once a day per alert without resolve messages (default: ``slackChannel``)."""
     runbook_base_url: Annotated[str, Field(pattern=r"^https://\S+$")] | None = None
     """Where the runbooks are: each alert's ``runbook_url`` is ``<this>/<AlertName>.md``
     (default: ``docs/runbooks`` on ``main`` of ``ci.githubRepository``)."""

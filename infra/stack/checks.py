@@ -15,7 +15,9 @@ from infra.core.gpu_catalog import allowed_instance_types
 from infra.core.images import image_digest
 from infra.core.naming import IAM_ROLE_NAME_MAX, bucket_name_problem, model_role_name
 from infra.core.schema import NAMESPACE, gib
+from infra.stack.baseline import baseline_problems
 from infra.stack.capacity import cpu_pool_problems, gpu_capacity_problems, system_node_problems
+from infra.stack.stack_cost import price_problems
 from infra.stack.warm_capacity import warm_slot_problems
 from workloads.serving.gpu_memory import check_fit
 from workloads.serving.host_memory import required_memory_gib
@@ -40,6 +42,8 @@ def stack_problems(cfg: PlatformConfig) -> list[str]:
         + gpu_capacity_problems(cfg)
         + system_node_problems(cfg)
         + cpu_pool_problems(cfg)
+        + baseline_problems(cfg)
+        + price_problems(cfg)
     )
 
 

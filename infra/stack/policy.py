@@ -20,7 +20,10 @@ class PolicyConfig(Section):
 
     ``python -m tools policy-config`` renders them into ``policies/config.<stack>.json``
     for ``pulumi preview --policy-pack-config``; the offline plan derives the same
-    document from the stack file. The budget the GPU spend rule checks is the smallest
+    document from the stack file. Each value is bounded by the environment's baseline
+    (``policies/baselines/<stack>.json``, else ``default.json``; ``infra.stack.baseline``):
+    a stack file may tighten a setting or a level, never loosen it, and a setting it
+    does not state takes the baseline's value. The budget the GPU spend rule checks is the smallest
     ``cost.budgets`` entry with scope ``cluster``.
     """
 
@@ -47,8 +50,27 @@ class PolicyConfig(Section):
     """EKS control-plane log types that must be on (default api, audit, authenticator)."""
     min_log_retention_days: PositiveInt = 7
     """Shortest CloudWatch log retention allowed (default 7 days)."""
+    require_on_demand_fallback: bool = False
+    """Every GPU pool that allows spot falls back to on-demand: in the pool itself
+    (``capacityTypes: [spot, on-demand]``) or through an on-demand pool of lower
+    ``weight`` (default off)."""
+    min_replicas: PositiveInt = 1
+    """Fewest replicas (``models[].replicas.min``) a served model may run (default 1)."""
+    require_pinned_ami: bool = False
+    """Reject ``nodeClass.amiVersion: latest``: nodes change image only when the stack
+    file says so (default off)."""
+    require_nat_per_zone: bool = False
+    """One NAT gateway per zone (``network.natGateways: perZone``), so a zone outage
+    does not cut the others' egress (default off)."""
+    min_endpoint_prefix_length: Annotated[int, Field(ge=0, le=32)] = 16
+    """Shortest prefix (widest range) a public API endpoint CIDR may have (default 16)."""
+    require_image_digest: bool = False
+    """GPU pod images carry their digest next to the tag (``serving.vllmImage``;
+    default off)."""
     enforcement: dict[str, EnforcementLevel] = {}
-    """Enforcement level per rule name, over the rule's default (every rule: mandatory)."""
+    """Enforcement level per rule name, over the baseline's level and the rule's default
+    (every rule: mandatory). The baseline (``policies/baselines/``) is a floor: a level
+    below it is rejected."""
 
     def check(self, at: str) -> list[str]:
         problems = non_gpu_families(f"{at}.allowedInstanceFamilies", self.allowed_instance_families)

@@ -103,8 +103,10 @@ class ServingConfig(Section):
     ] = "vllm/vllm-openai:v0.33.0"
     """vLLM OpenAI server image, pinned to a release tag (default ``v0.33.0``: the flags
     ``--shutdown-timeout`` and ``--load-format runai_streamer`` are used), optionally
-    with its digest (``...:v0.33.0@sha256:<64 hex>``; required for a data volume
-    snapshot, which must hold exactly that image)."""
+    with its digest after the tag (``...:v0.33.0@sha256:<64 hex>``, from
+    ``docker buildx imagetools inspect <image>:<tag>``): required for a data volume
+    snapshot, which must hold exactly that image; the policy setting
+    ``requireImageDigest`` makes it mandatory."""
     allowed_client_namespaces: tuple[DnsLabel, ...] = ()
     """Namespaces whose pods may call the model Services (NetworkPolicy ingress)."""
     keda_version: Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")] = "2.20.2"

@@ -1,4 +1,5 @@
-"""ServingNamespace: the namespace the model servers run in, with their API key."""
+"""ServingNamespace: the namespace the model servers run in, with their API key; it
+enforces the restricted Pod Security Standard (``workloads.serving.pod_security``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from workloads.serving.pod_security import namespace_labels
 from workloads.serving.vllm import API_KEY_KEY, API_KEY_SECRET
 
 
@@ -17,6 +19,8 @@ class ServingNamespaceArgs:
     namespace: str
     api_key: pulumi.Input[str]
     """The ``modelApiKey`` Pulumi secret; it stays secret in state and output."""
+    kubernetes_version: str
+    """The cluster's minor (``1.33``): the Pod Security level is pinned to it."""
 
     def __post_init__(self) -> None:
         if not self.namespace:
@@ -35,7 +39,7 @@ class ServingNamespace(pulumi.ComponentResource):
         super().__init__("llm-platform:serving:ServingNamespace", name, None, opts)
         self.namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
-            metadata={"name": args.namespace},
+            metadata={"name": args.namespace, "labels": namespace_labels(args.kubernetes_version)},
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.api_key_secret = k8s.core.v1.Secret(

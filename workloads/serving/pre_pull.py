@@ -18,17 +18,13 @@ import pulumi_kubernetes as k8s
 
 from infra.core.conventions import GPU_NODE_LABELS, GPU_TOLERATION
 from infra.core.ordering import after
+from workloads.serving.pod_security import container_security_context, pod_security_context
 
 PAUSE_IMAGE: Final = "registry.k8s.io/pause:3.10"
 """Keeps the pod (and so the image, which the kubelet then never garbage-collects
 while a pod uses it) on the node; the pull itself is the init container."""
 NAME: Final = "image-pre-pull"
 TINY: Final = {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "16Mi"}}
-RESTRICTED: Final = {
-    "allowPrivilegeEscalation": False,
-    "capabilities": {"drop": ["ALL"]},
-    "readOnlyRootFilesystem": True,
-}
 
 
 def render_pre_pull(namespace: str, image: str) -> dict[str, Any]:
@@ -49,18 +45,15 @@ def render_pre_pull(namespace: str, image: str) -> dict[str, Any]:
                     "nodeSelector": dict(GPU_NODE_LABELS),
                     "tolerations": [dict(GPU_TOLERATION)],
                     "terminationGracePeriodSeconds": 0,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": 65534,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "automountServiceAccountToken": False,
+                    "securityContext": pod_security_context(),
                     "initContainers": [
                         {
                             "name": "pull",
                             "image": image,
                             "command": ["true"],
                             "resources": TINY,
-                            "securityContext": RESTRICTED,
+                            "securityContext": container_security_context(),
                         }
                     ],
                     "containers": [
@@ -68,7 +61,7 @@ def render_pre_pull(namespace: str, image: str) -> dict[str, Any]:
                             "name": "pause",
                             "image": PAUSE_IMAGE,
                             "resources": TINY,
-                            "securityContext": RESTRICTED,
+                            "securityContext": container_security_context(),
                         }
                     ],
                 },

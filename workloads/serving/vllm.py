@@ -42,6 +42,7 @@ from workloads.serving.cold_start import (
 )
 from workloads.serving.config import ModelConfig, ServingConfig
 from workloads.serving.host_memory import required_memory_gib, shm_gib, streamer_memory_limit_bytes
+from workloads.serving.pod_security import harden_deployment
 
 PORT: Final = 8000
 MAX_SURGE: Final = 1
@@ -260,7 +261,7 @@ def render_deployment(
     labels = model_labels(model)
     probes = probe_timings(startup)
     drain = drain_timings(serving.drain_seconds)
-    return {
+    deployment: dict[str, Any] = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": model.name, "namespace": serving.namespace, "labels": labels},
@@ -378,6 +379,8 @@ def render_deployment(
             },
         },
     }
+    # Restricted Pod Security, read-only root filesystem, no API token.
+    return harden_deployment(deployment)
 
 
 def render_service(model: ModelConfig, namespace: str) -> dict[str, Any]:
@@ -646,6 +649,8 @@ class VllmModel(pulumi.ComponentResource):
         service_account = k8s.core.v1.ServiceAccount(
             f"{name}-sa",
             metadata={"name": f"vllm-{model.name}", "namespace": namespace},
+            # Pod Identity brings its own projected token; nothing here calls the API.
+            automount_service_account_token=False,
             opts=in_namespace,
         )
 

@@ -21,6 +21,7 @@ import pulumi_kubernetes as k8s
 
 from infra.core.conventions import GPU_TOLERATION
 from infra.core.ordering import after
+from workloads.serving.pod_security import container_security_context, pod_security_context
 from workloads.serving.vllm import pool_affinity
 
 PRIORITY_CLASS: Final = "llm-platform-warm-slot"
@@ -88,11 +89,8 @@ def render_placeholder(slots: WarmSlots, namespace: str, image: str) -> dict[str
                     "terminationGracePeriodSeconds": 0,
                     "tolerations": [dict(GPU_TOLERATION)],
                     "affinity": pool_affinity(slots.pool),
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": 65534,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "automountServiceAccountToken": False,
+                    "securityContext": pod_security_context(),
                     "containers": [
                         {
                             "name": "placeholder",
@@ -100,11 +98,7 @@ def render_placeholder(slots: WarmSlots, namespace: str, image: str) -> dict[str
                             "image": image,
                             "command": ["sleep", "infinity"],
                             "resources": {k: dict(v) for k, v in slots.resources.items()},
-                            "securityContext": {
-                                "allowPrivilegeEscalation": False,
-                                "capabilities": {"drop": ["ALL"]},
-                                "readOnlyRootFilesystem": True,
-                            },
+                            "securityContext": container_security_context(),
                             # The policy pack wants probes on every GPU container.
                             "startupProbe": _exec_probe(10),
                             "readinessProbe": _exec_probe(30),
