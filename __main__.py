@@ -29,9 +29,12 @@ from infra.log_shipping.component import LogGroups, LogGroupsArgs, LogShipping, 
 from infra.network.component import Network, NetworkArgs
 from infra.observability.component import Monitoring, MonitoringArgs
 from infra.stack.config import PlatformConfig, load_stack_config
+from workloads.gateway.component import Gateway, GatewayArgs
+from workloads.gateway.litellm import model_server_sources
 from workloads.serving.keda import Keda, KedaArgs
 from workloads.serving.model_bucket import ModelBucket, ModelBucketArgs
 from workloads.serving.namespace import ServingNamespace, ServingNamespaceArgs
+from workloads.serving.vllm import PORT as MODEL_PORT
 from workloads.serving.vllm import VllmModel, VllmModelArgs
 
 
@@ -170,6 +173,7 @@ monitoring = Monitoring(
         environment=cfg.stack,
         alerts=cfg.alert_inputs,
         daily_budget_usd=Budget.from_config(cfg.cost.cluster_budget).daily_share_usd,
+        gateway_namespace=cfg.gateway.namespace,
         grafana_admin_password=secret(cfg.grafana_admin_password),
         slack_webhook_url=secret(cfg.slack_webhook_url),
         pagerduty_routing_key=secret(cfg.pagerduty_routing_key),
@@ -254,11 +258,31 @@ models = [
             keda_crds=keda.release,
             node_pools=node_pools,
             gpu_operator=gpu_operator.release,
+            # Clients call the gateway; only it (and Prometheus) reaches the models.
+            clients=(model_server_sources(cfg.gateway),),
         ),
         opts=k8s_opts,
     )
     for model in cfg.enabled_models
 ]
+gateway = (
+    Gateway(
+        "gateway",
+        GatewayArgs(
+            config=cfg.gateway,
+            backends=cfg.gateway_backends,
+            serving_namespace=cfg.serving.namespace,
+            model_port=MODEL_PORT,
+            model_api_key=secret(cfg.model_api_key),
+            key_secret=secret(cfg.gateway_key_secret),
+            runbook_base_url=cfg.runbook_base_url,
+            monitoring_crds=monitoring.crd_release,
+        ),
+        opts=k8s_opts,
+    )
+    if cfg.enabled_models
+    else None
+)
 
 pulumi.export("vpcId", network.vpc_id)
 pulumi.export("privateSubnetIds", network.private_subnet_ids)
@@ -295,6 +319,8 @@ pulumi.export("karpenterInterruptionQueue", karpenter.queue_name)
 pulumi.export("karpenterNodeRoleArn", karpenter.node_role_arn)
 pulumi.export("nodePools", node_pools.node_pool_names)
 pulumi.export("modelBucket", model_bucket.name)
+if gateway is not None:
+    pulumi.export("gatewayUrl", gateway.url)
 pulumi.export(
     "modelEndpoints",
     {

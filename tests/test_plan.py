@@ -115,6 +115,7 @@ def test_secure_values_and_absent_secrets_become_masked_placeholders(tmp_path: P
             "llm-platform:pagerdutyRoutingKey",
             "llm-platform:modelApiKey",
             "llm-platform:grafanaAdminPassword",
+            "llm-platform:gatewayKeySecret",
         }
     )
     result = plan_tool.plan(

@@ -130,16 +130,12 @@ def test_summary_lines_of_the_fixture_stacks(fixture_stack: str) -> None:
 
 
 def test_an_environment_over_budget_is_reported() -> None:
-    from infra.stack.config import load_config
+    from infra.stack.config import REQUIRED_SECRETS, load_config
 
     raw = {k.removeprefix("llm-platform:"): v for k, v in stack_config(SMALL).items()}
     raw["gpuPools"][0]["gpuLimit"] = 8
     region = raw.pop("aws:region")
-    secrets = frozenset(
-        k
-        for k in raw
-        if k in {"slackWebhookUrl", "pagerdutyRoutingKey", "modelApiKey", "grafanaAdminPassword"}
-    )
+    secrets = frozenset(k for k in raw if k in REQUIRED_SECRETS)
     cfg = load_config(raw, stack=SMALL, region=region, secret_keys=secrets)
     assert check_budget(cfg) == [
         "worst-case monthly GPU spend USD 9,484.16 exceeds the cluster budget USD 6,000.00 of "

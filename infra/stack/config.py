@@ -45,7 +45,10 @@ from infra.observability.config import ObservabilityConfig
 from infra.stack.checks import stack_problems
 from infra.stack.policy import PolicyConfig
 from infra.stack.render_checks import render_problems
+from workloads.gateway.config import GatewayConfig
+from workloads.gateway.litellm import Backend
 from workloads.serving.config import ModelConfig, ServingConfig
+from workloads.serving.vllm import service_url
 
 
 class PlatformConfig(Section):
@@ -73,6 +76,7 @@ class PlatformConfig(Section):
     gpu_operator: GpuOperatorConfig = GpuOperatorConfig()
     serving: ServingConfig = ServingConfig()
     models: tuple[ModelConfig, ...] = ()
+    gateway: GatewayConfig = GatewayConfig()
     observability: ObservabilityConfig = ObservabilityConfig()
     logging: LoggingConfig = LoggingConfig()
     cost: CostConfig
@@ -86,6 +90,9 @@ class PlatformConfig(Section):
     """Secret. API key vLLM requires on every request (``--api-key``)."""
     grafana_admin_password: SecretStr | None = None
     """Secret. Grafana admin password."""
+    gateway_key_secret: SecretStr | None = None
+    """Secret. The gateway derives each client namespace's API key from it
+    (``workloads.gateway.litellm.client_keys``); changing it rotates every client key."""
 
     def check(self, at: str) -> list[str]:
         """Zones of the region, the cost tags and the required secrets."""
@@ -145,6 +152,14 @@ class PlatformConfig(Section):
     def enabled_models(self) -> tuple[ModelConfig, ...]:
         return tuple(m for m in self.models if m.enabled)
 
+    @property
+    def gateway_backends(self) -> tuple[Backend, ...]:
+        """Every enabled model as the gateway routes to it (its Service)."""
+        return tuple(
+            Backend(m.name, m.served_model_name, service_url(m.name, self.serving.namespace))
+            for m in self.enabled_models
+        )
+
 
 SECRET_KEYS: tuple[str, ...] = tuple(
     to_camel(n) for n, f in PlatformConfig.model_fields.items() if "SecretStr" in str(f.annotation)
@@ -154,6 +169,7 @@ REQUIRED_SECRETS: tuple[str, ...] = (
     "pagerdutyRoutingKey",
     "modelApiKey",
     "grafanaAdminPassword",
+    "gatewayKeySecret",
 )
 REQUIRED_TAGS: tuple[str, ...] = (COST_CENTER_TAG, OWNER_TAG)
 _INJECTED = ("stack", "region")

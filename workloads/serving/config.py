@@ -99,8 +99,6 @@ class ServingConfig(Section):
     )
     """vLLM OpenAI server image, pinned to a release tag (default ``v0.33.0``: the flags
     ``--shutdown-timeout`` and ``--load-format runai_streamer`` are used)."""
-    allowed_client_namespaces: tuple[DnsLabel, ...] = ()
-    """Namespaces whose pods may call the model Services (NetworkPolicy ingress)."""
     keda_version: Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")] = "2.20.2"
     """KEDA chart version (default ``2.20.2``)."""
     drain_seconds: Annotated[int, Field(ge=5, le=600)] = 60
