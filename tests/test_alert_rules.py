@@ -26,6 +26,7 @@ from infra.cost.budgets import Budget, cost_alerts
 from infra.observability.alert_rules import AlertInputs, platform_rule_groups
 from infra.observability.config import AlertThresholds
 from tests.harness import SMALL, typed_config
+from workloads.gateway.alerts import gateway_rule_groups
 
 PROMTOOL_TIMEOUT = 120
 """Seconds one promtool run may take."""
@@ -782,7 +783,9 @@ def test_every_alert_runbook_link_resolves_to_a_page() -> None:
     rules = [r for g in platform_rule_groups(cfg.alert_inputs) for r in g.alerts]
     budgets = [Budget.from_config(b) for b in cfg.cost.budgets]
     rules += cost_alerts(budgets, base)
-    assert "GpuCostSpike" in {r.name for r in rules}
+    models = [m.name for m in cfg.enabled_models]
+    rules += [r for g in gateway_rule_groups(cfg.gateway, models, base) for r in g.alerts]
+    assert {"GpuCostSpike", "GatewayDown"} <= {r.name for r in rules}
     for rule in rules:
         assert rule.runbook_url.startswith(f"{base}/"), rule.name
         page = runbooks / rule.runbook_url.removeprefix(f"{base}/")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -33,10 +34,12 @@ import pytest
 import yaml
 
 from infra.core import request_log
+from infra.log_shipping.fluent_bit import default_routes, saved_queries
 from infra.stack.config import PlatformConfig
 from infra.stack.files import ROOT, typed_stack_config
 from tests.conftest import STACKS
 from tests.known_metrics import LITELLM
+from tests.test_gateway_alerts import assert_gateway_rules_fire_and_stay_quiet
 from workloads.gateway.alerts import FAILED_FALLBACKS
 from workloads.gateway.config import GatewayRoute
 from workloads.gateway.litellm import (
@@ -338,6 +341,13 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
             stop(p)
 
 
+def test_each_stacks_gateway_alerts_fire_and_stay_quiet(stack: str, tmp_path: Path) -> None:
+    """promtool on the gateway rules with each committed stack's targets (no proxy)."""
+    cfg = typed_stack_config(stack)
+    models = [m.name for m in cfg.enabled_models]
+    assert_gateway_rules_fire_and_stay_quiet(cfg.gateway, models, tmp_path)
+
+
 def test_healthy_backends_serve_the_requested_model(gateway: Gateway) -> None:
     before = gateway.backup.requests
     for _ in range(3):
@@ -429,6 +439,37 @@ def test_every_request_is_one_json_log_line(gateway: Gateway) -> None:
     assert len(rejected) == 2 and all(ln[request_log.SERVED_BY] is None for ln in rejected)
     assert len({ln[request_log.REQUEST_ID] for ln in lines}) == len(lines)
     print(json.dumps(lines[-1]))
+
+
+def query_fields(query: str) -> set[str]:
+    """The log fields a Logs Insights query reads (selected, filtered, aggregated, grouped)."""
+    names = {f.strip() for f in re.findall(r"fields ([^|]+)", query)[0].split(",")}
+    names |= set(re.findall(r"\b(?:avg|max|min|sum)\((\w+)\)", query))
+    names |= set(re.findall(r"(?:filter|and) (\w+) [=><]", query))
+    for group in re.findall(r"\bby ([^|\n]+)", query):
+        names |= {g.strip() for g in group.split(",") if "(" not in g}
+    return {n for n in names if not n.startswith("@")}
+
+
+def test_the_saved_queries_read_the_fields_of_the_real_log_lines(gateway: Gateway) -> None:
+    """Point 3: the request queries of ``infra.log_shipping`` name exactly fields the
+    gateway's lines carry, with the types their filters compare."""
+    served = [ln for ln in gateway.request_lines() if ln[request_log.STATUS] == 200]
+    assert served
+    queries = [
+        q
+        for q in saved_queries(default_routes("inference"))
+        if f'{request_log.EVENT_KEY} = "{request_log.EVENT}"' in q.query
+    ]
+    assert {q.name for q in queries} == {"slow-requests-by-model", "token-usage-per-hour-by-model"}
+    for query in queries:
+        fields = query_fields(query.query)
+        assert fields and fields <= set(request_log.FIELDS), (query.name, fields)
+        for line in served:
+            assert line[request_log.EVENT_KEY] == request_log.EVENT
+            for name in fields:
+                assert line[name] is not None, (query.name, name, line)
+            assert isinstance(line[request_log.LATENCY_MS], int | float)
 
 
 def test_the_metrics_the_rules_use_are_exported_to_prometheus_only(gateway: Gateway) -> None:

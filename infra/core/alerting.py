@@ -144,3 +144,32 @@ def rule_file(groups: Sequence[RuleGroup]) -> dict[str, Any]:
 def runbook_url(base_url: str, alert: str) -> str:
     """Where an alert's runbook is: ``<base>/<AlertName>.md`` (``docs/runbooks/``)."""
     return f"{base_url.rstrip('/')}/{alert}.md"
+
+
+@dataclass(frozen=True)
+class Runbooks:
+    """Where a set of alerts has its runbooks; :meth:`rule` links each alert to its page."""
+
+    base_url: str
+
+    def rule(
+        self,
+        name: str,
+        severity: Severity,
+        for_: str,
+        expr: str,
+        summary: str,
+        description: str,
+        **labels: str,
+    ) -> AlertRule:
+        """An :class:`AlertRule` whose ``runbook_url`` is ``<base_url>/<name>.md``."""
+        return AlertRule(
+            name=name,
+            expr=expr,
+            for_=for_,
+            severity=severity,
+            summary=summary,
+            description=description,
+            runbook_url=runbook_url(self.base_url, name),
+            labels=labels,
+        )

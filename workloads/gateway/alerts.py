@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from infra.core.alerting import AlertRule, RecordingRule, RuleGroup, Severity, runbook_url
+from infra.core.alerting import RecordingRule, RuleGroup, Runbooks, Severity
 from infra.core.durations import seconds
 from workloads.gateway.config import GatewayConfig
 from workloads.gateway.litellm import NAME
@@ -67,25 +67,7 @@ def gateway_rule_groups(
     ns = f'namespace="{cfg.namespace}"'
     budget = round(1 - cfg.availability_target, 6)
 
-    def alert(
-        name: str,
-        severity: Severity,
-        for_: str,
-        expr: str,
-        summary: str,
-        description: str,
-        **labels: str,
-    ) -> AlertRule:
-        return AlertRule(
-            name=name,
-            expr=expr,
-            for_=for_,
-            severity=severity,
-            summary=summary,
-            description=description,
-            runbook_url=runbook_url(runbook_base_url, name),
-            labels=labels,
-        )
+    alert = Runbooks(runbook_base_url).rule
 
     windows = sorted({w for b in BURN_WINDOWS for w in (b.long, b.short)}, key=seconds)
     recording = tuple(
