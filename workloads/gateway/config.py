@@ -75,8 +75,10 @@ class GatewayConfig(Section):
     replicas: Annotated[int, Field(ge=2, le=20)] = 2
     """Gateway replicas, spread over zones (default 2; at least 2 so one can be lost)."""
     resources: ContainerResources = ContainerResources(cpu="1", memory="2Gi")
-    """CPU and memory of each replica (one worker process; LiteLLM's production guide
-    sizes a 4 vCPU / 8 GB machine for several workers)."""
+    """CPU and memory of each replica, one worker process (default 1 vCPU, 2Gi). LiteLLM's
+    production guide (https://docs.litellm.ai/docs/proxy/prod) recommends 4 vCPU / 8 GB per
+    machine running several workers; scale out with ``replicas`` rather than workers, so a
+    lost node takes little capacity."""
     allowed_client_namespaces: tuple[DnsLabel, ...] = ()
     """Namespaces whose pods may call the gateway (NetworkPolicy). Each gets its own API
     key in the Secret ``llm-gateway-key`` of that namespace, which the platform creates."""
@@ -91,7 +93,8 @@ class GatewayConfig(Section):
     down in LiteLLM: each request retries before failing over."""
     cooldown_seconds: Annotated[float, Field(gt=0, le=3600)] = 30
     """How long a cooled-down model gets no traffic before it is tried again (LiteLLM
-    ``cooldown_time``; default 30 s)."""
+    ``cooldown_time``; default 30 s). Each replica keeps its own failure counts and
+    cooldowns (LiteLLM shares them only through Redis, which the platform does not run)."""
     routes: tuple[GatewayRoute, ...] = ()
     """Per-model routing: fallbacks, timeouts and latency targets."""
     availability_target: Annotated[float, Field(gt=0.9, lt=1)] = 0.999
