@@ -7,6 +7,8 @@ STACKS := $(patsubst Pulumi.%.yaml,%,$(wildcard Pulumi.*.yaml))
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+GATEWAY_VENV := .venv-gateway
+GATEWAY_STAMP := $(GATEWAY_VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Outside the clone, so a fresh clone (and CI's, on the same machine) starts warm: a
 # cold mypy run is most of `make test`. mypy keys its cache by file content and options.
@@ -14,13 +16,21 @@ MYPY_CACHE ?= $(HOME)/.cache/llm-platform/mypy
 
 .PHONY: setup plan plans test lint unit clean
 
-setup: $(STAMP) tools-apt
+setup: $(STAMP) $(GATEWAY_STAMP) tools-apt
 
 $(STAMP): requirements.txt requirements-dev.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
+
+# The LiteLLM proxy the gateway tests run as a real process, apart from the program's
+# pins (its dependencies clash with them).
+$(GATEWAY_STAMP): requirements-gateway.txt
+	python3 -m venv $(GATEWAY_VENV)
+	$(GATEWAY_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(GATEWAY_VENV)/bin/python -m pip install --quiet -r requirements-gateway.txt
+	touch $(GATEWAY_STAMP)
 
 # promtool (Debian `prometheus`) and amtool (`prometheus-alertmanager`) check and
 # unit-test the rendered alert rules and Alertmanager config; actionlint runs shellcheck
@@ -54,4 +64,4 @@ unit: setup
 test: setup lint unit plans
 
 clean:
-	rm -rf build $(VENV)
+	rm -rf build $(VENV) $(GATEWAY_VENV)

@@ -34,10 +34,13 @@ from infra.stack.cold_start import model_startup
 from infra.stack.config import PlatformConfig, load_stack_config
 from infra.stack.registry import deployed_serving
 from infra.stack.warm_capacity import warm_slots
+from workloads.gateway.component import Gateway, GatewayArgs
+from workloads.gateway.litellm import model_server_sources
 from workloads.serving.keda import Keda, KedaArgs
 from workloads.serving.model_bucket import ModelBucket, ModelBucketArgs
 from workloads.serving.namespace import ServingNamespace, ServingNamespaceArgs
 from workloads.serving.pre_pull import ImagePrePull, ImagePrePullArgs
+from workloads.serving.vllm import PORT as MODEL_PORT
 from workloads.serving.vllm import VllmModel, VllmModelArgs
 from workloads.serving.warm_capacity import WarmCapacity, WarmCapacityArgs
 
@@ -179,6 +182,7 @@ monitoring = Monitoring(
         environment=cfg.stack,
         alerts=cfg.alert_inputs,
         daily_budget_usd=Budget.from_config(cfg.cost.cluster_budget).daily_share_usd,
+        gateway_namespace=cfg.gateway.namespace,
         grafana_admin_password=secret(cfg.grafana_admin_password),
         slack_webhook_url=secret(cfg.slack_webhook_url),
         pagerduty_routing_key=secret(cfg.pagerduty_routing_key),
@@ -292,11 +296,31 @@ models = [
             node_pools=node_pools,
             gpu_operator=gpu_operator.release,
             startup=model_startup(cfg, model),
+            # Clients call the gateway; only it (and Prometheus) reaches the models.
+            clients=(model_server_sources(cfg.gateway),),
         ),
         opts=k8s_opts,
     )
     for model in cfg.enabled_models
 ]
+gateway = (
+    Gateway(
+        "gateway",
+        GatewayArgs(
+            config=cfg.gateway,
+            backends=cfg.gateway_backends,
+            serving_namespace=cfg.serving.namespace,
+            model_port=MODEL_PORT,
+            model_api_key=secret(cfg.model_api_key),
+            key_secret=secret(cfg.gateway_key_secret),
+            runbook_base_url=cfg.runbook_base_url,
+            monitoring_crds=monitoring.crd_release,
+        ),
+        opts=k8s_opts,
+    )
+    if cfg.enabled_models
+    else None
+)
 
 ImagePrePull(
     "image-pre-pull",
@@ -355,6 +379,8 @@ pulumi.export("karpenterInterruptionQueue", karpenter.queue_name)
 pulumi.export("karpenterNodeRoleArn", karpenter.node_role_arn)
 pulumi.export("nodePools", node_pools.node_pool_names)
 pulumi.export("modelBucket", model_bucket.name)
+if gateway is not None:
+    pulumi.export("gatewayUrl", gateway.url)
 pulumi.export(
     "modelEndpoints",
     {

@@ -91,5 +91,35 @@ KUBECOST: Final = frozenset(
     }
 )
 
-KNOWN_METRICS: Final = VLLM | DCGM | KUBE_STATE_METRICS | KARPENTER | FLUENT_BIT | KUBECOST
+# LiteLLM 1.108.0, litellm/integrations/prometheus.py (the `prometheus` callback; counters
+# gain _total). Labels in litellm/types/integrations/prometheus.py: requested_model,
+# model_group, exception_status, fallback_model, litellm_model_name, api_base, ...
+# tests/test_gateway_proxy.py finds each of these on the real proxy's /metrics.
+LITELLM: Final = frozenset(
+    {
+        "litellm_proxy_total_requests_metric_total",
+        "litellm_proxy_failed_requests_metric_total",
+        "litellm_deployment_successful_fallbacks_total",
+        "litellm_deployment_failed_fallbacks_total",
+        "litellm_deployment_state",
+        "litellm_llm_api_time_to_first_token_metric_bucket",
+        "litellm_request_total_latency_metric_bucket",
+    }
+)
+
+# Prometheus itself: `up` per scrape target; and our own recording rules
+# (workloads/gateway/alerts.py), which the gateway's alerts read.
+PROMETHEUS: Final = frozenset(
+    {
+        "up",
+        *(
+            f"gateway:request_errors:ratio_rate{w}"
+            for w in ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
+        ),
+    }
+)
+
+KNOWN_METRICS: Final = (
+    VLLM | DCGM | KUBE_STATE_METRICS | KARPENTER | FLUENT_BIT | KUBECOST | LITELLM | PROMETHEUS
+)
 """Every metric name a rule or dashboard may reference."""

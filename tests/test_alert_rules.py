@@ -26,6 +26,7 @@ from infra.cost.budgets import Budget, cost_alerts
 from infra.observability.alert_rules import AlertInputs, platform_rule_groups
 from infra.observability.config import AlertThresholds
 from tests.harness import SMALL, typed_config
+from workloads.gateway.alerts import gateway_rule_groups
 
 PROMTOOL_TIMEOUT = 120
 """Seconds one promtool run may take."""
@@ -544,7 +545,7 @@ def alert_cases(i: AlertInputs) -> dict[str, Cases]:
 
 def promtool_test_file(groups: tuple[RuleGroup, ...], cases: dict[str, Cases]) -> dict[str, Any]:
     """A ``promtool test rules`` document: one test group per scenario."""
-    rules = {(r.name, r.severity): r for g in groups for r in g.rules}
+    rules = {(r.name, r.severity): r for g in groups for r in g.alerts}
 
     def expected(name: str, e: Expected) -> dict[str, Any]:
         rule = rules[(name, e.severity)]
@@ -597,7 +598,7 @@ def promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def assert_every_alert_has_a_firing_and_a_quiet_case(inputs: AlertInputs) -> None:
     groups = platform_rule_groups(inputs)
     cases = alert_cases(inputs)
-    rules = {(r.name, r.severity) for g in groups for r in g.rules}
+    rules = {(r.name, r.severity) for g in groups for r in g.alerts}
     assert set(cases) == {name for name, _ in rules}
     fired = {(n, e.severity) for n, c in cases.items() for sc in c.fires for e in sc.alerts}
     assert fired == rules
@@ -695,7 +696,7 @@ def _rule(inputs: AlertInputs, name: str, severity: Severity = "warning") -> Ale
     return next(
         r
         for g in platform_rule_groups(inputs)
-        for r in g.rules
+        for r in g.alerts
         if (r.name, r.severity) == (name, severity)
     )
 
@@ -779,10 +780,12 @@ def test_every_alert_runbook_link_resolves_to_a_page() -> None:
     cfg = typed_config(SMALL)
     base = cfg.runbook_base_url
     assert base == f"https://github.com/{cfg.ci.github_repository}/blob/main/docs/runbooks"
-    rules = [r for g in platform_rule_groups(cfg.alert_inputs) for r in g.rules]
+    rules = [r for g in platform_rule_groups(cfg.alert_inputs) for r in g.alerts]
     budgets = [Budget.from_config(b) for b in cfg.cost.budgets]
     rules += cost_alerts(budgets, base)
-    assert "GpuCostSpike" in {r.name for r in rules}
+    models = [m.name for m in cfg.enabled_models]
+    rules += [r for g in gateway_rule_groups(cfg.gateway, models, base) for r in g.alerts]
+    assert {"GpuCostSpike", "GatewayDown"} <= {r.name for r in rules}
     for rule in rules:
         assert rule.runbook_url.startswith(f"{base}/"), rule.name
         page = runbooks / rule.runbook_url.removeprefix(f"{base}/")

@@ -129,9 +129,10 @@ CASES: list[tuple[str, Callable[[Config], object], list[str]]] = [
         lambda c: _system(c).update(instanceTypes=["m7i.large"]),
         [
             f"{NS}:cluster.systemNodeGroup.minSize = {SYSTEM.min_size}: the controllers "
-            "pinned to the system nodes request 4.35 vCPUs and 8.1 GiB (karpenter 2 x 1 "
+            "pinned to the system nodes request 6.35 vCPUs and 12.1 GiB (karpenter 2 x 1 "
             "vCPU/1 GiB, prometheus 1 x 0.5 vCPU/2 GiB, alertmanager 1 x 0.05 vCPU/0.12 GiB, "
-            "grafana 1 x 0.1 vCPU/0.25 GiB, kubecost-model 1 x 0.5 vCPU/2 GiB, "
+            "grafana 1 x 0.1 vCPU/0.25 GiB, gateway 2 x 1 vCPU/2 GiB, kubecost-model 1 x 0.5 "
+            "vCPU/2 GiB, "
             "kubecost-frontend 1 x 0.05 vCPU/0.12 GiB, kubecost-forecasting 1 x 0.2 vCPU/0.29 "
             "GiB, keda 3 x 0.1 vCPU/0.098 GiB, gpu-operator 1 x 0.2 vCPU/0.098 GiB, nfd-master "
             "1 x 0.1 vCPU/0.12 GiB, nfd-gc 1 x 0.01 vCPU/0.12 GiB, coredns 2 x 0.1 vCPU/0.068 "

@@ -341,7 +341,7 @@ INVALID: list[tuple[str, Callable[[Config], object], str]] = [
     ),
     (
         "drain too short to finish a request",
-        lambda c: c[f"{NS}:serving"].update(drainSeconds=1),
+        lambda c: c.setdefault(f"{NS}:serving", {}).update(drainSeconds=1),
         f"{NS}:serving.drainSeconds = 1: input should be greater than or equal to 5",
     ),
     (

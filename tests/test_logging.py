@@ -10,6 +10,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
+from infra.core import request_log
 from infra.core.arns import Arns
 from infra.core.conventions import (
     GPU_TOLERATION,
@@ -583,16 +584,17 @@ def test_saved_queries_search_both_groups(
     errors = queries[f"{cluster}/recent-errors"].inputs["queryString"]
     assert "kubernetes.pod_name" in errors and "| limit 100" in errors
     slow = queries[f"{cluster}/slow-requests-by-model"].inputs["queryString"]
-    assert "latency_ms > 5000" in slow and "by model" in slow
+    assert "latency_ms > 5000" in slow and "by model, served_by" in slow
     tokens = queries[f"{cluster}/token-usage-per-hour-by-model"].inputs["queryString"]
-    assert "sum(input_tokens)" in tokens and "by bin(1h), model" in tokens
+    assert "sum(input_tokens)" in tokens and "by bin(1h), served_by" in tokens
 
 
 def test_queries_use_only_fields_the_pipeline_produces() -> None:
     """Every field a query names is a kubernetes filter field, a CRI field, a field of
-    the seed's structured request log, or a CloudWatch built-in."""
-    produced = {"log", "stream", "time", "level", "event", "model", "latency_ms"}
-    produced |= {"input_tokens", "output_tokens"}
+    the gateway's request log (``infra.core.request_log``; the real proxy's lines are fed
+    through the queries' fields in ``tests/test_gateway_proxy.py``), or a CloudWatch
+    built-in."""
+    produced = {"log", "stream", "time", "level", *request_log.FIELDS}
     for query in saved_queries(ROUTES):
         fields = re.findall(r"fields ([^|]+)", query.query)[0]
         for name in (f.strip() for f in fields.split(",")):

@@ -13,10 +13,12 @@ from typing import Any
 import promql_parser
 import pytest
 
+from infra.core.alerting import RecordingRule
 from infra.observability.alert_rules import platform_rule_groups
 from infra.observability.dashboards import platform_dashboards
 from tests.harness import typed_config
 from tests.known_metrics import KNOWN_METRICS
+from workloads.gateway.alerts import gateway_rule_groups
 
 # Grafana substitutes these before the query reaches Prometheus.
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$model": "m1"}
@@ -62,9 +64,22 @@ def all_queries(stack: str) -> dict[str, str]:
     cfg = typed_config(stack)
     inputs = cfg.alert_inputs
     queries = {
-        f"rule {r.name}/{r.severity}": r.expr for g in platform_rule_groups(inputs) for r in g.rules
+        f"rule {r.name}/{r.severity}": r.expr
+        for g in platform_rule_groups(inputs)
+        for r in g.alerts
     }
-    boards = platform_dashboards(serving_namespace=cfg.serving.namespace, daily_budget_usd=100.0)
+    gateway = gateway_rule_groups(cfg.gateway, [m.name for m in cfg.enabled_models], "https://x")
+    for group in gateway:
+        for r in group.rules:
+            where = (
+                r.record if isinstance(r, RecordingRule) else f"{r.name}/{r.severity}/{r.labels}"
+            )
+            queries[f"rule {where}"] = r.expr
+    boards = platform_dashboards(
+        serving_namespace=cfg.serving.namespace,
+        daily_budget_usd=100.0,
+        gateway_namespace=cfg.gateway.namespace,
+    )
     for key, board in boards.items():
         for i, query in enumerate(dashboard_queries(board)):
             queries[f"dashboard {key} #{i}"] = query

@@ -212,6 +212,7 @@ def test_dashboards_are_configmaps_the_grafana_sidecar_loads(
     ]
     assert [r.name for r in maps] == [
         "monitoring-dashboard-cost",
+        "monitoring-dashboard-gateway",
         "monitoring-dashboard-gpus",
         "monitoring-dashboard-vllm",
     ]

@@ -59,14 +59,38 @@ def test_every_planned_secret_keeps_its_keys(stack_plan: StackPlan) -> None:
         assert set(data.values()) == {"[secret]"}, path.name
 
 
-def test_summary_shows_each_models_revision(stack: str, stack_plan: StackPlan) -> None:
+def test_summary_shows_each_models_revision_and_gateway_route(
+    stack: str, stack_plan: StackPlan
+) -> None:
     result = stack_plan.result
     cfg = typed_stack_config(stack)
-    lines = result.summary[result.summary.index("Models (vLLM):") + 1 :]
+    start = result.summary.index("Models (vLLM):") + 1
+    header, *rows = result.summary[start : start + 1 + len(cfg.enabled_models)]
+    assert header.split() == [
+        "name", "served", "model", "revision", "pool", "GPUs/replica", "memory", "replicas",
+        "Service", "weights",
+    ]  # fmt: skip
+    for model, row in zip(cfg.enabled_models, rows, strict=True):
+        assert row.split() == [
+            model.name,
+            model.served_model_name,
+            model.revision,
+            model.gpu_pool,
+            str(model.tensor_parallel_size),
+            row.split()[5],
+            f"{model.replicas.min}-{model.replicas.max}",
+            f"http://{model.name}.{cfg.serving.namespace}.svc:8000",
+            row.split()[-1],
+        ]
+        assert row.endswith(f"/models/{model.name}/{model.revision}/")
+    start = next(i for i, line in enumerate(result.summary) if line.startswith("Gateway (")) + 2
+    routes = {r.split()[0]: r.split() for r in result.summary[start : start + len(rows)]}
     for model in cfg.enabled_models:
-        line = next(line for line in lines if line.startswith(f"  {model.name}: "))
-        assert f" revision {model.revision}, pool {model.gpu_pool}, " in line
-        assert line.endswith(f"/models/{model.name}/{model.revision}/")
+        route = cfg.gateway.route(model.name)
+        assert routes[model.name][1:3] == [
+            f"http://{model.name}.{cfg.serving.namespace}.svc:8000/v1",
+            ",".join(route.fallbacks) or "-",
+        ]
 
 
 def test_every_fake_output_answers_a_type_the_program_registers() -> None:
@@ -117,6 +141,7 @@ def test_secure_values_and_absent_secrets_become_masked_placeholders(tmp_path: P
             "llm-platform:grafanaAdminPassword",
             "llm-platform:dockerHubUsername",
             "llm-platform:dockerHubAccessToken",
+            "llm-platform:gatewayKeySecret",
         }
     )
     result = plan_tool.plan(

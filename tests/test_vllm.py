@@ -52,7 +52,7 @@ def _deployments(resources: tuple[Recorded, ...]) -> dict[str, dict[str, Any]]:
     return {
         d.inputs["metadata"]["name"]: d.inputs
         for d in find_all(resources, DEPLOYMENT)
-        if d.name.startswith("model-")
+        if d.inputs["metadata"]["labels"].get("app.kubernetes.io/name") == "vllm"
     }
 
 
@@ -169,11 +169,14 @@ def test_pdb_keeps_one_replica_when_there_are_two() -> None:
     assert single["maxUnavailable"] == 1 and "minAvailable" not in single
 
 
-def test_network_policy_admits_clients_and_prometheus_only() -> None:
-    policy = render_network_policy(_model(), "inference", ["gateway"])
+def test_network_policy_admits_the_given_peers_and_prometheus_only() -> None:
+    gateway = {"podSelector": {"matchLabels": {"app": "gw"}}}
+    policy = render_network_policy(_model(), "inference", [gateway])
     (rule,) = policy["spec"]["ingress"]
-    expression = rule["from"][0]["namespaceSelector"]["matchExpressions"][0]
-    assert expression["values"] == ["gateway", "monitoring"]
+    assert rule["from"][0] == gateway
+    expression = rule["from"][1]["namespaceSelector"]["matchExpressions"][0]
+    assert expression["values"] == ["monitoring"]
+    assert len(rule["from"]) == 2
     assert rule["ports"] == [{"protocol": "TCP", "port": 8000}]
     assert policy["spec"]["policyTypes"] == ["Ingress"]
 

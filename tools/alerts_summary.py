@@ -11,5 +11,5 @@ def alerts_summary(_resources: list[Recorded], cfg: PlatformConfig) -> list[str]
     """Every alert as ``name severity for <duration>: <condition>`` (thresholds inline)."""
     lines = ["Alert rules (PrometheusRules in monitoring; cost alerts: see budgets):"]
     for group in platform_rule_groups(cfg.alert_inputs):
-        lines += [f"  {r.name} {r.severity} for {r.for_}: {r.expr}" for r in group.rules]
+        lines += [f"  {r.name} {r.severity} for {r.for_}: {r.expr}" for r in group.alerts]
     return lines

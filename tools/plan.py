@@ -38,7 +38,7 @@ from tools.cost_summary import cost_section
 from tools.gpu_capacity import gpu_capacity_section
 from tools.logging_summary import logging_summary
 from tools.mock_runtime import Recorded, Secret, run_program
-from tools.models_summary import models_summary
+from tools.models_summary import gateway_summary, models_summary
 
 MASK = "[secret]"
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -141,6 +141,7 @@ SUMMARY_SECTIONS: list[SummarySection] = [
     gpu_capacity_section,
     models_summary,
     cold_start_section,
+    gateway_summary,
     cost_section,
     logging_summary,
     alerts_summary,

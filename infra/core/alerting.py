@@ -3,8 +3,9 @@
 :func:`rule_file` renders :class:`RuleGroup` objects into the ``{"groups": [...]}``
 document that is both the ``spec`` of a ``PrometheusRule`` and a file ``promtool check
 rules`` / ``promtool test rules`` read, so what the tests prove is what the cluster runs.
-The platform alerts (``infra.observability.alert_rules``) and the cost alerts
-(``infra.cost.budgets``) are built from these types.
+The platform alerts (``infra.observability.alert_rules``), the cost alerts
+(``infra.cost.budgets``) and the gateway's alerts and SLO recording rules
+(``workloads.gateway.alerts``) are built from these types.
 """
 
 from __future__ import annotations
@@ -75,22 +76,57 @@ class AlertRule:
         }
 
 
+_RECORD_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*(:[a-zA-Z0-9_]+)+")
+
+
+@dataclass(frozen=True)
+class RecordingRule:
+    """A recording rule: ``expr`` evaluated and stored as the series ``record``
+    (``level:metric:operations``, the Prometheus naming convention)."""
+
+    record: str
+    expr: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not _RECORD_NAME.fullmatch(self.record):
+            raise ValueError(f"record ({self.record!r}) must be level:metric:operations")
+        if not self.expr.strip():
+            raise ValueError(f"expr of {self.record} must not be empty")
+
+    def render(self) -> dict[str, Any]:
+        rendered: dict[str, Any] = {"record": self.record, "expr": self.expr}
+        if self.labels:
+            rendered["labels"] = dict(self.labels)
+        return rendered
+
+
 @dataclass(frozen=True)
 class RuleGroup:
     """A named group of rules, evaluated together at the Prometheus evaluation interval."""
 
     name: str
-    rules: tuple[AlertRule, ...]
+    rules: tuple[AlertRule | RecordingRule, ...]
 
     def __post_init__(self) -> None:
         if not _GROUP_NAME.fullmatch(self.name):
             raise ValueError(f"name ({self.name!r}) must be lowercase letters, digits, '.', '-'")
         if not self.rules:
             raise ValueError(f"rules of group {self.name} must not be empty")
-        keys = [(r.name, r.severity, tuple(sorted(r.labels.items()))) for r in self.rules]
+        keys = [
+            (r.name, r.severity, tuple(sorted(r.labels.items())))
+            if isinstance(r, AlertRule)
+            else (r.record, "record", tuple(sorted(r.labels.items())))
+            for r in self.rules
+        ]
         dupes = sorted({f"{n}/{s}" for n, s, labels in keys if keys.count((n, s, labels)) > 1})
         if dupes:
             raise ValueError(f"rules of group {self.name} repeat {', '.join(dupes)}")
+
+    @property
+    def alerts(self) -> tuple[AlertRule, ...]:
+        """The alerting rules of the group (without its recording rules)."""
+        return tuple(r for r in self.rules if isinstance(r, AlertRule))
 
     def render(self) -> dict[str, Any]:
         return {"name": self.name, "rules": [r.render() for r in self.rules]}
@@ -108,3 +144,32 @@ def rule_file(groups: Sequence[RuleGroup]) -> dict[str, Any]:
 def runbook_url(base_url: str, alert: str) -> str:
     """Where an alert's runbook is: ``<base>/<AlertName>.md`` (``docs/runbooks/``)."""
     return f"{base_url.rstrip('/')}/{alert}.md"
+
+
+@dataclass(frozen=True)
+class Runbooks:
+    """Where a set of alerts has its runbooks; :meth:`rule` links each alert to its page."""
+
+    base_url: str
+
+    def rule(
+        self,
+        name: str,
+        severity: Severity,
+        for_: str,
+        expr: str,
+        summary: str,
+        description: str,
+        **labels: str,
+    ) -> AlertRule:
+        """An :class:`AlertRule` whose ``runbook_url`` is ``<base_url>/<name>.md``."""
+        return AlertRule(
+            name=name,
+            expr=expr,
+            for_=for_,
+            severity=severity,
+            summary=summary,
+            description=description,
+            runbook_url=runbook_url(self.base_url, name),
+            labels=labels,
+        )

@@ -22,3 +22,13 @@ def is_go_duration(value: str) -> bool:
 
 def is_prometheus_duration(value: str) -> bool:
     return PROMETHEUS_DURATION.fullmatch(value) is not None
+
+
+_UNIT_SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def seconds(value: str) -> int:
+    """Seconds of a Go or Prometheus duration made of ``s``/``m``/``h``/``d`` parts."""
+    if not PROMETHEUS_DURATION.fullmatch(value):
+        raise ValueError(f"{value!r} is not a duration such as '5m', '1h' or '720h'")
+    return sum(int(n) * _UNIT_SECONDS[u] for n, u in re.findall(r"([0-9]+)([smhd])", value))

@@ -124,6 +124,9 @@ _PLATFORM_PRICES: Final = {
     "eks-cluster-hour": 0.10,
     "nat-gateway-hour": 0.045,
     "nat-gateway-gb": 0.045,
+    # AWS PrivateLink: an interface endpoint per AZ-hour (data processed, 0.01/GB, is
+    # small next to it: layers come through the free S3 gateway endpoint).
+    "interface-endpoint-hour": 0.01,
     "ebs-gp3-gb-month": 0.08,
     "logs-ingest-gb": 0.50,
     "logs-storage-gb-month": 0.03,

@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from infra.core import request_log as rl
 from infra.core.arns import Arns
 from infra.core.conventions import (
     GPU_TOLERATION,
@@ -449,10 +450,9 @@ SLOW_REQUEST_MS: Final = 5000
 # Field contract the queries rely on (see README "Logging"):
 # - kubernetes.namespace_name / pod_name / container_name: kubernetes filter;
 # - log: the raw line when it was not JSON (Keep_Log Off drops it when it was);
-# - level, event, model, latency_ms, input_tokens, output_tokens: top-level keys of the
-#   structured request log of seed 002 (structlog `inference_request` events from the
-#   gateway or any client that calls the models), merged by Merge_Log.
-_REQUEST_FILTER = 'filter event = "inference_request"'
+# - level: structured log lines; the request fields (infra.core.request_log): top-level
+#   keys of the gateway's one JSON line per request, merged by Merge_Log.
+_REQUEST_FILTER = f'filter {rl.EVENT_KEY} = "{rl.EVENT}"'
 
 
 def saved_queries(routes: Sequence[LogRoute]) -> tuple[SavedQuery, ...]:
@@ -478,12 +478,15 @@ def saved_queries(routes: Sequence[LogRoute]) -> tuple[SavedQuery, ...]:
         SavedQuery(
             name="slow-requests-by-model",
             groups=every,
+            # Requests answered by another model than the one asked for failed over.
             query="\n".join(
                 [
-                    "fields @timestamp, model, latency_ms, input_tokens, kubernetes.namespace_name",
-                    f"| {_REQUEST_FILTER} and latency_ms > {SLOW_REQUEST_MS}",
-                    "| stats avg(latency_ms) as avg_latency_ms, max(latency_ms) as "
-                    "max_latency_ms, count(*) as requests by model",
+                    f"fields @timestamp, {rl.MODEL}, {rl.SERVED_BY}, {rl.STATUS}, "
+                    f"{rl.LATENCY_MS}, {rl.TTFT_MS}, {rl.REQUEST_ID}",
+                    f"| {_REQUEST_FILTER} and {rl.LATENCY_MS} > {SLOW_REQUEST_MS}",
+                    f"| stats avg({rl.LATENCY_MS}) as avg_latency_ms, max({rl.LATENCY_MS}) as "
+                    f"max_latency_ms, avg({rl.TTFT_MS}) as avg_ttft_ms, count(*) as requests "
+                    f"by {rl.MODEL}, {rl.SERVED_BY}",
                     "| sort avg_latency_ms desc",
                 ]
             ),
@@ -493,10 +496,11 @@ def saved_queries(routes: Sequence[LogRoute]) -> tuple[SavedQuery, ...]:
             groups=every,
             query="\n".join(
                 [
-                    "fields @timestamp, model, input_tokens, output_tokens",
+                    f"fields @timestamp, {rl.SERVED_BY}, {rl.INPUT_TOKENS}, {rl.OUTPUT_TOKENS}",
                     f"| {_REQUEST_FILTER}",
-                    "| stats sum(input_tokens) as input_tokens_total, sum(output_tokens) as "
-                    "output_tokens_total, count(*) as requests by bin(1h), model",
+                    f"| stats sum({rl.INPUT_TOKENS}) as input_tokens_total, "
+                    f"sum({rl.OUTPUT_TOKENS}) as output_tokens_total, count(*) as requests "
+                    f"by bin(1h), {rl.SERVED_BY}",
                 ]
             ),
         ),

@@ -5,16 +5,11 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final
 
 import pulumi
 import pulumi_aws as aws
 
-from infra.network.config import NetworkConfig
-
-ECR_ENDPOINT_SERVICES: Final = ("ecr.api", "ecr.dkr")
-"""Both are needed to pull from ECR privately: the API (auth token, pull-through
-imports) and the registry (manifests; layers are then fetched from S3)."""
+from infra.network.config import ECR_ENDPOINT_SERVICES, NetworkConfig
 
 
 @dataclass(frozen=True)

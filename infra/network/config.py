@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import Field
 
 from infra.core.schema import Section
+
+ECR_ENDPOINT_SERVICES: Final = ("ecr.api", "ecr.dkr")
+"""Interface endpoints ``network.ecrEndpoints`` creates, one ENI per private subnet. Both
+are needed to pull from ECR privately: the API (auth token, pull-through imports) and the
+registry (manifests; layers are then fetched from S3)."""
 
 
 class NetworkConfig(Section):

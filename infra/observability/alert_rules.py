@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from infra.core.alerting import CRITICAL, WARNING, AlertRule, RuleGroup, Severity, runbook_url
+from infra.core.alerting import CRITICAL, WARNING, RuleGroup, Runbooks
 from infra.observability.config import AlertThresholds
 
 
@@ -34,23 +34,7 @@ def platform_rule_groups(inputs: AlertInputs) -> tuple[RuleGroup, ...]:
     t = inputs.thresholds
     ns = f'namespace="{inputs.serving_namespace}"'
 
-    def rule(
-        name: str,
-        severity: Severity,
-        for_: str,
-        expr: str,
-        summary: str,
-        description: str,
-    ) -> AlertRule:
-        return AlertRule(
-            name=name,
-            expr=expr,
-            for_=for_,
-            severity=severity,
-            summary=summary,
-            description=description,
-            runbook_url=runbook_url(inputs.runbook_base_url, name),
-        )
+    rule = Runbooks(inputs.runbook_base_url).rule
 
     gpu_where = "GPU {{ $labels.gpu }} ({{ $labels.modelName }}) on {{ $labels.instance }}"
     error_ratio = (

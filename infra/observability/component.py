@@ -71,6 +71,8 @@ class MonitoringArgs:
     alerts: AlertInputs
     daily_budget_usd: float
     """Daily share of the cluster budget, drawn on the cost dashboard."""
+    gateway_namespace: str
+    """Namespace of the LiteLLM gateway, whose metrics the gateway dashboard shows."""
     grafana_admin_password: pulumi.Input[str]
     slack_webhook_url: pulumi.Input[str]
     pagerduty_routing_key: pulumi.Input[str]
@@ -304,6 +306,7 @@ class Monitoring(pulumi.ComponentResource):
         dashboards = platform_dashboards(
             serving_namespace=args.alerts.serving_namespace,
             daily_budget_usd=args.daily_budget_usd,
+            gateway_namespace=args.gateway_namespace,
         )
         for key, model in dashboards.items():
             k8s.core.v1.ConfigMap(

@@ -1,4 +1,4 @@
-"""Grafana dashboards as code: vLLM serving, GPUs and cost.
+"""Grafana dashboards as code: vLLM serving, the gateway, GPUs and cost.
 
 Pure functions return Grafana dashboard JSON models; ``infra.observability.component``
 ships each in a ConfigMap labelled for the kube-prometheus-stack Grafana sidecar, which
@@ -283,10 +283,96 @@ def cost_dashboard(daily_budget_usd: float) -> dict[str, Any]:
     )
 
 
-def platform_dashboards(*, serving_namespace: str, daily_budget_usd: float) -> dict[str, Any]:
+def gateway_dashboard(gateway_namespace: str) -> dict[str, Any]:
+    """The LiteLLM gateway (its ``prometheus`` callback, v1.108.0 metric names): requests
+    and errors by model, fallbacks, backend state, and p95 latency by the model that
+    answered."""
+    ns = f'namespace="{gateway_namespace}"'
+    return dashboard(
+        "llm-gateway",
+        "LLM gateway (LiteLLM)",
+        [
+            Panel(
+                "Requests by model",
+                "reqps",
+                (
+                    Query(
+                        "sum by (requested_model) "
+                        f"(rate(litellm_proxy_total_requests_metric_total{{{ns}}}[{RATE}]))",
+                        "{{requested_model}}",
+                    ),
+                ),
+            ),
+            Panel(
+                "Errors by model and status",
+                "reqps",
+                (
+                    Query(
+                        "sum by (requested_model, exception_status) "
+                        f"(rate(litellm_proxy_failed_requests_metric_total{{{ns}}}[{RATE}]))",
+                        "{{requested_model}} {{exception_status}}",
+                    ),
+                ),
+            ),
+            Panel(
+                "Fallbacks",
+                "reqps",
+                (
+                    Query(
+                        "sum by (requested_model, fallback_model) (rate("
+                        f"litellm_deployment_successful_fallbacks_total{{{ns}}}[{RATE}]))",
+                        "{{requested_model}} -> {{fallback_model}}",
+                    ),
+                    Query(
+                        "sum by (requested_model, fallback_model) (rate("
+                        f"litellm_deployment_failed_fallbacks_total{{{ns}}}[{RATE}]))",
+                        "{{requested_model}} -> {{fallback_model}} failed",
+                    ),
+                ),
+            ),
+            Panel(
+                "Backend state (0 healthy, 1 partial, 2 outage)",
+                "none",
+                (
+                    Query(
+                        f"max by (litellm_model_name, api_base) (litellm_deployment_state{{{ns}}})",
+                        "{{litellm_model_name}} {{api_base}}",
+                    ),
+                ),
+            ),
+            Panel(
+                "p95 time to first token by model",
+                "s",
+                (
+                    Query(
+                        "histogram_quantile(0.95, sum by (model_group, le) (rate("
+                        f"litellm_llm_api_time_to_first_token_metric_bucket{{{ns}}}[{RATE}])))",
+                        "{{model_group}}",
+                    ),
+                ),
+            ),
+            Panel(
+                "p95 end-to-end latency by model",
+                "s",
+                (
+                    Query(
+                        "histogram_quantile(0.95, sum by (model_group, le) (rate("
+                        f"litellm_request_total_latency_metric_bucket{{{ns}}}[{RATE}])))",
+                        "{{model_group}}",
+                    ),
+                ),
+            ),
+        ],
+    )
+
+
+def platform_dashboards(
+    *, serving_namespace: str, daily_budget_usd: float, gateway_namespace: str
+) -> dict[str, Any]:
     """Every dashboard, keyed by the short name its ConfigMap is named after."""
     return {
         "vllm": vllm_dashboard(serving_namespace),
+        "gateway": gateway_dashboard(gateway_namespace),
         "gpus": gpu_dashboard(),
         "cost": cost_dashboard(daily_budget_usd),
     }

@@ -303,6 +303,8 @@ def system_controllers(cfg: PlatformConfig) -> list[Controller]:
         _of("prometheus", o.prometheus_replicas, o.prometheus_resources),
         _of("alertmanager", o.alertmanager_replicas, o.alertmanager_resources),
         _of("grafana", 1, o.grafana_resources),
+        # The gateway runs on the system nodes too (workloads/gateway: system node selector).
+        _of("gateway", cfg.gateway.replicas, cfg.gateway.resources),
         _of("kubecost-model", 1, c.kubecost_model_resources),
         _of("kubecost-frontend", 1, c.kubecost_frontend_resources),
         # forecasting.resources.requests of cost-analyzer/values.yaml (200m/300Mi at v2.4.2,

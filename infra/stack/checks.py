@@ -44,6 +44,7 @@ def stack_problems(cfg: PlatformConfig) -> list[str]:
         + cpu_pool_problems(cfg)
         + baseline_problems(cfg)
         + price_problems(cfg)
+        + _gateway(cfg)
     )
 
 
@@ -226,3 +227,39 @@ def _gpu_memory_alert(cfg: PlatformConfig) -> list[str]:
         + ", ".join(f"{m.name}: {m.gpu_memory_utilization}" for m in reserved)
         + ")"
     ]
+
+
+def _gateway(cfg: PlatformConfig) -> list[str]:
+    """Gateway routes name enabled models; its namespaces are its own."""
+    at = f"{NAMESPACE}:gateway"
+    models = {m.name: m for m in cfg.models}
+    enabled = sorted(m.name for m in cfg.enabled_models)
+
+    def unknown(path: str, name: str) -> list[str]:
+        if name in models and models[name].enabled:
+            return []
+        why = "is disabled" if name in models else "is not in models"
+        return [
+            f"{path} = {json.dumps(name)}: model {name} {why}; routes and fallbacks name "
+            f"enabled models ({', '.join(enabled) or 'none'})"
+        ]
+
+    problems: list[str] = []
+    for i, route in enumerate(cfg.gateway.routes):
+        problems += unknown(f"{at}.routes[{i}].model", route.model)
+        for j, fallback in enumerate(route.fallbacks):
+            problems += unknown(f"{at}.routes[{i}].fallbacks[{j}]", fallback)
+    taken = {cfg.serving.namespace: "serving.namespace"}
+    if cfg.gateway.namespace in taken:
+        problems.append(
+            f"{at}.namespace = {json.dumps(cfg.gateway.namespace)}: the model servers' "
+            "namespace (serving.namespace); the gateway needs its own"
+        )
+    taken[cfg.gateway.namespace] = "gateway.namespace"
+    problems += [
+        f"{at}.allowedClientNamespaces[{i}] = {json.dumps(ns)}: that is {taken[ns]}; "
+        "clients run in namespaces of their own"
+        for i, ns in enumerate(cfg.gateway.allowed_client_namespaces)
+        if ns in taken
+    ]
+    return problems

@@ -48,7 +48,10 @@ from infra.registry.config import RegistryConfig
 from infra.stack.checks import stack_problems
 from infra.stack.policy import PolicyConfig
 from infra.stack.render_checks import render_problems
+from workloads.gateway.config import GatewayConfig
+from workloads.gateway.litellm import Backend
 from workloads.serving.config import ModelConfig, ServingConfig
+from workloads.serving.vllm import service_url
 
 
 class PlatformConfig(Section):
@@ -77,6 +80,7 @@ class PlatformConfig(Section):
     serving: ServingConfig = ServingConfig()
     registry: RegistryConfig = RegistryConfig()
     models: tuple[ModelConfig, ...] = ()
+    gateway: GatewayConfig = GatewayConfig()
     observability: ObservabilityConfig = ObservabilityConfig()
     logging: LoggingConfig = LoggingConfig()
     cost: CostConfig
@@ -94,6 +98,9 @@ class PlatformConfig(Section):
     """Secret. Docker Hub user of the ECR pull-through cache (``registry.pullThroughCache``)."""
     docker_hub_access_token: SecretStr | None = None
     """Secret. Docker Hub access token (read-only, public repositories) of that user."""
+    gateway_key_secret: SecretStr | None = None
+    """Secret. The gateway derives each client namespace's API key from it
+    (``workloads.gateway.litellm.client_keys``); changing it rotates every client key."""
 
     def check(self, at: str) -> list[str]:
         """The region's prices, zones of the region, the cost tags and the required secrets."""
@@ -152,6 +159,14 @@ class PlatformConfig(Section):
     def enabled_models(self) -> tuple[ModelConfig, ...]:
         return tuple(m for m in self.models if m.enabled)
 
+    @property
+    def gateway_backends(self) -> tuple[Backend, ...]:
+        """Every enabled model as the gateway routes to it (its Service)."""
+        return tuple(
+            Backend(m.name, m.served_model_name, service_url(m.name, self.serving.namespace))
+            for m in self.enabled_models
+        )
+
 
 SECRET_KEYS: tuple[str, ...] = tuple(
     to_camel(n) for n, f in PlatformConfig.model_fields.items() if "SecretStr" in str(f.annotation)
@@ -161,6 +176,7 @@ REQUIRED_SECRETS: tuple[str, ...] = (
     "pagerdutyRoutingKey",
     "modelApiKey",
     "grafanaAdminPassword",
+    "gatewayKeySecret",
 )
 REGISTRY_SECRETS: tuple[str, ...] = ("dockerHubUsername", "dockerHubAccessToken")
 """Required while ``registry.pullThroughCache`` is on."""

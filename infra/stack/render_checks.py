@@ -31,6 +31,8 @@ from infra.network.component import plan_subnets
 from infra.observability.alert_rules import platform_rule_groups
 from infra.stack.cold_start import model_startup
 from infra.stack.registry import deployed_serving
+from workloads.gateway.alerts import gateway_rule_groups
+from workloads.gateway.litellm import proxy_config
 from workloads.serving.vllm import render_deployment
 
 if TYPE_CHECKING:
@@ -87,6 +89,11 @@ def render_problems(cfg: PlatformConfig) -> list[str]:
     problems += _problem("observability", lambda: platform_rule_groups(cfg.alert_inputs))
     problems += _problem(
         "serving.namespace", lambda: check_routes(default_routes(cfg.serving.namespace))
+    )
+    models = [b.name for b in cfg.gateway_backends]
+    problems += _problem("gateway", lambda: proxy_config(cfg.gateway, cfg.gateway_backends))
+    problems += _problem(
+        "gateway", lambda: gateway_rule_groups(cfg.gateway, models, cfg.runbook_base_url)
     )
     for i, model in enumerate(cfg.models):
         problems += _problem(f"models[{i}]", partial(_render_model, cfg, model))

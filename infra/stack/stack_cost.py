@@ -8,6 +8,7 @@ item                   worst case                                  expected
 =====================  ==========================================  ==========================
 EKS control plane      one cluster, standard support               same
 NAT gateways           hours of each + ``cost.natGiBPerMonth``     same
+VPC endpoints          ECR interface endpoints x zones, hourly     same
 system node group      ``maxSize`` x the dearest allowed type      ``desiredSize`` x the first
 CPU NodePool           its cpu/memory limits filled at the         ``cost.cpuPoolExpectedShare``
                        dearest vCPU of its categories              of that, spot discounted
@@ -42,6 +43,7 @@ from infra.core.pricing import (
     platform_price,
 )
 from infra.core.schema import NAMESPACE
+from infra.network.config import ECR_ENDPOINT_SERVICES
 from infra.stack.gpu_spend import gpu_pool_spends
 
 if TYPE_CHECKING:
@@ -112,6 +114,12 @@ def stack_cost(cfg: PlatformConfig) -> StackCost:
     )
     items.append(
         CostItem("NAT gateways", nat, nat, f"{nats} x 730 h + {cost.nat_gib_per_month:g} GiB")
+    )
+
+    endpoints = len(ECR_ENDPOINT_SERVICES) if cfg.network.ecr_endpoints else 0
+    vpce = _monthly(endpoints * len(cfg.zones) * platform_price("interface-endpoint-hour", region))
+    items.append(
+        CostItem("VPC interface endpoints", vpce, vpce, f"{endpoints} x {len(cfg.zones)} zones")
     )
 
     group = cfg.cluster.system_node_group

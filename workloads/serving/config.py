@@ -107,8 +107,6 @@ class ServingConfig(Section):
     ``docker buildx imagetools inspect <image>:<tag>``): required for a data volume
     snapshot, which must hold exactly that image; the policy setting
     ``requireImageDigest`` makes it mandatory."""
-    allowed_client_namespaces: tuple[DnsLabel, ...] = ()
-    """Namespaces whose pods may call the model Services (NetworkPolicy ingress)."""
     keda_version: Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")] = "2.20.2"
     """KEDA chart version (default ``2.20.2``)."""
     drain_seconds: Annotated[int, Field(ge=5, le=600)] = 60

@@ -396,6 +396,11 @@ def render_service(model: ModelConfig, namespace: str) -> dict[str, Any]:
     }
 
 
+def service_url(model: str, namespace: str) -> str:
+    """Base URL of a model's Service (its OpenAI API is under ``/v1``)."""
+    return f"http://{model}.{namespace}.svc:{PORT}"
+
+
 def render_pdb(model: ModelConfig, namespace: str) -> dict[str, Any]:
     """Voluntary evictions (node drains) keep at least one replica serving when there are
     two or more; a single-replica model (dev) may be evicted rather than block drains."""
@@ -426,14 +431,25 @@ def render_service_monitor(model: ModelConfig, namespace: str) -> dict[str, Any]
 
 
 def render_network_policy(
-    model: ModelConfig, namespace: str, client_namespaces: Sequence[str]
+    model: ModelConfig, namespace: str, clients: Sequence[Mapping[str, Any]]
 ) -> dict[str, Any]:
-    """Only the allowed client namespaces and Prometheus reach the server.
+    """Only ``clients`` (NetworkPolicy peers: the gateway's pods) and Prometheus reach
+    the server.
 
     vLLM's ``--api-key`` guards ``/v1`` only; ``/metrics`` and ``/health`` are open, so
     the network decides who can reach the port at all.
     """
-    sources = sorted({*client_namespaces, MONITORING_NAMESPACE})
+    prometheus = {
+        "namespaceSelector": {
+            "matchExpressions": [
+                {
+                    "key": "kubernetes.io/metadata.name",
+                    "operator": "In",
+                    "values": [MONITORING_NAMESPACE],
+                }
+            ]
+        }
+    }
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -443,19 +459,7 @@ def render_network_policy(
             "policyTypes": ["Ingress"],
             "ingress": [
                 {
-                    "from": [
-                        {
-                            "namespaceSelector": {
-                                "matchExpressions": [
-                                    {
-                                        "key": "kubernetes.io/metadata.name",
-                                        "operator": "In",
-                                        "values": sources,
-                                    }
-                                ]
-                            }
-                        }
-                    ],
+                    "from": [*map(dict, clients), prometheus],
                     "ports": [{"protocol": "TCP", "port": PORT}],
                 }
             ],
@@ -591,6 +595,8 @@ class VllmModelArgs:
     startup: StartupSettings | None = None
     """Probe window, deadlines and scale-up period from the model's cold-start budget
     (``infra.stack.cold_start.model_startup``); required."""
+    clients: tuple[Mapping[str, Any], ...] = ()
+    """NetworkPolicy peers that may call the server besides Prometheus (the gateway)."""
 
     def __post_init__(self) -> None:
         if not self.model.enabled:
@@ -684,7 +690,7 @@ class VllmModel(pulumi.ComponentResource):
             ("pdb", render_pdb(model, namespace), None),
             (
                 "network-policy",
-                render_network_policy(model, namespace, serving.allowed_client_namespaces),
+                render_network_policy(model, namespace, args.clients),
                 None,
             ),
             ("monitor", render_service_monitor(model, namespace), args.monitoring_crds),
@@ -692,7 +698,7 @@ class VllmModel(pulumi.ComponentResource):
         ):
             self._object(f"{name}-{kind}", obj, after(self, args.namespace, crds))
 
-        self.service_url = f"http://{model.name}.{namespace}.svc:{PORT}"
+        self.service_url = service_url(model.name, namespace)
         self.role_arn = role.arn
         self.register_outputs({"service_url": self.service_url, "role_arn": self.role_arn})
 

@@ -1,0 +1,1 @@
+"""The OpenAI-compatible gateway (LiteLLM proxy) in front of the model servers."""
