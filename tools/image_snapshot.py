@@ -1,4 +1,5 @@
-"""Bottlerocket data volume snapshot holding the pinned serving image (README "Cold start").
+"""Bottlerocket data volume snapshot holding the pinned serving image
+(docs/architecture.md, "Cold start").
 
 ``python -m tools image-snapshot build <stack> --subnet-id ... --instance-profile ...``
 launches a Bottlerocket NVIDIA instance of the stack's AMI release, pulls the serving

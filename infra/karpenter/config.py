@@ -119,9 +119,9 @@ class GpuPoolConfig(Section):
     warm_slots: Annotated[int, Field(ge=0, le=16)] = 0
     """Warm capacity: placeholder pods, each the size of the pool's largest model replica,
     that keep that many GPU nodes up with the serving image pulled. A new replica
-    preempts one and skips node launch, device plugin and image (README "Cold start");
-    Karpenter then replaces the placeholder's node. Costs the nodes it holds (the plan's
-    cost table; default 0: off)."""
+    preempts one and skips node launch, device plugin and image (docs/architecture.md,
+    "Cold start"); Karpenter then replaces the placeholder's node. Costs the nodes it
+    holds (the plan's cost table; default 0: off)."""
 
     def check(self, at: str) -> list[str]:
         problems = non_gpu_families(f"{at}.instanceFamilies", self.instance_families)

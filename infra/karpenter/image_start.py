@@ -1,5 +1,6 @@
-"""How GPU nodes start with the serving image on disk, per AMI family (README "Cold
-start"): the image volume's performance and the node user data.
+"""How GPU nodes start with the serving image on disk, per AMI family
+(docs/architecture.md, "Cold start"): the image volume's performance and the node user
+data.
 
 - AL2023: SOCI parallel pull/unpack, enabled by nodeadm's ``FastImagePull`` feature
   gate in a ``NodeConfig`` (amazon-eks-ami nodeadm docs, "Enabling fast image pull";

@@ -447,7 +447,7 @@ class SavedQuery:
 SLOW_REQUEST_MS: Final = 5000
 """Seed 002's threshold for the slow-request query."""
 
-# Field contract the queries rely on (see README "Logging"):
+# Field contract the queries rely on (see docs/architecture.md, "Logging"):
 # - kubernetes.namespace_name / pod_name / container_name: kubernetes filter;
 # - log: the raw line when it was not JSON (Keep_Log Off drops it when it was);
 # - level: structured log lines; the request fields (infra.core.request_log): top-level

@@ -80,7 +80,7 @@ class MonitoringArgs:
     """Cost tags of the EBS volumes the StorageClass provisions."""
     docker_hub_mirror: str | None = None
     """``<registry>/<prefix>`` of the stack's Docker Hub pull-through cache: Grafana, the
-    chart's only Docker Hub image, is pulled from there (README "Images")."""
+    chart's only Docker Hub image, is pulled from there (docs/architecture.md, "Images")."""
 
 
 def _volume(gib: int) -> dict[str, Any]:

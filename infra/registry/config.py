@@ -6,7 +6,7 @@ from infra.core.schema import Section
 
 
 class RegistryConfig(Section):
-    """ECR pull-through cache for Docker Hub (README "Images")."""
+    """ECR pull-through cache for Docker Hub (docs/architecture.md, "Images")."""
 
     pull_through_cache: bool = True
     """Nodes pull Docker Hub images (the vLLM server) through the stack's ECR

@@ -7,7 +7,7 @@ platform's design goes through; the startup probe window, ``progressDeadlineSeco
 KEDA's scale-up period and Pulumi's rollout await derive from it
 (:func:`startup_settings`), and the offline plan prints it (``tools/cold_start_summary``).
 
-The design being budgeted (README "Cold start"):
+The design being budgeted (docs/architecture.md, "Cold start"):
 
 1. Karpenter batches the pending pod and launches a GPU node (``schedule``, ``node``).
 2. The node starts the GPU device plugin. In parallel a pre-pull DaemonSet pulls the
