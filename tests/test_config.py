@@ -259,6 +259,16 @@ INVALID: list[tuple[str, Callable[[Config], object], str]] = [
         "g4dn, g5, g6, g6e, p4d, p4de, p5, p5e, p5en",
     ),
     (
+        "policy allowlist that repeats a family",
+        lambda c: c[f"{NS}:policy"].update(allowedInstanceFamilies=["g6", "g5", "g6"]),
+        f'{NS}:policy.allowedInstanceFamilies = ["g6", "g5", "g6"]: repeats g6; list each once',
+    ),
+    (
+        "policy allowlist that repeats a size",
+        lambda c: c[f"{NS}:policy"].update(allowedInstanceSizes=["xlarge", "xlarge"]),
+        f'{NS}:policy.allowedInstanceSizes = ["xlarge", "xlarge"]: repeats xlarge; list each once',
+    ),
+    (
         "enforcement for a rule that does not exist (typo)",
         lambda c: c[f"{NS}:policy"]["enforcement"].update({"gpu-nodepool-gpu-limit": "advisory"}),
         f"{NS}:policy.enforcement.gpu-nodepool-gpu-limit: no such policy rule; rules: "

@@ -9,7 +9,7 @@ from pydantic import Field
 from infra.cluster.config import LogType
 from infra.core.conventions import COST_CENTER_TAG, ENVIRONMENT_TAG, OWNER_TAG, PROJECT_TAG
 from infra.core.gpu_catalog import GPU_FAMILIES, non_gpu_families
-from infra.core.schema import PositiveInt, Section
+from infra.core.schema import PositiveInt, Section, repeated
 from policies.rules import RULE_NAMES
 
 EnforcementLevel = Literal["mandatory", "advisory", "disabled"]
@@ -73,7 +73,10 @@ class PolicyConfig(Section):
     below it is rejected."""
 
     def check(self, at: str) -> list[str]:
-        problems = non_gpu_families(f"{at}.allowedInstanceFamilies", self.allowed_instance_families)
+        families, sizes = f"{at}.allowedInstanceFamilies", f"{at}.allowedInstanceSizes"
+        problems = non_gpu_families(families, self.allowed_instance_families)
+        problems += repeated(families, self.allowed_instance_families)
+        problems += repeated(sizes, self.allowed_instance_sizes)
         problems += [
             f"{at}.enforcement.{rule}: no such policy rule; rules: {', '.join(RULE_NAMES)}"
             for rule in self.enforcement
