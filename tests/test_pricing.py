@@ -143,7 +143,7 @@ def test_cost_table_of_a_fixture_stack_worked_out_by_hand() -> None:
     # From infra/core/pricing.py, 730 h: CPU pool 16 vCPU (64 GiB holds 16 of m) of m5zn
     # at 0.0826; EBS 3 x 50 + 8 x 50 + 4 x 150 + 30 + 5 + 32 GiB at 0.08; logs 5 GiB/day
     # x 730/24 days at 0.50 plus 5 x 14 GiB stored at 0.03; NAT 1 x 0.045 h + 500 GiB;
-    # ECR endpoints 2 x 2 zones x 0.01 h.
+    # ECR endpoints 2 x 2 zones x 0.01 h; each GPU image volume (600 - 125) MiB/s x 0.04.
     expected = [
         ("EKS control plane", "73.00", "73.00", "1 cluster, standard support"),
         ("NAT gateways", "55.35", "55.35", "1 x 730 h + 500 GiB"),
@@ -153,13 +153,14 @@ def test_cost_table_of_a_fixture_stack_worked_out_by_hand() -> None:
         ("GPU NodePool gpu-lab", "4,742.08", "1,896.83", "4 x g5.4xlarge"),
         (
             "EBS gp3",
-            "97.36",
-            "45.36",
-            "1,217 GiB: roots of 3 system, 8 CPU, 4 GPU nodes + 67 GiB PVCs",
+            "173.36",
+            "83.36",
+            "1,217 GiB: roots of 3 system, 8 CPU, 4 GPU nodes + 67 GiB PVCs; GPU image volumes "
+            "at 600 MiB/s, 3000 IOPS",
         ),
         ("CloudWatch Logs", "78.14", "78.14", "5 GiB/day, kept 14 days"),
         ("load balancers", "0.00", "0.00", "none created"),
-        ("total", "6,481.40", "2,568.70", ""),
+        ("total", "6,557.40", "2,606.70", ""),
     ]
     lines = cost_lines(typed_config(SMALL))
     # name, worst, expected, basis (the total has no basis)
@@ -167,7 +168,7 @@ def test_cost_table_of_a_fixture_stack_worked_out_by_hand() -> None:
     assert rows == expected
     assert (
         lines[-1]
-        == "  budget lab-cluster (whole stack) 7,000.00: worst case 6,481.40, headroom 518.60"
+        == "  budget lab-cluster (whole stack) 7,000.00: worst case 6,557.40, headroom 442.60"
     )
 
 
@@ -180,10 +181,10 @@ def test_a_stack_over_a_budget_is_reported() -> None:
     secrets = frozenset(k for k in raw if k in SECRET_KEYS)
     cfg = load_config(raw, stack=SMALL, region=region, secret_keys=secrets)
     # 8 x g5.2xlarge (7,078.08: the pool's cpu and memory limits hold no more g5.4xlarge)
-    # and 8 GPU node roots (+ 4 x 150 GiB) over the rest.
+    # and 8 GPU node roots (+ 4 x 150 GiB, + 4 x 19.00 of throughput) over the rest.
     assert budget_problems(cfg) == [
-        "budget lab-cluster: worst case of the stack USD 8,865.40 exceeds USD 7,000.00 by "
-        "USD 1,865.40"
+        "budget lab-cluster: worst case of the stack USD 9,017.40 exceeds USD 7,000.00 by "
+        "USD 2,017.40"
     ]
     assert cost_lines(cfg)[-1] == f"  OVER BUDGET: {budget_problems(cfg)[0]}"
 

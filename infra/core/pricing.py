@@ -128,6 +128,9 @@ _PLATFORM_PRICES: Final = {
     # small next to it: layers come through the free S3 gateway endpoint).
     "interface-endpoint-hour": 0.01,
     "ebs-gp3-gb-month": 0.08,
+    # gp3 performance provisioned above its free baseline (3,000 IOPS, 125 MiB/s).
+    "ebs-gp3-mibps-month": 0.040,
+    "ebs-gp3-iops-month": 0.005,
     "logs-ingest-gb": 0.50,
     "logs-storage-gb-month": 0.03,
 }

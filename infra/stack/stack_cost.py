@@ -14,7 +14,8 @@ CPU NodePool           its cpu/memory limits filled at the         ``cost.cpuPoo
                        dearest vCPU of its categories              of that, spot discounted
 GPU NodePools          ``infra.core.pricing.pool_spend``           same (spot discounted)
 EBS gp3                root volumes of the most nodes each pool    nodes of desired size / min
-                       can hold, every PVC                         replicas, every PVC
+                       can hold, every PVC, GPU image volumes'     replicas, every PVC
+                       throughput/IOPS above gp3's baseline
 CloudWatch Logs        ``cost.logsGiBPerDay`` ingested, stored     same
                        for ``logging.retentionDays``
 load balancers         none: the stack creates none                none
@@ -57,6 +58,9 @@ CPU_ROOT_GIB: Final = 50
 """Root volume of a CPU NodePool node (``infra.karpenter.node_pools.CPU_VOLUME_GIB``)."""
 CPU_SMALLEST_VCPUS: Final = 2
 """vCPUs of the smallest (``large``) type the CPU pool may launch: the most nodes."""
+GP3_FREE_MIBPS: Final = 125
+GP3_FREE_IOPS: Final = 3000
+"""What every gp3 volume gets without provisioning (AWS EBS pricing)."""
 KUBECOST_PVC_GIB: Final = 32
 """cost-analyzer's ``persistentVolume.size`` default (the platform keeps it)."""
 
@@ -198,12 +202,18 @@ def _ebs_item(cfg: PlatformConfig) -> CostItem:
         + gpu_expected * root
         + pvcs
     )
+    # The GPU nodes' image volume is provisioned above gp3's free baseline (nodeClass).
+    nc = cfg.node_class
+    performance = (nc.image_volume_throughput - GP3_FREE_MIBPS) * platform_price(
+        "ebs-gp3-mibps-month", cfg.region
+    ) + (nc.image_volume_iops - GP3_FREE_IOPS) * platform_price("ebs-gp3-iops-month", cfg.region)
     return CostItem(
         "EBS gp3",
-        _ebs(worst, cfg.region),
-        _ebs(expected, cfg.region),
+        round(_ebs(worst, cfg.region) + gpu_worst * performance, 2),
+        round(_ebs(expected, cfg.region) + gpu_expected * performance, 2),
         f"{worst:,} GiB: roots of {group.max_size} system, {cpu_nodes} CPU, {gpu_worst} GPU "
-        f"nodes + {pvcs} GiB PVCs",
+        f"nodes + {pvcs} GiB PVCs; GPU image volumes at {nc.image_volume_throughput} MiB/s, "
+        f"{nc.image_volume_iops} IOPS",
     )
 
 
