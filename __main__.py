@@ -30,7 +30,7 @@ from infra.network.component import Network, NetworkArgs
 from infra.observability.component import Monitoring, MonitoringArgs
 from infra.registry.component import RegistryCache, RegistryCacheArgs, docker_hub_mirror
 from infra.stack.capacity import gpu_capacity_warnings
-from infra.stack.cold_start import model_startup
+from infra.stack.cold_start import model_startup, required_instance_types
 from infra.stack.config import PlatformConfig, load_stack_config
 from infra.stack.registry import deployed_serving
 from infra.stack.warm_capacity import warm_slots
@@ -296,6 +296,7 @@ models = [
             node_pools=node_pools,
             gpu_operator=gpu_operator.release,
             startup=model_startup(cfg, model),
+            instance_types=required_instance_types(cfg, model),
             # Clients call the gateway; only it (and Prometheus) reaches the models.
             clients=(model_server_sources(cfg.gateway),),
         ),

@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
 import pytest
 
 from infra.core.arns import Arns
+from infra.core.conventions import INSTANCE_TYPE_LABEL
+from infra.core.gpu_catalog import allowed_instance_types
 from infra.core.ordering import ClusterRef
 from infra.stack.cold_start import model_startup
 from infra.stack.registry import deployed_serving
-from tests.harness import FIXTURE_STACKS, cluster_name, find, find_all, model_8b, typed_config
+from tests.harness import (
+    FIXTURE_STACKS,
+    cluster_name,
+    find,
+    find_all,
+    fixture_where,
+    model_8b,
+    planned,
+    run_stack,
+    typed_config,
+)
 from tools.mock_runtime import Recorded, Secret
 from workloads.serving.cold_start import StartupSettings
 from workloads.serving.config import ModelConfig, ServingConfig
+from workloads.serving.gpu_memory import fit
 from workloads.serving.host_memory import PROCESS_GIB, WORKER_GIB, shm_gib
 from workloads.serving.vllm import (
     VllmModelArgs,
@@ -378,3 +392,50 @@ def test_every_model_fits_its_container_while_loading(
         assert buffer_gib * model.tensor_parallel_size < weights or weights == 0
         tp = model.tensor_parallel_size
         assert memory >= tp * (buffer_gib + WORKER_GIB) + PROCESS_GIB + shm_gib(tp)
+
+
+def _instance_types(deployment: dict[str, Any]) -> list[str] | None:
+    """The instance types the pod's node affinity names, or None when it names none."""
+    affinity = deployment["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]
+    (term,) = affinity["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    found = [e["values"] for e in term["matchExpressions"] if e["key"] == INSTANCE_TYPE_LABEL]
+    return found[0] if found else None
+
+
+def _pool_types(cfg: Any, model: ModelConfig) -> list[Any]:
+    pool = next(p for p in cfg.gpu_pools if p.name == model.gpu_pool)
+    return allowed_instance_types(pool.instance_families, pool.instance_sizes)
+
+
+def _mixes_gpus(cfg: Any, model: ModelConfig) -> bool:
+    return model.enabled and len({t.gpu_memory_gib for t in _pool_types(cfg, model)}) > 1
+
+
+MIXED = fixture_where(
+    lambda c: any(_mixes_gpus(c, m) for m in c.models),
+    "a model on a GPU pool mixing GPUs of different memory",
+)
+
+
+def test_a_model_is_held_to_the_instance_types_whose_gpus_hold_it() -> None:
+    """Karpenter chooses by CPU, memory and GPU count: a model too big for some GPUs of its
+    pool gets node affinity to the types it fits, else no such term."""
+    cfg = typed_config(MIXED)
+    (i, model) = next((i, m) for i, m in enumerate(cfg.models) if _mixes_gpus(cfg, m))
+    types = _pool_types(cfg, model)
+    # Weights that fill the smaller GPUs but leave room on the largest.
+    small, large = min(t.gpu_memory_gib for t in types), max(t.gpu_memory_gib for t in types)
+    billions = round((small + large) / 2 * 1024**3 / 1e9 / 2, 1)  # bfloat16: 2 bytes each
+
+    def bigger(config: dict[str, Any]) -> None:
+        config["llm-platform:models"][i]["parametersBillions"] = billions
+
+    run = run_stack(MIXED, bigger)
+    assert run.error is None, run.error
+    deployment = _deployments(tuple(run.resources))[model.name]
+    shape = dataclasses.replace(model.shape, parameters_billions=billions)
+    fitting = [t.name for t in types if t.gpus >= shape.tensor_parallel_size and fit(shape, t).fits]
+    assert fitting and len(fitting) < len(types)
+    assert _instance_types(deployment) == fitting
+    # Unchanged, the fixture's models fit every type of their pools: no instance-type term.
+    assert all(_instance_types(d) is None for d in _deployments(planned(MIXED)).values())

@@ -43,6 +43,7 @@ from infra.core.schema import NAMESPACE, ContainerResources, cores, gib
 from infra.karpenter.controller import CONTROLLER_REPLICAS, CONTROLLER_RESOURCES
 from infra.karpenter.node_pools import CPU_MIN_GENERATION
 from infra.log_shipping.fluent_bit import FLUENT_BIT_RESOURCES
+from workloads.serving.cold_start import instance_types_for
 from workloads.serving.vllm import MAX_SURGE, container_resources
 
 if TYPE_CHECKING:
@@ -134,7 +135,10 @@ def replicas(cfg: PlatformConfig, pool: GpuPoolConfig) -> list[Replica]:
         requests = container_resources(model, cfg.serving)["requests"]
         cpu, memory = cores(requests["cpu"]), gib(requests["memory"])
         tp = model.tensor_parallel_size
-        nodes = [t for t in types if _fits(cpu, memory, tp, t)]
+        # Only the types whose GPUs hold the model (its pods' node affinity says so);
+        # when none does, the GPU memory check reports it (infra/stack/checks.py).
+        startable = instance_types_for(model.shape, types) or types
+        nodes = [t for t in startable if _fits(cpu, memory, tp, t)]
         node = min(nodes, key=lambda t: (t.gpus, t.vcpus, t.memory_gib, t.name), default=None)
         found.append(Replica(i, model, cpu, memory, node))
     return found

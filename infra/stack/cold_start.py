@@ -40,6 +40,16 @@ def model_instance_types(cfg: PlatformConfig, model: ModelConfig) -> list[GpuIns
     return instance_types_for(model.shape, allowed)
 
 
+def required_instance_types(cfg: PlatformConfig, model: ModelConfig) -> tuple[str, ...]:
+    """The types a replica must be held to (its node affinity): those it fits, when some
+    type of its pool with enough GPUs does not hold it; empty when every one does."""
+    pool = next(p for p in cfg.gpu_pools if p.name == model.gpu_pool)
+    allowed = allowed_instance_types(pool.instance_families, pool.instance_sizes)
+    enough = [t for t in allowed if t.gpus >= model.tensor_parallel_size]
+    fitting = instance_types_for(model.shape, allowed)
+    return () if len(fitting) == len(enough) else tuple(t.name for t in fitting)
+
+
 def model_budgets(
     cfg: PlatformConfig, model: ModelConfig, *, warm_slot: bool = False
 ) -> list[ColdStartBudget]:

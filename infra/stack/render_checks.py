@@ -29,7 +29,7 @@ from infra.karpenter.node_pools import (
 from infra.log_shipping.fluent_bit import check_routes, default_routes
 from infra.network.component import plan_subnets
 from infra.observability.alert_rules import platform_rule_groups
-from infra.stack.cold_start import model_startup
+from infra.stack.cold_start import model_startup, required_instance_types
 from infra.stack.registry import deployed_serving
 from workloads.gateway.alerts import gateway_rule_groups
 from workloads.gateway.litellm import proxy_config
@@ -52,7 +52,14 @@ def _problem(path: str, build: Callable[[], object]) -> list[str]:
 def _render_model(cfg: PlatformConfig, model: ModelConfig) -> object:
     startup = model_startup(cfg, model)
     serving = deployed_serving(cfg)
-    return render_deployment(model, serving, cfg.model_bucket, f"vllm-{model.name}", startup)
+    return render_deployment(
+        model,
+        serving,
+        cfg.model_bucket,
+        f"vllm-{model.name}",
+        startup,
+        required_instance_types(cfg, model),
+    )
 
 
 def render_problems(cfg: PlatformConfig) -> list[str]:

@@ -23,6 +23,7 @@ from infra.core.arns import Arns
 from infra.core.conventions import (
     GPU_RESOURCE,
     GPU_TOLERATION,
+    INSTANCE_TYPE_LABEL,
     MODEL_LABEL,
     MONITORING_NAMESPACE,
     NODEPOOL_LABEL,
@@ -231,9 +232,18 @@ def model_labels(model: ModelConfig) -> dict[str, str]:
     }
 
 
-def pool_affinity(pool: str) -> dict[str, Any]:
-    """Pod affinity to the nodes of one GPU NodePool."""
-    term = {"matchExpressions": [{"key": NODEPOOL_LABEL, "operator": "In", "values": [pool]}]}
+def pool_affinity(pool: str, instance_types: Sequence[str] = ()) -> dict[str, Any]:
+    """Pod affinity to the nodes of one GPU NodePool, and to ``instance_types`` of it when
+    given: Karpenter picks a type by CPU, memory and GPU count, not GPU memory, so a pool
+    that mixes GPUs could otherwise launch one the model does not fit. Karpenter layers a
+    pod's node affinity on the NodePool's requirements when it provisions
+    (https://karpenter.sh/docs/concepts/scheduling/, "Node affinity")."""
+    expressions = [{"key": NODEPOOL_LABEL, "operator": "In", "values": [pool]}]
+    if instance_types:
+        expressions.append(
+            {"key": INSTANCE_TYPE_LABEL, "operator": "In", "values": list(instance_types)}
+        )
+    term = {"matchExpressions": expressions}
     return {
         "nodeAffinity": {
             "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}
@@ -256,8 +266,10 @@ def render_deployment(
     bucket: str,
     service_account: str,
     startup: StartupSettings,
+    instance_types: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The model server Deployment (``apps/v1``)."""
+    """The model server Deployment (``apps/v1``); ``instance_types``: the only types of
+    its pool a replica fits (empty: every type of the pool)."""
     labels = model_labels(model)
     probes = probe_timings(startup)
     drain = drain_timings(serving.drain_seconds)
@@ -292,7 +304,7 @@ def render_deployment(
                     "initContainers": [render_weights_gate(model, serving, bucket)],
                     "terminationGracePeriodSeconds": drain.grace_period_seconds,
                     "tolerations": [dict(GPU_TOLERATION)],
-                    "affinity": pool_affinity(model.gpu_pool),
+                    "affinity": pool_affinity(model.gpu_pool, instance_types),
                     "topologySpreadConstraints": [
                         {
                             "maxSkew": 1,
@@ -595,6 +607,9 @@ class VllmModelArgs:
     startup: StartupSettings | None = None
     """Probe window, deadlines and scale-up period from the model's cold-start budget
     (``infra.stack.cold_start.model_startup``); required."""
+    instance_types: tuple[str, ...] = ()
+    """The only instance types of the pool the model fits (empty: all of them;
+    ``infra.stack.cold_start.required_instance_types``)."""
     clients: tuple[Mapping[str, Any], ...] = ()
     """NetworkPolicy peers that may call the server besides Prometheus (the gateway)."""
 
@@ -661,7 +676,9 @@ class VllmModel(pulumi.ComponentResource):
         )
 
         deployment = pulumi.Output.from_input(args.bucket_name).apply(
-            lambda bucket: render_deployment(model, serving, bucket, f"vllm-{model.name}", startup)
+            lambda bucket: render_deployment(
+                model, serving, bucket, f"vllm-{model.name}", startup, args.instance_types
+            )
         )
         k8s.apps.v1.Deployment(
             f"{name}-deployment",
