@@ -101,7 +101,7 @@ def test_the_proxy_runs_on_system_nodes_spread_over_zones_and_hardened() -> None
     (zone,) = [c for c in spec["topologySpreadConstraints"] if c["topologyKey"] == ZONE_LABEL]
     assert zone["whenUnsatisfiable"] == "DoNotSchedule"
     (container,) = spec["containers"]
-    assert container["image"] == "ghcr.io/berriai/litellm:main-v1.108.0"
+    assert container["image"] == "ghcr.io/berriai/litellm:v1.108.0"
     assert container["command"] == ["litellm"]
     assert container["args"] == [
         "--config", "/etc/litellm/config.yaml", "--port", "4000", "--num_workers", "1",

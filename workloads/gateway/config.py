@@ -67,11 +67,13 @@ class GatewayConfig(Section):
     namespace: DnsLabel = "gateway"
     """Namespace of the gateway (default ``gateway``); only its pods (and Prometheus)
     reach the model servers."""
-    image: Annotated[str, Field(pattern=r"^[\w./-]+:main-v\d+\.\d+\.\d+$")] = (
-        f"ghcr.io/berriai/litellm:main-v{LITELLM_VERSION}"
+    image: Annotated[str, Field(pattern=r"^[\w./-]+:v\d+\.\d+\.\d+(@sha256:[0-9a-f]{64})?$")] = (
+        f"ghcr.io/berriai/litellm:v{LITELLM_VERSION}"
     )
-    """LiteLLM proxy image, pinned to a release (default ``main-v1.108.0``, the tag
-    LiteLLM's release workflow pushes for ``v1.108.0``)."""
+    """LiteLLM proxy image, pinned to a release tag, optionally with its digest (default
+    ``v1.108.0``: LiteLLM's release notes publish each release as
+    ``ghcr.io/berriai/litellm:v<version>``, e.g. docs/my-website/release_notes of
+    BerriAI/litellm; the ``main-v`` form is not published for these releases)."""
     replicas: Annotated[int, Field(ge=2, le=20)] = 2
     """Gateway replicas, spread over zones (default 2; at least 2 so one can be lost)."""
     resources: ContainerResources = ContainerResources(cpu="1", memory="2Gi")
