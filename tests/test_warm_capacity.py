@@ -11,11 +11,12 @@ from infra.core.pricing import HOURS_PER_MONTH, on_demand_price
 from infra.core.schema import ConfigError
 from infra.stack.registry import serving_image
 from infra.stack.warm_capacity import warm_slot_spend, warm_slots
+from policies.workloads import check_shm
 from tests.harness import FIXTURE_STACKS, find_all, fixture_where, run_stack, typed_config
 from tools.cost_summary import cost_lines
 from tools.mock_runtime import Recorded
 from workloads.serving.cold_start import instance_types_for
-from workloads.serving.vllm import container_resources
+from workloads.serving.vllm import container_resources, pool_affinity
 from workloads.serving.warm_capacity import (
     PRIORITY_CLASS,
     WarmSlots,
@@ -111,3 +112,14 @@ def test_slots_that_crowd_out_the_models_are_rejected() -> None:
     assert ", warm slots 16 x " in problem
     assert problem.endswith("raise gpuLimit or lower replicas.min or warmSlots")
     assert not run.resources
+
+
+def test_a_multi_gpu_placeholder_passes_the_pack_and_keeps_the_models_types() -> None:
+    """The pack's shm rule holds for every GPU container; a slot is held to the instance
+    types its model is (the replica's node affinity), so it keeps a node the model fits."""
+    resources = {"requests": {GPU_RESOURCE: "2"}, "limits": {GPU_RESOURCE: "2"}}
+    slots = WarmSlots("p", 1, resources, sized_for="m", instance_types=("g6e.12xlarge",))
+    placeholder = render_placeholder(slots, "inference", "image:v1")
+    assert check_shm(DEPLOYMENT, placeholder, {}) in (None, [])
+    pod = placeholder["spec"]["template"]["spec"]
+    assert pod["affinity"] == pool_affinity("p", ("g6e.12xlarge",))

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from infra.core.conventions import GPU_RESOURCE
 from infra.core.gpu_catalog import allowed_instance_types
 from infra.core.pricing import HOURS_PER_MONTH, on_demand_price
+from infra.stack.cold_start import required_instance_types
 from workloads.serving.cold_start import instance_types_for
 from workloads.serving.vllm import container_resources
 from workloads.serving.warm_capacity import WarmSlots
@@ -31,6 +32,7 @@ def warm_slots(cfg: PlatformConfig) -> tuple[WarmSlots, ...]:
                 count=pool.warm_slots,
                 resources=container_resources(largest, cfg.serving),
                 sized_for=largest.name,
+                instance_types=required_instance_types(cfg, largest),
             )
         )
     return tuple(out)

@@ -40,6 +40,9 @@ class WarmSlots:
     """Requests and limits of the pool's largest model replica."""
     sized_for: str
     """The model whose replica the slots are sized for."""
+    instance_types: tuple[str, ...] = ()
+    """The types that model is held to (its replicas' node affinity; empty: any of the
+    pool's), so a slot keeps a node the replica can use."""
 
     def __post_init__(self) -> None:
         if self.count < 1:
@@ -88,7 +91,7 @@ def render_placeholder(slots: WarmSlots, namespace: str, image: str) -> dict[str
                     "priorityClassName": PRIORITY_CLASS,
                     "terminationGracePeriodSeconds": 0,
                     "tolerations": [dict(GPU_TOLERATION)],
-                    "affinity": pool_affinity(slots.pool),
+                    "affinity": pool_affinity(slots.pool, slots.instance_types),
                     "automountServiceAccountToken": False,
                     "securityContext": pod_security_context(),
                     "containers": [
@@ -99,11 +102,17 @@ def render_placeholder(slots: WarmSlots, namespace: str, image: str) -> dict[str
                             "command": ["sleep", "infinity"],
                             "resources": {k: dict(v) for k, v in slots.resources.items()},
                             "securityContext": container_security_context(),
+                            # The policy pack wants a memory /dev/shm on every multi-GPU
+                            # container; a placeholder writes nothing to it.
+                            "volumeMounts": [{"name": "shm", "mountPath": "/dev/shm"}],
                             # The policy pack wants probes on every GPU container.
                             "startupProbe": _exec_probe(10),
                             "readinessProbe": _exec_probe(30),
                             "livenessProbe": _exec_probe(60),
                         }
+                    ],
+                    "volumes": [
+                        {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}}
                     ],
                 },
             },
@@ -120,6 +129,9 @@ class WarmCapacityArgs:
     image: str
     serving_namespace: pulumi.Resource | None = None
     node_pools: pulumi.Resource | None = None
+    image_cache: pulumi.Resource | None = None
+    """The pull-through cache the image comes through (``infra.registry``), if any: its
+    rule and the nodes' permission to fill it must exist before the first pull."""
 
     def __post_init__(self) -> None:
         if not self.slots:
@@ -149,6 +161,8 @@ class WarmCapacity(pulumi.ComponentResource):
                 f"{name}-{slots.pool}",
                 metadata=obj["metadata"],
                 spec=obj["spec"],
-                opts=after(self, args.serving_namespace, args.node_pools, priority_class),
+                opts=after(
+                    self, args.serving_namespace, args.node_pools, args.image_cache, priority_class
+                ),
             )
         self.register_outputs({"pools": [s.pool for s in args.slots]})
