@@ -239,8 +239,9 @@ node_pools = NodePools(
     opts=pulumi.ResourceOptions.merge(k8s_opts, renamed_from("karpenter", "node-pools")),
 )
 
+registry = None
 if cfg.registry.pull_through_cache:
-    RegistryCache(
+    registry = RegistryCache(
         "registry",
         RegistryCacheArgs(
             cluster_name=cfg.cluster.name,
@@ -297,6 +298,7 @@ models = [
             gpu_operator=gpu_operator.release,
             startup=model_startup(cfg, model),
             instance_types=required_instance_types(cfg, model),
+            image_cache=registry,
             # Clients call the gateway; only it (and Prometheus) reaches the models.
             clients=(model_server_sources(cfg.gateway),),
         ),
@@ -329,6 +331,7 @@ ImagePrePull(
         namespace=cfg.serving.namespace,
         image=serving_config.vllm_image,
         serving_namespace=serving,
+        image_cache=registry,
     ),
     opts=k8s_opts,
 )
@@ -341,6 +344,7 @@ if warm_slots(cfg):
             image=serving_config.vllm_image,
             serving_namespace=serving,
             node_pools=node_pools,
+            image_cache=registry,
         ),
         opts=k8s_opts,
     )

@@ -180,3 +180,21 @@ def test_grafana_the_only_docker_hub_chart_image_comes_through_the_cache(
         "registry": registry_host(cfg.arns),
         "repository": f"{cache_prefix(cfg.cluster.name)}/grafana/grafana",
     }
+
+
+def test_every_workload_on_the_cached_image_waits_for_the_cache(
+    fixture_stack: str, fixture_resources: tuple[Recorded, ...]
+) -> None:
+    """The cache rule and the nodes' permission to fill it exist before the first pull
+    (else the kubelet backs off for minutes inside `pulumi up`'s rollout wait)."""
+    cfg = typed_config(fixture_stack)
+    assert cfg.registry.pull_through_cache
+    pulling = [
+        r
+        for kind in ("kubernetes:apps/v1:Deployment", "kubernetes:apps/v1:DaemonSet")
+        for r in find_all(fixture_resources, kind)
+        if r.inputs["metadata"].get("namespace") == cfg.serving.namespace
+    ]
+    assert len(pulling) > len(cfg.enabled_models)  # models, the pre-pull DaemonSet, ...
+    for r in pulling:
+        assert "registry-docker-hub" in r.depends_on, (r.name, r.depends_on)

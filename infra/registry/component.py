@@ -94,6 +94,9 @@ class RegistryCache(pulumi.ComponentResource):
             f"{name}-docker-hub",
             name=f"{SECRET_PREFIX}{args.cluster_name}-docker-hub",
             description="Docker Hub credentials of the ECR pull-through cache rule",
+            # Deleted at once on destroy: the default 30-day recovery window would keep the
+            # name, and a stack re-created with the same cluster name could not create it.
+            recovery_window_in_days=0,
             tags=dict(args.tags),
             opts=child,
         )

@@ -32,7 +32,15 @@ def render_pre_pull(namespace: str, image: str) -> dict[str, Any]:
     return {
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
-        "metadata": {"name": NAME, "namespace": namespace, "labels": labels},
+        "metadata": {
+            "name": NAME,
+            "namespace": namespace,
+            "labels": labels,
+            # Not awaited: after an image change every GPU node pulls 10+ GB before the
+            # DaemonSet is ready, longer than Pulumi's rollout wait; the replicas' own
+            # rollout (awaited) is what an update depends on.
+            "annotations": {"pulumi.com/skipAwait": "true"},
+        },
         "spec": {
             "selector": {"matchLabels": labels},
             "updateStrategy": {
@@ -77,6 +85,9 @@ class ImagePrePullArgs:
     namespace: str
     image: str
     serving_namespace: pulumi.Resource | None = None
+    image_cache: pulumi.Resource | None = None
+    """The pull-through cache the image comes through (``infra.registry``), if any: its
+    rule and the nodes' permission to fill it must exist before the first pull."""
 
     def __post_init__(self) -> None:
         if not self.image:
@@ -95,6 +106,6 @@ class ImagePrePull(pulumi.ComponentResource):
             f"{name}-daemonset",
             metadata=obj["metadata"],
             spec=obj["spec"],
-            opts=after(self, args.serving_namespace),
+            opts=after(self, args.serving_namespace, args.image_cache),
         )
         self.register_outputs({})

@@ -604,6 +604,9 @@ class VllmModelArgs:
     """The NodePools a replica is scheduled on."""
     gpu_operator: pulumi.Resource | None = None
     """The GPU operator, whose device plugin advertises ``nvidia.com/gpu`` on new nodes."""
+    image_cache: pulumi.Resource | None = None
+    """The pull-through cache the image comes through (``infra.registry``), if any: its
+    rule and the nodes' permission to fill it must exist before the first pull."""
     startup: StartupSettings | None = None
     """Probe window, deadlines and scale-up period from the model's cold-start budget
     (``infra.stack.cold_start.model_startup``); required."""
@@ -690,6 +693,7 @@ class VllmModel(pulumi.ComponentResource):
                 args.namespace,
                 args.node_pools,
                 args.gpu_operator,
+                args.image_cache,
                 service_account,
                 identity,
                 # KEDA owns the replica count once the Deployment exists.
