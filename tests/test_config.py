@@ -287,6 +287,22 @@ INVALID: list[tuple[str, Callable[[Config], object], str]] = [
         "or a tag such as v20251108",
     ),
     (
+        "fast image pull on an AL2023 release without it for xlarge sizes",
+        lambda c: c[f"{NS}:nodeClass"].update(amiVersion="v20250904", fastImagePull=True),
+        f'{NS}:nodeClass.amiVersion = "v20250904": fastImagePull needs al2023 v20251016 or '
+        "later (its SOCI parallel pull); pin that release or a later one, or set "
+        "fastImagePull false",
+    ),
+    (
+        "fast image pull on a Bottlerocket release without SOCI",
+        lambda c: c[f"{NS}:nodeClass"].update(
+            amiFamily="bottlerocket", amiVersion="v1.43.0", fastImagePull=True
+        ),
+        f'{NS}:nodeClass.amiVersion = "v1.43.0": fastImagePull needs bottlerocket v1.44.0 or '
+        "later (its SOCI parallel pull); pin that release or a later one, or set "
+        "fastImagePull false",
+    ),
+    (
         "data-volume snapshot without Bottlerocket",
         lambda c: c[f"{NS}:nodeClass"].update(dataVolumeSnapshotId="snap-0123456789abcdef0"),
         f'{NS}:nodeClass.dataVolumeSnapshotId = "snap-0123456789abcdef0": only with amiFamily '

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from infra.karpenter.config import CpuPoolConfig, GpuPoolConfig, NodeClassConfig
-from infra.karpenter.image_start import AL2023_FAST_IMAGE_PULL
+from infra.karpenter.image_start import AL2023_FAST_IMAGE_PULL, gpu_user_data
 from infra.karpenter.node_pools import (
     NodePools,
     NodePoolsArgs,
@@ -564,3 +564,34 @@ def test_plan_summary_shows_gpu_capacity_per_pool_and_zone(
         gpu_capacity_section(list(fixture_resources), typed_config(fixture_stack))
         == expected[fixture_stack]
     )
+
+
+@pytest.mark.parametrize(
+    ("family", "version", "fast", "snapshot", "accepted"),
+    [
+        ("al2023", "latest", True, False, True),
+        ("al2023", "v20251016", True, False, True),
+        ("al2023", "v20251015", True, False, False),
+        ("al2023", "v20250821", False, False, True),
+        ("bottlerocket", "v1.44.0", True, False, True),
+        ("bottlerocket", "v1.43.9", True, False, False),
+        ("bottlerocket", "v1.9.0", True, False, False),
+        # The snapshot's images were unpacked without SOCI: no SOCI, no minimum.
+        ("bottlerocket", "v1.43.0", True, True, True),
+    ],
+)
+def test_soci_needs_a_release_that_has_it(
+    family: Any, version: str, fast: bool, snapshot: bool, accepted: bool
+) -> None:
+    extra = (
+        {"data_volume_snapshot_id": "snap-0123456789abcdef0", "data_volume_image": "i:v1.0.0"}
+        if snapshot
+        else {}
+    )
+    cfg = NodeClassConfig(ami_family=family, ami_version=version, fast_image_pull=fast, **extra)
+    problems = cfg.check("nodeClass")
+    assert (problems == []) is accepted, problems
+    if not accepted:
+        assert problems[0].startswith(f'nodeClass.amiVersion = "{version}": fastImagePull needs')
+    assert cfg.uses_soci is (fast and not snapshot)
+    assert (gpu_user_data(cfg) is not None) is cfg.uses_soci

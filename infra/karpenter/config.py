@@ -8,7 +8,13 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from infra.core.ami import AMI_VERSION_EXAMPLES, AmiFamily, ami_version_ok
+from infra.core.ami import (
+    AMI_VERSION_EXAMPLES,
+    FAST_IMAGE_PULL_SINCE,
+    AmiFamily,
+    ami_version_ok,
+    release_at_least,
+)
 from infra.core.gpu_catalog import non_gpu_families, unknown_sizes
 from infra.core.schema import CapacityType, DnsLabel, Duration, PositiveInt, Section, repeated
 
@@ -46,8 +52,9 @@ class NodeClassConfig(Section):
     300, the maximum; billed per GiB initialized)."""
     fast_image_pull: bool = True
     """SOCI parallel pull and unpack of images not on a snapshot: AL2023's nodeadm
-    ``FastImagePull`` feature gate, Bottlerocket's ``soci-snapshotter`` settings (default
-    true)."""
+    ``FastImagePull`` feature gate, Bottlerocket's ``soci-snapshotter`` settings; a pinned
+    ``amiVersion`` must have them: AL2023 v20251016 or Bottlerocket v1.44.0 and later
+    (default true)."""
     image_volume_throughput: Annotated[
         int, Field(ge=125, le=1000, alias="imageVolumeThroughputMiBps")
     ] = 600
@@ -58,6 +65,14 @@ class NodeClassConfig(Section):
     """gp3 IOPS of that volume (default 3000, gp3's baseline; at most 4 x the throughput
     ratio allows: 0.25 MiB/s per IOPS)."""
 
+    @property
+    def uses_soci(self) -> bool:
+        """Whether nodes pull images with SOCI: ``fastImagePull``, except on a Bottlerocket
+        data volume from a snapshot (its images were unpacked by the default snapshotter)."""
+        return self.fast_image_pull and (
+            self.ami_family == "al2023" or self.data_volume_snapshot_id is None
+        )
+
     def check(self, at: str) -> list[str]:
         problems: list[str] = []
         if not ami_version_ok(self.ami_family, self.ami_version):
@@ -65,6 +80,14 @@ class NodeClassConfig(Section):
                 f"{at}.amiVersion = {json.dumps(self.ami_version)}: not a release of "
                 f"{self.ami_family}; expected latest or a tag such as "
                 f"{AMI_VERSION_EXAMPLES[self.ami_family]}"
+            )
+        elif self.uses_soci and not release_at_least(
+            self.ami_version, since := FAST_IMAGE_PULL_SINCE[self.ami_family]
+        ):
+            problems.append(
+                f"{at}.amiVersion = {json.dumps(self.ami_version)}: fastImagePull needs "
+                f"{self.ami_family} {since} or later (its SOCI parallel pull); pin that "
+                "release or a later one, or set fastImagePull false"
             )
         if self.data_volume_snapshot_id is not None and self.ami_family != "bottlerocket":
             problems.append(

@@ -72,10 +72,6 @@ def image_volume(cfg: NodeClassConfig) -> ImageVolume:
 
 def gpu_user_data(cfg: NodeClassConfig) -> str | None:
     """User data of the GPU node class, or ``None`` when it needs none."""
-    if not cfg.fast_image_pull:
+    if not cfg.uses_soci:
         return None
-    if cfg.ami_family == "al2023":
-        return AL2023_FAST_IMAGE_PULL
-    if cfg.data_volume_snapshot_id is None:
-        return BOTTLEROCKET_SOCI
-    return None
+    return AL2023_FAST_IMAGE_PULL if cfg.ami_family == "al2023" else BOTTLEROCKET_SOCI
