@@ -174,6 +174,28 @@ if cfg.ci.runner == "codebuild":
         ),
     )
 
+# Before Monitoring: Grafana is the cache's first user. Karpenter's node role (made
+# after Monitoring, whose CRDs Karpenter needs) gets its right below.
+registry = (
+    RegistryCache(
+        "registry",
+        RegistryCacheArgs(
+            cluster_name=cfg.cluster.name,
+            arns=cfg.arns,
+            node_roles={
+                "system-node-pull": cluster.system_node_role_arn.apply(
+                    lambda arn: arn.rsplit("/", 1)[-1]
+                ),
+            },
+            docker_hub_username=secret(cfg.docker_hub_username),
+            docker_hub_access_token=secret(cfg.docker_hub_access_token),
+            tags=tags,
+        ),
+    )
+    if cfg.registry.pull_through_cache
+    else None
+)
+
 monitoring = Monitoring(
     "monitoring",
     MonitoringArgs(
@@ -192,6 +214,7 @@ monitoring = Monitoring(
             if cfg.registry.pull_through_cache
             else None
         ),
+        image_cache=registry,
     ),
     opts=pulumi.ResourceOptions(provider=cluster.provider),
 )
@@ -239,24 +262,8 @@ node_pools = NodePools(
     opts=pulumi.ResourceOptions.merge(k8s_opts, renamed_from("karpenter", "node-pools")),
 )
 
-registry = None
-if cfg.registry.pull_through_cache:
-    registry = RegistryCache(
-        "registry",
-        RegistryCacheArgs(
-            cluster_name=cfg.cluster.name,
-            arns=cfg.arns,
-            node_roles={
-                "node-pull": karpenter.node_role_name,
-                "system-node-pull": cluster.system_node_role_arn.apply(
-                    lambda arn: arn.rsplit("/", 1)[-1]
-                ),
-            },
-            docker_hub_username=secret(cfg.docker_hub_username),
-            docker_hub_access_token=secret(cfg.docker_hub_access_token),
-            tags=tags,
-        ),
-    )
+if registry is not None:
+    registry.allow_pull("node-pull", karpenter.node_role_name)
 serving_config = deployed_serving(cfg)
 
 gpu_operator = GpuOperator(

@@ -196,5 +196,10 @@ def test_every_workload_on_the_cached_image_waits_for_the_cache(
         if r.inputs["metadata"].get("namespace") == cfg.serving.namespace
     ]
     assert len(pulling) > len(cfg.enabled_models)  # models, the pre-pull DaemonSet, ...
+    # Grafana (the system nodes) pulls through the cache as soon as its release installs.
+    pulling.append(
+        find(fixture_resources, "kubernetes:helm.sh/v3:Release", "monitoring-kube-prometheus-stack")
+    )
     for r in pulling:
         assert "registry-docker-hub" in r.depends_on, (r.name, r.depends_on)
+        assert "registry-system-node-pull" in r.depends_on, (r.name, r.depends_on)

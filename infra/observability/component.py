@@ -81,6 +81,9 @@ class MonitoringArgs:
     docker_hub_mirror: str | None = None
     """``<registry>/<prefix>`` of the stack's Docker Hub pull-through cache: Grafana, the
     chart's only Docker Hub image, is pulled from there (docs/architecture.md, "Images")."""
+    image_cache: pulumi.Resource | None = None
+    """The pull-through cache behind ``docker_hub_mirror``: the chart's release waits for
+    it, so Grafana's first pull finds the rule and the nodes' right to fill it."""
 
 
 def _volume(gib: int) -> dict[str, Any]:
@@ -284,7 +287,13 @@ class Monitoring(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=[self.crd_release, storage, grafana_admin, receivers],
+                depends_on=[
+                    self.crd_release,
+                    storage,
+                    grafana_admin,
+                    receivers,
+                    *([args.image_cache] if args.image_cache is not None else []),
+                ],
             ),
         )
 

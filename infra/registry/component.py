@@ -65,8 +65,9 @@ class RegistryCacheArgs:
     cluster_name: str
     arns: Arns
     node_roles: Mapping[str, pulumi.Input[str]]
-    """Node role names by resource suffix: the Karpenter nodes (the serving image) and
-    the system nodes (Grafana) pull through the cache."""
+    """Node role names by resource suffix, of the nodes that exist before the cache's
+    first user: the system nodes (Grafana). Roles made later (Karpenter's nodes, the
+    serving image) get the right with :meth:`RegistryCache.allow_pull`."""
     docker_hub_username: pulumi.Input[str]
     docker_hub_access_token: pulumi.Input[str]
     tags: Mapping[str, str] = field(default_factory=dict)
@@ -118,11 +119,19 @@ class RegistryCache(pulumi.ComponentResource):
             # The first pull through the rule reads the credentials: they must be there.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[version]),
         )
+        self._name, self._arns = name, args.arns
         for suffix, role in sorted(args.node_roles.items()):
-            aws.iam.RolePolicy(
-                f"{name}-{suffix}",
-                role=role,
-                policy=node_pull_policy(args.arns, self.prefix),
-                opts=child,
-            )
+            self.allow_pull(suffix, role)
         self.register_outputs({"prefix": self.prefix, "host": self.host})
+
+    def allow_pull(self, suffix: str, role: pulumi.Input[str]) -> aws.iam.RolePolicy:
+        """Let the nodes of ``role`` fill the cache: a child named ``<name>-<suffix>``,
+        for a role made after the cache (Karpenter's is made after Monitoring, whose
+        Grafana pulls through the cache first). A child like the others: what depends
+        on the cache waits for it too."""
+        return aws.iam.RolePolicy(
+            f"{self._name}-{suffix}",
+            role=role,
+            policy=node_pull_policy(self._arns, self.prefix),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
