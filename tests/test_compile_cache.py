@@ -59,11 +59,36 @@ def test_a_saved_cache_is_what_the_next_replica_restores(s3: Any, tmp_path: Path
     key = "compile-cache/m/NVIDIA-L4/0123456789abcdef.tar"
     with pytest.raises(s3.exceptions.NoSuchKey):
         script["restore"](s3, BUCKET, key, str(second))  # nothing yet: a cold compile
-    script["save"](s3, BUCKET, key, str(first))
+    sent: list[Any] = []
+
+    class Recording:
+        """The S3 client, noting what each upload's body is."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(s3, name)
+
+        def put_object(self, **kwargs: Any) -> Any:
+            sent.append(kwargs["Body"])
+            return s3.put_object(**kwargs)
+
+    script["save"](Recording(), BUCKET, key, str(first), 1024**2)
+    # A file (the spool under /tmp), not the archive's bytes in the server's memory.
+    assert [hasattr(body, "fileno") and not isinstance(body, bytes) for body in sent] == [True]
     second.mkdir()
     script["restore"](s3, BUCKET, key, str(second))
     restored = second / "torch_compile_cache" / "abc" / "rank_0_0" / "graph.py"
     assert restored.read_text() == "compiled"
+    # Saved once: a second replica's upload is refused, the first one's cache stays.
+    with pytest.raises(s3.exceptions.ClientError, match="PreconditionFailed"):
+        script["save"](s3, BUCKET, key, str(second), 1024**2)
+
+
+def test_a_cache_over_the_limit_is_not_saved(s3: Any, tmp_path: Path) -> None:
+    (tmp_path / "big.bin").write_bytes(b"0" * 2048)
+    key = "compile-cache/m/NVIDIA-L4/0123456789abcdef.tar"
+    with pytest.raises(ValueError, match="2048 bytes, more than the 1024 saved"):
+        _script()["save"](s3, BUCKET, key, str(tmp_path), 1024)
+    assert s3.list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0
 
 
 class _Health(http.server.BaseHTTPRequestHandler):

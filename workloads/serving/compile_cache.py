@@ -17,7 +17,8 @@ unpacks that object when it exists (best effort: any failure means a cold compil
 a failed start; the next command runs either way), then starts ``save`` in the
 background, which waits for ``/health`` and uploads the cache once if no replica did so
 yet (``If-None-Match: *``, S3 conditional writes, so concurrent first replicas never
-overwrite each other). The replica's Pod
+overwrite each other). Both stream the archive (a spool file under ``/tmp`` for the
+upload): the server's memory limit never has to hold it. The replica's Pod
 Identity role may read and write only ``compile-cache/<model>/`` (:func:`cache_policy`).
 """
 
@@ -32,6 +33,10 @@ CACHE_ROOT: Final = "/var/cache/vllm"
 CACHE_VOLUME: Final = "vllm-cache"
 CACHE_SIZE_LIMIT: Final = "8Gi"
 """A few hundred MB per model in practice; the limit only bounds a runaway cache."""
+SAVE_MAX_BYTES: Final = 4 * 1024**3
+"""Largest cache saved. The archive is spooled to ``/tmp`` (an emptyDir of
+``pod_security.WRITABLE_DIRS``), never held in the server container's memory, and sent
+in one PUT (at most 5 GB; S3 conditional writes, ``If-None-Match``)."""
 
 
 def cache_prefix(model: str) -> str:
@@ -41,7 +46,7 @@ def cache_prefix(model: str) -> str:
 
 # Runs with the image's python3 and boto3, before ``vllm serve``.
 SCRIPT: Final = """\
-import hashlib, io, json, os, subprocess, sys, tarfile, time, urllib.request
+import hashlib, json, os, subprocess, sys, tarfile, tempfile, time, urllib.request
 def gpu():
     out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
                          capture_output=True, text=True, timeout=30).stdout
@@ -50,8 +55,8 @@ def key(prefix, image, args, name):
     basis = json.dumps([image, list(args), name])
     return f"{prefix}{name}/{hashlib.sha256(basis.encode()).hexdigest()[:16]}.tar"
 def restore(s3, bucket, k, root):
-    body = s3.get_object(Bucket=bucket, Key=k)["Body"].read()
-    tarfile.open(fileobj=io.BytesIO(body)).extractall(root, filter="data")
+    with tarfile.open(fileobj=s3.get_object(Bucket=bucket, Key=k)["Body"], mode="r|") as tar:
+        tar.extractall(root, filter="data")
 def healthy(url, seconds, sleep=time.sleep):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -62,11 +67,15 @@ def healthy(url, seconds, sleep=time.sleep):
             pass
         sleep(10)
     return False
-def save(s3, bucket, k, root):
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        tar.add(root, arcname=".")
-    s3.put_object(Bucket=bucket, Key=k, Body=buffer.getvalue(), IfNoneMatch="*")
+def save(s3, bucket, k, root, limit):
+    size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(root) for f in fs)
+    if size > limit:
+        raise ValueError(f"{size} bytes, more than the {limit} saved")
+    with tempfile.TemporaryFile() as spool:
+        with tarfile.open(fileobj=spool, mode="w") as tar:
+            tar.add(root, arcname=".")
+        spool.seek(0)
+        s3.put_object(Bucket=bucket, Key=k, Body=spool, IfNoneMatch="*")
 if __name__ == "__main__":
     import boto3
     env, mode, args = os.environ, sys.argv[1], sys.argv[2:]
@@ -78,7 +87,7 @@ if __name__ == "__main__":
             restore(s3, bucket, k, root)
             print(f"compile cache restored from s3://{bucket}/{k}")
         elif healthy(env["COMPILE_CACHE_HEALTH_URL"], int(env["COMPILE_CACHE_WAIT_SECONDS"])):
-            save(s3, bucket, k, root)
+            save(s3, bucket, k, root, int(env["COMPILE_CACHE_SAVE_MAX_BYTES"]))
             print(f"compile cache saved to s3://{bucket}/{k}")
     except Exception as exc:  # no cache yet, saved by another replica (412), no access
         print(f"compile cache {mode} skipped ({type(exc).__name__}): {exc}")
@@ -111,6 +120,7 @@ def cache_env(
         {"name": "COMPILE_CACHE_IMAGE", "value": image},
         {"name": "COMPILE_CACHE_WAIT_SECONDS", "value": str(wait_seconds)},
         {"name": "COMPILE_CACHE_HEALTH_URL", "value": health_url},
+        {"name": "COMPILE_CACHE_SAVE_MAX_BYTES", "value": str(SAVE_MAX_BYTES)},
         {"name": "COMPILE_CACHE_SCRIPT", "value": SCRIPT},
     ]
 
