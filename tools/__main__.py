@@ -91,6 +91,16 @@ def main(argv: list[str] | None = None) -> int:
     snap.add_argument("--ami-id", help="build: AMI (default: the stack's Bottlerocket NVIDIA)")
     snap.add_argument("--stack-dir", type=Path, default=None, help=argparse.SUPPRESS)
 
+    pin = commands.add_parser(
+        "pin-image", help="pin serving.vllmImage of Pulumi.<stack>.yaml to its tag's digest"
+    )
+    pin.add_argument("stack", help="stack name: reads and writes Pulumi.<stack>.yaml")
+    pin.add_argument(
+        "--check", action="store_true", help="only report an unpinned or stale image (exit 1)"
+    )
+    pin.add_argument("--stack-dir", type=Path, default=None, help=argparse.SUPPRESS)
+    pin.add_argument("--registry-url", default=None, help=argparse.SUPPRESS)
+
     settings = commands.add_parser(
         "ci-settings", help="a stack's runner, role and timeouts as GitHub Actions outputs"
     )
@@ -153,6 +163,15 @@ def main(argv: list[str] | None = None) -> int:
             instance_type=args.instance_type,
             ami_id=args.ami_id,
             stack_dir=args.stack_dir or image_snapshot.ROOT,
+        )
+    if args.command == "pin-image":
+        from tools import pin_image
+
+        return pin_image.main(
+            args.stack,
+            check=args.check,
+            stack_dir=args.stack_dir or pin_image.ROOT,
+            registry=args.registry_url,
         )
     if args.command == "ci-settings":
         from tools import ci_settings

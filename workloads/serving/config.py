@@ -103,8 +103,8 @@ class ServingConfig(Section):
     ] = "vllm/vllm-openai:v0.33.0"
     """vLLM OpenAI server image, pinned to a release tag (default ``v0.33.0``: the flags
     ``--shutdown-timeout`` and ``--load-format runai_streamer`` are used), optionally
-    with its digest after the tag (``...:v0.33.0@sha256:<64 hex>``, from
-    ``docker buildx imagetools inspect <image>:<tag>``): required for a data volume
+    with its digest after the tag (``...:v0.33.0@sha256:<64 hex>``, written by
+    ``python -m tools pin-image <stack>``): required for a data volume
     snapshot, which must hold exactly that image; the policy setting
     ``requireImageDigest`` makes it mandatory."""
     keda_version: Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")] = "2.20.2"
