@@ -154,6 +154,8 @@ def resolve(output: pulumi.Output[T]) -> T:
     """Value of an Output; fails if it is unknown, so an assertion cannot silently skip.
 
     Call it inside a program run (``run_component``), where the mock engine is live.
+    The SDK's ``_sync_await`` is the one way to wait for a future inside the running
+    loop (the public ``pulumi.runtime.test`` needs an ``apply`` chain instead).
     """
     if not _sync_await(output.is_known()):
         raise AssertionError("Output is unknown: the assertion would not have run")

@@ -27,9 +27,7 @@ import pulumi.runtime
 from pulumi.output import Unknown
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
-from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _sync_await
 
 PROJECT = "llm-platform"
 CONFIG_ENV = "PULUMI_CONFIG"
@@ -96,8 +94,8 @@ def _unwrap(value: Any) -> Any:
     if isinstance(value, Unknown):
         return UNKNOWN
     if isinstance(value, dict):
-        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
-            return Secret(_unwrap(value["value"]))
+        if rpc.is_rpc_secret(value):
+            return Secret(_unwrap(rpc.unwrap_rpc_secret(value)))
         return {k: _unwrap(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_unwrap(v) for v in value]
@@ -389,7 +387,8 @@ def run_program(
     logger.handlers = [_Collect(result.warnings)]
     mocks = PlatformMocks(cloud or Cloud.of(config), preview=preview)
     monitor = RecordingMonitor(mocks)
-    pulumi_settings.ROOT.set(None)
+    # A fresh root stack resource for this run (set_mocks makes one when there is none).
+    pulumi.runtime.reset_options(project=PROJECT, stack=stack, preview=preview)
     pulumi.runtime.set_all_config(dict(config), sorted(secret_keys))
     # The Pulumi CLI's language host hands a program its config in these two variables
     # (read by pulumi.runtime.get_config_env and get_config_secret_keys_env), and so do we.
@@ -407,7 +406,7 @@ def run_program(
             runpy.run_path(str(PROGRAM), run_name="__pulumi_program__")
 
     try:
-        _sync_await(run_pulumi_func(body))
+        loop.run_until_complete(run_pulumi_func(body))
     except Exception as exc:
         result.error = exc
     finally:
