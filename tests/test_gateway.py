@@ -25,6 +25,7 @@ from tools.mock_runtime import Recorded, Secret, revealed
 from tools.models_summary import gateway_summary
 from workloads.gateway.config import GatewayConfig
 from workloads.gateway.litellm import (
+    CLIENT_LABEL,
     CLIENT_SECRET_NAME,
     CONFIG_FILE,
     LABELS,
@@ -215,6 +216,34 @@ def test_keys_are_secrets_in_secrets_and_nowhere_else(
     config = _named(fixture_resources, CONFIGMAP, NAME, cfg.gateway.namespace)["data"]
     assert set(config) == {CONFIG_FILE, "callbacks.py", "request_log.py"}
     assert "sk-" not in config[CONFIG_FILE]
+
+
+def test_client_namespaces_are_applied_never_owned(
+    fixture_resources: tuple[Recorded, ...], fixture_stack: str
+) -> None:
+    """Created when missing, adopted when they exist, left in place when a client is
+    removed: the gateway only ever patches its label onto them. Its own namespace, and
+    no client's, is a plain Namespace the stack deletes."""
+    cfg = typed_config(fixture_stack)
+    clients = cfg.gateway.allowed_client_namespaces
+    assert clients
+    patches = find_all(fixture_resources, "kubernetes:core/v1:NamespacePatch")
+    assert {p.inputs["metadata"]["name"]: p.inputs["metadata"]["labels"] for p in patches} == {
+        c: {CLIENT_LABEL: "true"} for c in clients
+    }
+    owned = {
+        r.inputs["metadata"]["name"]
+        for r in find_all(fixture_resources, "kubernetes:core/v1:Namespace")
+    }
+    assert cfg.gateway.namespace in owned and not owned & set(clients)
+    for client in clients:
+        secret = next(
+            r
+            for r in find_all(fixture_resources, SECRET)
+            if r.inputs["metadata"] == {"name": CLIENT_SECRET_NAME, "namespace": client}
+        )
+        (patch,) = [p for p in patches if p.inputs["metadata"]["name"] == client]
+        assert patch.name in secret.depends_on
 
 
 def test_the_plan_prints_the_route_table() -> None:

@@ -29,6 +29,7 @@ from workloads.gateway.alerts import gateway_rule_groups
 from workloads.gateway.config import GatewayConfig
 from workloads.gateway.litellm import (
     CALLBACKS_MODULE,
+    CLIENT_LABEL,
     CLIENT_SECRET_NAME,
     CONFIG_FILE,
     LABELS,
@@ -129,9 +130,15 @@ class Gateway(pulumi.ComponentResource):
             opts=in_namespace,
         )
         for client in clients:
-            client_ns = k8s.core.v1.Namespace(
+            # A client namespace is the client's, and often exists already: a patch
+            # (server-side apply) creates it when missing and adopts it when not, and on
+            # removal only gives up its label, never deleting the client's workloads
+            # (pulumi-kubernetes provider/pkg/await/await.go: Patch resources are
+            # applied on create and relinquished on delete; a plain Namespace fails
+            # with AlreadyExists since v4.29.0).
+            client_ns = k8s.core.v1.NamespacePatch(
                 f"{name}-client-{client}",
-                metadata={"name": client},
+                metadata={"name": client, "labels": {CLIENT_LABEL: "true"}},
                 opts=pulumi.ResourceOptions(parent=self),
             )
             k8s.core.v1.Secret(

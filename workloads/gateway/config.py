@@ -83,7 +83,8 @@ class GatewayConfig(Section):
     lost node takes little capacity."""
     allowed_client_namespaces: tuple[DnsLabel, ...] = ()
     """Namespaces whose pods may call the gateway (NetworkPolicy). Each gets its own API
-    key in the Secret ``llm-gateway-key`` of that namespace, which the platform creates."""
+    key in the Secret ``llm-gateway-key`` of that namespace, which is created if missing
+    and adopted (labelled, never deleted) if it exists."""
     num_retries: Annotated[int, Field(ge=0, le=10)] = 3
     """Retries of a failed request on the same model before its fallbacks, with LiteLLM's
     exponential back-off (0.5 s, 1 s, 2 s, ... up to 8 s; default 3 as in seed 000). A

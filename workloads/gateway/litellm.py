@@ -60,6 +60,8 @@ SECRET_ENV: Final = {
 """Environment variable of the proxy -> key of the gateway Secret it comes from."""
 CLIENT_SECRET_NAME: Final = "llm-gateway-key"
 """Secret in each client namespace: that namespace's key (``api-key``) and the URL."""
+CLIENT_LABEL: Final = "llm-platform/gateway-client"
+"""Label the gateway puts on each client namespace (``"true"``): what it manages there."""
 NAME: Final = "llm-gateway"
 LABELS: Final = {"app.kubernetes.io/name": "litellm", "app.kubernetes.io/instance": NAME}
 RUN_AS_USER: Final = 65532
