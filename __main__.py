@@ -29,7 +29,7 @@ from infra.log_shipping.component import LogGroups, LogGroupsArgs, LogShipping, 
 from infra.network.component import Network, NetworkArgs
 from infra.observability.component import Monitoring, MonitoringArgs
 from infra.registry.component import RegistryCache, RegistryCacheArgs, docker_hub_mirror
-from infra.stack.capacity import gpu_capacity_warnings
+from infra.stack.checks import stack_warnings
 from infra.stack.cold_start import model_startup, required_instance_types
 from infra.stack.config import PlatformConfig, load_stack_config
 from infra.stack.registry import deployed_serving
@@ -113,7 +113,7 @@ def secret(value: SecretStr | None) -> pulumi.Output[str]:
 
 cfg = read_stack_config()
 check_caller(cfg)
-for warning in gpu_capacity_warnings(cfg):
+for warning in stack_warnings(cfg):
     pulumi.log.warn(warning)
 tags = cfg.all_tags
 

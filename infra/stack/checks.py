@@ -16,7 +16,12 @@ from infra.core.images import image_digest
 from infra.core.naming import IAM_ROLE_NAME_MAX, bucket_name_problem, model_role_name
 from infra.core.schema import NAMESPACE, gib
 from infra.stack.baseline import baseline_problems
-from infra.stack.capacity import cpu_pool_problems, gpu_capacity_problems, system_node_problems
+from infra.stack.capacity import (
+    cpu_pool_problems,
+    gpu_capacity_problems,
+    gpu_capacity_warnings,
+    system_node_problems,
+)
 from infra.stack.stack_cost import price_problems
 from infra.stack.warm_capacity import warm_slot_problems
 from workloads.serving.gpu_memory import check_fit
@@ -46,6 +51,19 @@ def stack_problems(cfg: PlatformConfig) -> list[str]:
         + price_problems(cfg)
         + _gateway(cfg)
     )
+
+
+def stack_warnings(cfg: PlatformConfig) -> list[str]:
+    """What the plan and ``pulumi up`` print as warnings: accepted, but worth knowing."""
+    warnings = gpu_capacity_warnings(cfg)
+    image = cfg.serving.vllm_image
+    if image_digest(image) is None:
+        warnings.append(
+            f"{NAMESPACE}:serving.vllmImage = {json.dumps(image)} is not pinned by digest: a "
+            "new node runs whatever the tag points to when it pulls; pin it with python -m "
+            f"tools pin-image {cfg.stack} (and set policy.requireImageDigest)"
+        )
+    return warnings
 
 
 def _data_volume_image(cfg: PlatformConfig) -> list[str]:
