@@ -263,7 +263,9 @@ node_pools = NodePools(
 )
 
 if registry is not None:
-    registry.allow_pull("node-pull", karpenter.node_role_name)
+    # The role's output, not its (known) name: IAM rejects a policy for a role that
+    # does not exist yet, and the name alone would not order the two.
+    registry.allow_pull("node-pull", karpenter.node_role.name)
 serving_config = deployed_serving(cfg)
 
 gpu_operator = GpuOperator(

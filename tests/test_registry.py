@@ -87,8 +87,11 @@ def test_fixture_stacks_cache_docker_hub_with_prefixed_credentials(
         "accessToken": "offline-placeholder-llm-platform-dockerHubAccessToken",
         "username": "offline-placeholder-llm-platform-dockerHubUsername",
     }
-    policy = find(fixture_resources, "aws:iam/rolePolicy:RolePolicy", "registry-node-pull").inputs
+    node_pull = find(fixture_resources, "aws:iam/rolePolicy:RolePolicy", "registry-node-pull")
+    policy = node_pull.inputs
     assert policy["role"] == f"{cfg.cluster.name}-karpenter-node"
+    # Created after the role: IAM answers NoSuchEntity for a policy of a missing role.
+    assert "karpenter-node" in node_pull.depends_on
     # The system nodes pull Grafana through the cache too.
     system = find(fixture_resources, "aws:iam/rolePolicy:RolePolicy", "registry-system-node-pull")
     assert system.inputs["policy"] == policy["policy"]

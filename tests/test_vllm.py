@@ -305,7 +305,9 @@ def test_each_model_has_its_own_read_only_pod_identity(
         ).inputs  # fmt: skip
         assert (identity["namespace"], identity["serviceAccount"]) == ("inference", f"vllm-{name}")
         deployment = find(fixture_resources, DEPLOYMENT, f"model-{name}-deployment")
-        assert f"model-{name}-identity" in deployment.depends_on
+        # The first replica reads its weights and compile cache with these rights.
+        for needed in ("identity", "read-weights", "compile-cache"):
+            assert f"model-{name}-{needed}" in deployment.depends_on
 
 
 def test_replicas_wait_for_gpu_capacity(

@@ -407,6 +407,8 @@ class Karpenter(pulumi.ComponentResource):
 
     node_role_name: str
     """Node IAM role name (EC2NodeClass ``spec.role``); known before it exists."""
+    node_role: aws.iam.Role
+    """The node IAM role: take its outputs (``name``) where AWS needs the role to exist."""
     node_role_arn: pulumi.Output[str]
     controller_role_arn: pulumi.Output[str]
     queue_name: pulumi.Output[str]
@@ -446,6 +448,7 @@ class Karpenter(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
+        self.node_role = node_role
         self.node_role_arn = node_role.arn
 
         queue = aws.sqs.Queue(

@@ -654,7 +654,7 @@ class VllmModel(pulumi.ComponentResource):
             association_name=f"{name}-identity",
         )
         role, identity = access.role, access.association
-        aws.iam.RolePolicy(
+        read_weights = aws.iam.RolePolicy(
             f"{name}-read-weights",
             role=role.id,
             policy=pulumi.Output.from_input(args.bucket_name).apply(
@@ -662,7 +662,7 @@ class VllmModel(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        aws.iam.RolePolicy(
+        cache_access = aws.iam.RolePolicy(
             f"{name}-compile-cache",
             role=role.id,
             policy=pulumi.Output.from_input(args.bucket_name).apply(
@@ -687,7 +687,8 @@ class VllmModel(pulumi.ComponentResource):
             f"{name}-deployment",
             metadata=deployment["metadata"],
             spec=deployment["spec"],
-            # Credentials must exist before the first replica reads weights.
+            # Credentials and their rights must exist before the first replica reads
+            # weights (the weights gate) and its compile cache.
             opts=after(
                 self,
                 args.namespace,
@@ -696,6 +697,8 @@ class VllmModel(pulumi.ComponentResource):
                 args.image_cache,
                 service_account,
                 identity,
+                read_weights,
+                cache_access,
                 # KEDA owns the replica count once the Deployment exists.
                 ignore_changes=["spec.replicas"],
                 # `pulumi up` waits for the rollout: up to replicas.max replicas, each
