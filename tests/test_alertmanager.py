@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -9,12 +10,16 @@ from typing import Any
 import pytest
 import yaml
 
+from infra.core.alerting import AlertRule
+from infra.observability.alert_rules import platform_rule_groups
 from infra.observability.alertmanager import (
+    INHIBIT_EQUAL,
     PAGERDUTY_KEY,
     ROUTING,
     SLACK_KEY,
     alertmanager_config,
 )
+from tests.harness import SMALL, typed_config
 from tests.test_alert_rules import PROMTOOL_TIMEOUT, tool
 
 # kube-prometheus-stack 88.5.3 values.yaml, alertmanager.config: Helm merges our map over
@@ -142,12 +147,36 @@ def test_no_secret_in_the_config_only_file_references() -> None:
 def test_grouping_and_inhibition() -> None:
     config: dict[str, Any] = alertmanager_config(slack_channel="#c", secrets_dir="/s")
     assert config["route"]["group_by"] == ["alertname", "namespace", "model_name"]
-    critical_over_warning = config["inhibit_rules"][0]
-    assert critical_over_warning == {
-        "source_matchers": ['severity = "critical"'],
-        "target_matchers": ['severity = "warning"'],
-        "equal": ["alertname", "namespace", "model_name"],
+    critical_over_warning, over_info = config["inhibit_rules"]
+    assert critical_over_warning["source_matchers"] == ['severity = "critical"']
+    assert critical_over_warning["target_matchers"] == ['severity = "warning"']
+    assert over_info["target_matchers"] == ['severity = "info"']
+    assert critical_over_warning["equal"] == over_info["equal"] == list(INHIBIT_EQUAL)
+
+
+def _series_labels(rule: AlertRule) -> set[str]:
+    """Labels that tell an alert's firing series apart: its outermost aggregation's
+    ``by`` labels, or for a raw series the labels its description shows the on-call."""
+    grouped = re.match(r"^\w+ by \(([^)]*)\)", rule.expr)
+    if grouped:
+        return {label.strip() for label in grouped.group(1).split(",")}
+    return set(re.findall(r"\$labels\.(\w+)", rule.description)) - {"modelName"}
+
+
+def test_a_critical_tier_silences_only_the_warning_of_its_own_series() -> None:
+    """Alertmanager takes a label both alerts lack as equal: inhibition must compare
+    every label that separates one alert's series, or a critical for one GPU (or one
+    Service) silences the warnings of all others."""
+    cfg = typed_config(SMALL)
+    rules = [r for g in platform_rule_groups(cfg.alert_inputs) for r in g.rules]
+    alerts = [r for r in rules if isinstance(r, AlertRule)]
+    tiered = {r.name for r in alerts if r.severity == "critical"} & {
+        r.name for r in alerts if r.severity == "warning"
     }
+    assert tiered  # the test has something to check
+    for rule in alerts:
+        if rule.name in tiered:
+            assert _series_labels(rule) <= set(INHIBIT_EQUAL), (rule.name, rule.severity)
 
 
 def test_every_chart_default_key_is_overridden() -> None:

@@ -35,6 +35,14 @@ def test_dcgm_exporter_is_scraped_by_our_prometheus() -> None:
             "enabled": True,
             "interval": "15s",
             "additionalLabels": {"release": "kube-prometheus-stack"},
+            # GPU alerts and panels name the node ({{ $labels.instance }}), not the pod IP.
+            "relabelings": [
+                {
+                    "sourceLabels": ["__meta_kubernetes_pod_node_name"],
+                    "targetLabel": "instance",
+                    "action": "replace",
+                }
+            ],
         },
     }
 

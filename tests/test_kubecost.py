@@ -37,6 +37,8 @@ def test_kubecost_uses_our_prometheus_not_its_own(fixture_resources: tuple[Recor
     assert values["global"]["grafana"] == {"enabled": False, "proxy": False}
     assert values["serviceMonitor"] == {"enabled": False}
     assert values["prometheusRule"] == {"enabled": False}
+    # Our Prometheus has KSM v2's series already: no second copy from the cost model.
+    assert values["kubecostMetrics"] == {"emitKsmV1Metrics": False, "emitKsmV1MetricsOnly": True}
 
 
 def test_product_configs_spot_gpu_and_cluster(

@@ -131,6 +131,13 @@ def kubecost_values(
         "kubecostFrontend": {"resources": config.kubecost_frontend_resources.render()},
         **on_system_nodes,
         "forecasting": on_system_nodes,
+        # kube-prometheus-stack runs KSM v2, which our Prometheus scrapes: Kubecost emits
+        # only the KSM v1 metrics KSM v2 lacks (node capacity, pod and namespace labels),
+        # instead of a second copy of every pod and deployment series that doubles sums
+        # and alerts (kubecost/docs architecture/ksm-metrics.md, "External KSM
+        # deployments resulting in duplicated metrics"; EMIT_KSM_V1_METRICS[_ONLY] in
+        # cost-analyzer-deployment-template.yaml at v2.8.7).
+        "kubecostMetrics": {"emitKsmV1Metrics": False, "emitKsmV1MetricsOnly": True},
         # Ours, below, carry the label our Prometheus selects by; the chart's would not.
         "serviceMonitor": {"enabled": False},
         "prometheusRule": {"enabled": False},

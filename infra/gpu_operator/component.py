@@ -82,6 +82,16 @@ def operator_values(config: GpuOperatorConfig, ami_family: AmiFamily) -> dict[st
                 "enabled": True,
                 "interval": DCGM_SCRAPE_INTERVAL,
                 "additionalLabels": dict(PROMETHEUS_SELECTOR_LABELS),
+                # `instance` names the GPU's node, not the exporter pod's IP:port (the
+                # chart's own example; ClusterPolicy dcgmExporter.serviceMonitor.relabelings
+                # at v26.7.0), so alerts and panels say which node to look at.
+                "relabelings": [
+                    {
+                        "sourceLabels": ["__meta_kubernetes_pod_node_name"],
+                        "targetLabel": "instance",
+                        "action": "replace",
+                    }
+                ],
             },
         },
         # Operand DaemonSets run on GPU nodes only (NFD labels select them); this list

@@ -39,6 +39,11 @@ severity is posted like a warning rather than lost."""
 INFO_REPEAT_INTERVAL: Final = "24h"
 
 GROUP_BY: Final = ("alertname", "namespace", "model_name")
+INHIBIT_EQUAL: Final = ("alertname", "namespace", "model_name", "service", "instance", "gpu")
+"""Labels a critical tier must share with a warning to silence it: what tells two firing
+series of one alert apart (a model, an inference Service, a GPU: the DCGM series' node
+and index). Alertmanager takes a label both lack as equal, so a label of one alert
+narrows no other."""
 
 
 def _slack(channel: str, secrets_dir: str, *, send_resolved: bool) -> dict[str, Any]:
@@ -95,15 +100,15 @@ def alertmanager_config(
         },
         "inhibit_rules": [
             {
-                # A critical tier silences the warning tier of the same alert and model.
+                # A critical tier silences the warning tier of the same alert and series.
                 "source_matchers": ['severity = "critical"'],
                 "target_matchers": ['severity = "warning"'],
-                "equal": ["alertname", "namespace", "model_name"],
+                "equal": list(INHIBIT_EQUAL),
             },
             {
                 "source_matchers": ['severity =~ "critical|warning"'],
                 "target_matchers": ['severity = "info"'],
-                "equal": ["alertname", "namespace", "model_name"],
+                "equal": list(INHIBIT_EQUAL),
             },
         ],
         "receivers": [

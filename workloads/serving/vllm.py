@@ -293,8 +293,12 @@ def render_deployment(
                 "metadata": {
                     "labels": labels,
                     "annotations": {
-                        # Karpenter never consolidates or expires a node under a serving
-                        # (or loading) replica; replicas move only through rollouts.
+                        # Karpenter does not consolidate or drift a node away from under a
+                        # serving (or loading) replica. Forceful disruption still happens:
+                        # expiry (gpuPools[].expireAfter), spot interruption and node
+                        # repair delete it after the pool's terminationGracePeriod
+                        # (karpenter v1.14.1 docs/concepts/disruption.md); min replicas of
+                        # 2 or more keep a model serving through that.
                         "karpenter.sh/do-not-disrupt": "true",
                         REVISION_ANNOTATION: model.revision,
                     },
