@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.harness import find_all, typed_config
-from tests.test_vllm import STARTUP
+from tests.test_vllm import REGION, STARTUP
 from tests.test_vllm import _model as model_config
 from tools.mock_runtime import Recorded
 from workloads.serving.config import ServingConfig
@@ -28,7 +28,9 @@ SERVICE_ACCOUNT = "kubernetes:core/v1:ServiceAccount"
 
 def _pod() -> dict[str, Any]:
     model = model_config(tensorParallelSize=2)
-    spec: dict[str, Any] = render_deployment(model, ServingConfig(), "b", "vllm-m", STARTUP)["spec"]
+    spec: dict[str, Any] = render_deployment(
+        model, ServingConfig(), "b", "vllm-m", STARTUP, region=REGION
+    )["spec"]
     return spec["template"]["spec"]
 
 

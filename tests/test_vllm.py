@@ -12,7 +12,7 @@ from infra.core.arns import Arns
 from infra.core.conventions import INSTANCE_TYPE_LABEL
 from infra.core.gpu_catalog import allowed_instance_types
 from infra.core.ordering import ClusterRef
-from infra.stack.cold_start import model_startup
+from infra.stack.cold_start import model_startup, required_instance_types
 from infra.stack.registry import deployed_serving
 from tests.harness import (
     FIXTURE_STACKS,
@@ -51,6 +51,7 @@ STARTUP = StartupSettings(
     streamer_concurrency=16,
 )
 """Settings as the cold-start budget derives them (tests/test_cold_start.py tests that)."""
+REGION = "eu-central-1"
 
 
 def _model(**overrides: Any) -> ModelConfig:
@@ -71,7 +72,9 @@ def _deployments(resources: tuple[Recorded, ...]) -> dict[str, dict[str, Any]]:
 
 
 def test_probes_take_the_startup_window_and_fixed_readiness_and_liveness() -> None:
-    container = _container(render_deployment(_model(), ServingConfig(), "b", "sa", STARTUP))
+    container = _container(
+        render_deployment(_model(), ServingConfig(), "b", "sa", STARTUP, region=REGION)
+    )
     startup = container["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] == 500
     readiness, liveness = container["readinessProbe"], container["livenessProbe"]
@@ -115,7 +118,7 @@ def test_vllm_args_from_typed_config() -> None:
 
 def test_deployment_requests_gpus_tolerates_taint_and_targets_its_pool() -> None:
     model = _model(tensorParallelSize=4)
-    deployment = render_deployment(model, ServingConfig(), "b", "vllm-m", STARTUP)
+    deployment = render_deployment(model, ServingConfig(), "b", "vllm-m", STARTUP, region=REGION)
     pod = deployment["spec"]["template"]["spec"]
     resources = _container(deployment)["resources"]
     assert resources["requests"]["nvidia.com/gpu"] == resources["limits"]["nvidia.com/gpu"] == "4"
@@ -144,7 +147,9 @@ def test_deployment_requests_gpus_tolerates_taint_and_targets_its_pool() -> None
 
 
 def test_rollout_never_drops_a_serving_replica() -> None:
-    deployment = render_deployment(_model(), ServingConfig(drain_seconds=40), "b", "sa", STARTUP)
+    deployment = render_deployment(
+        _model(), ServingConfig(drain_seconds=40), "b", "sa", STARTUP, region=REGION
+    )
     spec = deployment["spec"]
     assert spec["strategy"] == {
         "type": "RollingUpdate",
@@ -161,7 +166,9 @@ def test_rollout_never_drops_a_serving_replica() -> None:
 
 
 def test_probes_hit_health_on_the_server_port() -> None:
-    container = _container(render_deployment(_model(), ServingConfig(), "b", "sa", STARTUP))
+    container = _container(
+        render_deployment(_model(), ServingConfig(), "b", "sa", STARTUP, region=REGION)
+    )
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"] == {"path": "/health", "port": "http"}
     assert container["startupProbe"]["failureThreshold"] * 10 == STARTUP.startup_window_seconds
@@ -170,11 +177,25 @@ def test_probes_hit_health_on_the_server_port() -> None:
 
 
 def test_api_key_comes_from_the_secret_not_the_spec() -> None:
-    env = _container(render_deployment(_model(), ServingConfig(), "b", "sa", STARTUP))["env"]
+    env = _container(
+        render_deployment(_model(), ServingConfig(), "b", "sa", STARTUP, region=REGION)
+    )["env"]
     assert env[0] == {
         "name": "VLLM_API_KEY",
         "valueFrom": {"secretKeyRef": {"name": "vllm-api-key", "key": "api-key"}},
     }
+
+
+def test_every_s3_client_knows_the_region_and_vllm_waits_the_startup_window() -> None:
+    """Pod Identity brings no region and IMDS is out of reach: the streamer's C++
+    client needs it set. vLLM's own 600 s engine wait must not end the start early."""
+    spec = render_deployment(_model(), ServingConfig(), "b", "sa", STARTUP, region=REGION)
+    pod = spec["spec"]["template"]["spec"]
+    for container in (*pod["initContainers"], _container(spec)):
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == REGION, container["name"]
+    env = {e["name"]: e.get("value") for e in _container(spec)["env"]}
+    assert env["VLLM_ENGINE_READY_TIMEOUT_S"] == str(STARTUP.startup_window_seconds)
 
 
 def test_pdb_keeps_one_replica_when_there_are_two() -> None:
@@ -259,7 +280,13 @@ def test_each_enabled_model_is_served(
     for model in cfg.enabled_models:
         deployment = deployments[model.name]
         rendered = render_deployment(
-            model, deployed_serving(cfg), bucket, f"vllm-{model.name}", model_startup(cfg, model)
+            model,
+            deployed_serving(cfg),
+            bucket,
+            f"vllm-{model.name}",
+            model_startup(cfg, model),
+            required_instance_types(cfg, model),
+            region=cfg.region,
         )
         assert deployment == rendered | {
             "apiVersion": deployment["apiVersion"],
@@ -343,9 +370,9 @@ def test_api_key_secret_stays_secret(fixture_resources: tuple[Recorded, ...]) ->
 
 def test_vllm_starts_only_on_a_completely_synced_revision() -> None:
     model = _model(revision="2024-09-19")
-    pod = render_deployment(model, ServingConfig(), "bucket-1", "vllm-m", STARTUP)["spec"][
-        "template"
-    ]
+    pod = render_deployment(model, ServingConfig(), "bucket-1", "vllm-m", STARTUP, region=REGION)[
+        "spec"
+    ]["template"]
     (gate,) = pod["spec"]["initContainers"]
     assert gate["image"] == ServingConfig().vllm_image  # already on the node for the server
     assert gate["command"][:2] == ["python3", "-c"]
@@ -361,13 +388,22 @@ def test_vllm_starts_only_on_a_completely_synced_revision() -> None:
 
 
 def test_changing_the_revision_is_a_rolling_update_that_keeps_serving() -> None:
-    old = render_deployment(_model(revision="a"), ServingConfig(), "b", "vllm-m", STARTUP)
-    new = render_deployment(_model(revision="b"), ServingConfig(), "b", "vllm-m", STARTUP)
+    old = render_deployment(
+        _model(revision="a"), ServingConfig(), "b", "vllm-m", STARTUP, region=REGION
+    )
+    new = render_deployment(
+        _model(revision="b"), ServingConfig(), "b", "vllm-m", STARTUP, region=REGION
+    )
     assert old["spec"]["template"] != new["spec"]["template"]  # a new ReplicaSet
     assert old["spec"]["selector"] == new["spec"]["selector"]  # the same Deployment
     assert new["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
     # Setting the old revision back renders the old template again: the rollback.
-    assert render_deployment(_model(revision="a"), ServingConfig(), "b", "vllm-m", STARTUP) == old
+    assert (
+        render_deployment(
+            _model(revision="a"), ServingConfig(), "b", "vllm-m", STARTUP, region=REGION
+        )
+        == old
+    )
 
 
 @pytest.mark.parametrize(("tp", "memory"), [(1, "12Gi"), (2, "22Gi"), (4, "40Gi")])

@@ -59,6 +59,7 @@ def _render_model(cfg: PlatformConfig, model: ModelConfig) -> object:
         f"vllm-{model.name}",
         startup,
         required_instance_types(cfg, model),
+        region=cfg.region,
     )
 
 

@@ -163,13 +163,27 @@ print(f"s3://{bucket}/{prefix}: {len(manifest['files'])} files complete")
 """
 
 
-def render_weights_gate(model: ModelConfig, serving: ServingConfig, bucket: str) -> dict[str, Any]:
+def region_env(region: str) -> list[dict[str, str]]:
+    """The bucket's region for every S3 client in the pod. EKS Pod Identity injects only
+    the credentials' URI and token file, and IMDS is out of reach (hop limit 1); the
+    streamer's C++ client would sign for us-east-1 without it (run-ai/runai-model-
+    streamer cpp/s3/client/client.cc sets a region only when one is given)."""
+    return [
+        {"name": "AWS_REGION", "value": region},
+        {"name": "AWS_DEFAULT_REGION", "value": region},
+    ]
+
+
+def render_weights_gate(
+    model: ModelConfig, serving: ServingConfig, bucket: str, *, region: str
+) -> dict[str, Any]:
     """Init container: the server starts only on a revision that is completely synced."""
     return {
         "name": "weights",
         "image": serving.vllm_image,
         "command": ["python3", "-c", WEIGHTS_GATE_SCRIPT],
         "env": [
+            *region_env(region),
             {"name": "WEIGHTS_BUCKET", "value": bucket},
             {"name": "WEIGHTS_MANIFEST", "value": model_manifest_key(model.name, model.revision)},
             {"name": "WEIGHTS_WAIT_SECONDS", "value": str(WEIGHTS_WAIT_SECONDS)},
@@ -267,9 +281,11 @@ def render_deployment(
     service_account: str,
     startup: StartupSettings,
     instance_types: Sequence[str] = (),
+    *,
+    region: str,
 ) -> dict[str, Any]:
     """The model server Deployment (``apps/v1``); ``instance_types``: the only types of
-    its pool a replica fits (empty: every type of the pool)."""
+    its pool a replica fits (empty: every type of the pool); ``region``: the bucket's."""
     labels = model_labels(model)
     probes = probe_timings(startup)
     drain = drain_timings(serving.drain_seconds)
@@ -305,7 +321,7 @@ def render_deployment(
                 },
                 "spec": {
                     "serviceAccountName": service_account,
-                    "initContainers": [render_weights_gate(model, serving, bucket)],
+                    "initContainers": [render_weights_gate(model, serving, bucket, region=region)],
                     "terminationGracePeriodSeconds": drain.grace_period_seconds,
                     "tolerations": [dict(GPU_TOLERATION)],
                     "affinity": pool_affinity(model.gpu_pool, instance_types),
@@ -351,6 +367,15 @@ def render_deployment(
                                 },
                                 # Weights come from S3 only; never fall back to the Hub.
                                 {"name": "HF_HUB_OFFLINE", "value": "1"},
+                                *region_env(region),
+                                # The API server gives up on its engine after 600 s by
+                                # default (vllm/envs.py, v1/engine/core_client.py at
+                                # v0.33.0), inside a startup window that may be longer:
+                                # it would exit and compile again from scratch.
+                                {
+                                    "name": "VLLM_ENGINE_READY_TIMEOUT_S",
+                                    "value": str(startup.startup_window_seconds),
+                                },
                                 *compile_cache.cache_env(
                                     model.name,
                                     bucket,
@@ -684,7 +709,13 @@ class VllmModel(pulumi.ComponentResource):
 
         deployment = pulumi.Output.from_input(args.bucket_name).apply(
             lambda bucket: render_deployment(
-                model, serving, bucket, f"vllm-{model.name}", startup, args.instance_types
+                model,
+                serving,
+                bucket,
+                f"vllm-{model.name}",
+                startup,
+                args.instance_types,
+                region=args.arns.region,
             )
         )
         k8s.apps.v1.Deployment(
