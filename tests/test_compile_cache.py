@@ -4,9 +4,14 @@ that model's cache. The script's functions run against moto in process."""
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
+import os
+import signal
+import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -147,3 +152,50 @@ def test_server_container_restores_before_vllm_serve_and_mounts_the_cache(
             f"arn:aws:s3:::{cfg.model_bucket}/compile-cache/{model.name}/*"
         ]
         assert sorted(statement["Action"]) == ["s3:GetObject", "s3:PutObject"]
+
+
+def _standins(bin_dir: Path, restore_seconds: float) -> None:
+    """``python3`` that only sleeps (the restore) and ``vllm`` that prints its args."""
+    bin_dir.mkdir()
+    (bin_dir / "python3").write_text(f"#!/bin/sh\nexec sleep {restore_seconds}\n")
+    (bin_dir / "vllm").write_text('#!/bin/sh\nprintf "%s\\n" "$@"\n')
+    for name in ("python3", "vllm"):
+        (bin_dir / name).chmod(0o755)
+
+
+def _start(bin_dir: Path, *args: str) -> subprocess.Popen[str]:
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "COMPILE_CACHE_SCRIPT": "unused"}
+    # Its own process group, so a test can stop the stand-ins with it whatever happens.
+    return subprocess.Popen(
+        [*compile_cache.command(), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def test_the_server_command_passes_its_args_to_vllm_serve(tmp_path: Path) -> None:
+    _standins(tmp_path / "bin", 0)
+    process = _start(tmp_path / "bin", "s3://b/models/m/r/", "--served-model-name", "a b")
+    out, _ = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert out.splitlines() == ["serve", "s3://b/models/m/r/", "--served-model-name", "a b"]
+
+
+def test_a_pod_stopped_during_the_restore_exits_at_once(tmp_path: Path) -> None:
+    """The shell is PID 1 in the container; here it is a child, so the check is that it
+    handles SIGTERM itself (trap and wait) instead of sitting out a 60 s restore."""
+    _standins(tmp_path / "bin", 60)
+    process = _start(tmp_path / "bin", "x")
+    try:
+        time.sleep(0.5)  # the restore is running
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=10)
+        assert process.returncode == 143 and time.monotonic() - started < 5
+        assert out == ""  # vllm never started
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)

@@ -97,15 +97,21 @@ if __name__ == "__main__":
 """
 
 
+RESTORE_THEN_SERVE: Final = (
+    # The shell is PID 1 until `exec`, and PID 1 ignores a SIGTERM it has no handler
+    # for: without the trap a pod deleted during the restore would hold its GPU for the
+    # whole grace period. `wait` returns at once on a trapped signal (POSIX).
+    "trap 'kill \"$restore\" 2>/dev/null; exit 143' TERM; "
+    'python3 -c "$COMPILE_CACHE_SCRIPT" restore "$@" & restore=$!; '
+    'wait "$restore"; trap - TERM; '
+    'exec vllm serve "$@"'
+)
+
+
 def command() -> list[str]:
     """The server's command: restore the cache, then the image's ``vllm serve`` with the
     container's args (``$@``); the script's own text is passed in the environment."""
-    return [
-        "/bin/sh",
-        "-c",
-        'python3 -c "$COMPILE_CACHE_SCRIPT" restore "$@"; exec vllm serve "$@"',
-        "vllm",
-    ]
+    return ["/bin/sh", "-c", RESTORE_THEN_SERVE, "vllm"]
 
 
 def cache_env(
