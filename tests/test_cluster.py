@@ -25,7 +25,11 @@ from tests.harness import (
     stack_config,
     typed_config,
 )
+from tests.policy_cases import check
 from tools.mock_runtime import Recorded
+from tools.policy import settings
+
+ACCESS_ENTRY = "aws:eks/accessEntry:AccessEntry"
 
 
 def _eks(resources: tuple[Recorded, ...]) -> dict[str, Any]:
@@ -63,7 +67,7 @@ def test_api_authentication_with_admin_access_entries(
 
     def entry(arn: str, role: str, policy: str) -> dict[str, Any]:
         access = {role: {"policyArn": policy, "accessScope": {"type": "cluster"}}}
-        return {"principalArn": arn, "accessPolicies": access}
+        return {"principalArn": arn, "accessPolicies": access, "tags": cfg.all_tags}
 
     assert eks["accessEntries"] == {
         **{
@@ -77,6 +81,12 @@ def test_api_authentication_with_admin_access_entries(
     principals = [e["principalArn"] for e in eks["accessEntries"].values()]
     assert cfg.ci.deploy_role_arn not in principals
     assert len(set(principals)) == len(principals)
+    # pulumi-eks makes each aws:eks/accessEntry:AccessEntry from these args alone (the
+    # offline plan does not see inside the remote component): the pack's tag rule must
+    # pass on what it will create.
+    for name, args in eks["accessEntries"].items():
+        created = {**args, "clusterName": cfg.cluster.name}
+        assert check("cost-tags-required", ACCESS_ENTRY, created, settings(cfg)) == [], name
 
 
 def test_config_rejects_the_deploy_role_as_an_admin(fixture_stack: str) -> None:

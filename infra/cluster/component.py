@@ -93,10 +93,16 @@ def render_kubeconfig(
     }
 
 
-def access_entry(principal_arn: str, role: str, policy_arn: str) -> eks.AccessEntryArgs:
-    """An access entry with one cluster-wide access policy."""
+def access_entry(
+    principal_arn: str, role: str, policy_arn: str, tags: Mapping[str, str]
+) -> eks.AccessEntryArgs:
+    """An access entry with one cluster-wide access policy, tagged like everything else:
+    pulumi-eks creates the ``aws:eks/accessEntry:AccessEntry`` from these args alone
+    (nodejs/eks/cluster/authenticationMode.ts, ``createAccessEntries``), and the pack's
+    cost-tags rule judges it."""
     return eks.AccessEntryArgs(
         principal_arn=principal_arn,
+        tags=dict(tags),
         access_policies={
             role: eks.AccessPolicyAssociationArgs(
                 policy_arn=policy_arn,
@@ -171,11 +177,11 @@ class Cluster(pulumi.ComponentResource):
             # creator already (the config rejects it here).
             access_entries={
                 **{
-                    f"admin-{i}": access_entry(arn, "cluster-admin", CLUSTER_ADMIN_POLICY)
+                    f"admin-{i}": access_entry(arn, "cluster-admin", CLUSTER_ADMIN_POLICY, tags)
                     for i, arn in enumerate(cfg.admins)
                 },
                 **{
-                    f"viewer-{i}": access_entry(arn, "view", CLUSTER_VIEW_POLICY)
+                    f"viewer-{i}": access_entry(arn, "view", CLUSTER_VIEW_POLICY, tags)
                     for i, arn in enumerate(args.viewers)
                 },
             },
