@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
+from pulumi_policy.proxy import UNKNOWN_OBJECT_VALUE, UNKNOWN_STRING_VALUE
 
 from policies.core import Resource
 from tests.harness import find, planned
@@ -89,6 +89,15 @@ CASES: list[tuple[str, str, str, Props, Mutation | None, list[str]]] = [
         ],
     ),
     ("cluster passes", "eks-secrets-encryption-enabled", AWS_EKS, EKS_CLUSTER, None, []),
+    (
+        # pulumi-eks derives the whole block from the key ARN in an apply.
+        "cluster encryption unknown at a new stack's preview",
+        "eks-secrets-encryption-enabled",
+        AWS_EKS,
+        EKS_CLUSTER,
+        lambda p: p.update(encryptionConfig=UNKNOWN_OBJECT_VALUE),
+        [],
+    ),
     (
         "cluster encrypting nothing",
         "eks-secrets-encryption-enabled",
@@ -341,3 +350,22 @@ def test_inline_bucket_encryption_counts() -> None:
         }
 
     assert check_stack("s3-bucket-encrypted", _bucket_stack(inline)) == []
+
+
+def test_a_new_buckets_computed_encryption_leaves_the_attached_configuration_to_decide() -> None:
+    """In a preview of a new bucket the provider has not computed its own encryption
+    block yet (unknown): the attached configuration decides, either way."""
+
+    def computed(r: Props) -> None:
+        r["bucket"]["serverSideEncryptionConfiguration"] = UNKNOWN_OBJECT_VALUE
+
+    assert check_stack("s3-bucket-encrypted", _bucket_stack(computed)) == []
+
+    def computed_and_none_attached(r: Props) -> None:
+        computed(r)
+        r["sse"]["rules"] = []
+
+    assert check_stack("s3-bucket-encrypted", _bucket_stack(computed_and_none_attached)) == [
+        f"{BUCKET} models: no server-side encryption configuration with sseAlgorithm AES256 or "
+        "aws:kms or aws:kms:dsse"
+    ]
