@@ -132,6 +132,14 @@ def test_bootstrap_runs_on_a_hosted_runner_as_the_deploy_role(fixture_stack: str
     assert settings == ci_settings(cfg, "deploy") | {"runner": GITHUB_HOSTED_LABEL}
 
 
+def test_a_bootstrap_never_asks_a_hosted_runner_for_more_than_six_hours() -> None:
+    cfg = typed_config(SMALL)
+    long = cfg.model_copy(update={"ci": cfg.ci.model_copy(update={"job_timeout_minutes": 600})})
+    assert ci_settings(long, "deploy")["timeout-minutes"] == "600"  # on the stack's runner
+    assert ci_settings(long, "bootstrap")["timeout-minutes"] == "360"
+    assert ci_settings(long, "bootstrap")["role-duration-seconds"] == str(360 * 60)
+
+
 def test_a_github_hosted_runner_for_an_open_endpoint_creates_no_runner() -> None:
     def hosted_and_open(config: dict[str, Any]) -> None:
         config["llm-platform:ci"]["runner"] = "github-hosted"

@@ -25,6 +25,9 @@ Job = Literal["deploy", "preview", "bootstrap"]
 ``pulumi up`` that creates, among the rest, the in-VPC runner; it reaches only AWS APIs,
 so it runs on a GitHub-hosted runner."""
 PREVIEW_TIMEOUT_MINUTES: Final = 30
+GITHUB_HOSTED_MAX_MINUTES: Final = 360
+"""A job on a GitHub-hosted runner stops after 6 hours whatever ``timeout-minutes`` says
+(GitHub docs, "Usage limits": job execution time)."""
 MAX_SESSION_SECONDS: Final = 43_200
 """STS's ceiling for a role session (the role's MaxSessionDuration must allow it)."""
 
@@ -33,6 +36,8 @@ def ci_settings(cfg: PlatformConfig, job: Job) -> dict[str, str]:
     """The outputs of the workflows' settings job for one stack and job."""
     deploy = job != "preview"
     minutes = cfg.ci.job_timeout_minutes if deploy else PREVIEW_TIMEOUT_MINUTES
+    if job == "bootstrap":
+        minutes = min(minutes, GITHUB_HOSTED_MAX_MINUTES)
     return {
         "runner": GITHUB_HOSTED_LABEL if job == "bootstrap" else runner(cfg.ci, cfg.cluster.name),
         "role-arn": cfg.ci.deploy_role_arn if deploy else cfg.ci.preview_role_arn,
