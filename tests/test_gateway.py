@@ -5,6 +5,7 @@ and what the program registers for it (fixture stacks; the real proxy is exercis
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -39,6 +40,7 @@ from workloads.gateway.litellm import (
     proxy_config,
     render_deployment,
     render_pdb,
+    request_budget_seconds,
     retry_backoff_seconds,
 )
 from workloads.serving.vllm import PORT as MODEL_PORT
@@ -96,7 +98,8 @@ def test_the_proxy_runs_on_system_nodes_spread_over_zones_and_hardened() -> None
     d = render_deployment(cfg, ["m1", "m2"], "abc")
     spec = d["spec"]["template"]["spec"]
     assert d["spec"]["replicas"] == 3
-    assert d["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    # Replaced in place, one at a time: no surge pod that the system nodes may not hold.
+    assert d["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 1, "maxSurge": 0}
     assert spec["nodeSelector"] == SYSTEM_NODE_LABELS
     assert GPU_TOLERATION not in spec["tolerations"]
     (zone,) = [c for c in spec["topologySpreadConstraints"] if c["topologyKey"] == ZONE_LABEL]
@@ -124,12 +127,33 @@ def test_the_proxy_runs_on_system_nodes_spread_over_zones_and_hardened() -> None
             "name": var,
             "valueFrom": {"secretKeyRef": {"name": SECRET_NAME, "key": key}},
         }
-    # The longest model timeout finishes before the kubelet kills a stopping replica.
-    assert spec["terminationGracePeriodSeconds"] == 90 + 10 + 15
+    # The longest request finishes before the proxy cancels it, and the proxy stops
+    # before the kubelet kills a stopping replica.
+    budget = math.ceil(90 + retry_backoff_seconds(cfg))
+    assert env["GRACEFUL_SHUTDOWN_TIMEOUT"]["value"] == str(budget)
+    assert spec["terminationGracePeriodSeconds"] == 10 + budget + 15
     assert d["spec"]["template"]["metadata"]["annotations"] == {
         "llm-platform.io/config-hash": "abc"
     }
     assert render_pdb(cfg)["spec"]["minAvailable"] == 2
+
+
+def test_a_stopping_replica_waits_for_a_request_through_its_whole_fallback_chain() -> None:
+    """A timed-out request falls back at once (no retry of a timeout), so the longest
+    request runs every model of its chain to its timeout, each after its retries."""
+    cfg = GatewayConfig(
+        routes=(
+            {"model": "a", "timeoutSeconds": 60, "fallbacks": ["b"]},
+            {"model": "b", "timeoutSeconds": 45},
+        )
+    )
+    budget = request_budget_seconds(cfg, ["a", "b"])
+    assert budget == math.ceil(60 + 45 + 2 * retry_backoff_seconds(cfg))
+    assert request_budget_seconds(cfg, ["b"]) == math.ceil(45 + retry_backoff_seconds(cfg))
+    container = render_deployment(cfg, ["a", "b"], "h")["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in container["containers"][0]["env"]}
+    assert env["GRACEFUL_SHUTDOWN_TIMEOUT"] == str(budget)
+    assert container["terminationGracePeriodSeconds"] > 10 + budget
 
 
 def test_keys_differ_per_purpose_and_namespace_and_follow_the_secret() -> None:

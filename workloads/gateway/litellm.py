@@ -196,11 +196,24 @@ def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
     }
 
 
+def request_budget_seconds(cfg: GatewayConfig, models: Sequence[str]) -> int:
+    """Longest one non-streamed request can run: its model's timeout, then each of its
+    fallbacks' in turn (a timeout is not retried; it falls back at once), each with the
+    back-off of its retries. A stream's timeout bounds the gap between chunks, not its
+    length: a stream longer than this is cut when a replica stops."""
+    chains = [(m, *cfg.route(m).fallbacks) for m in models]
+    return math.ceil(
+        max(
+            sum(cfg.route(x).timeout_seconds + retry_backoff_seconds(cfg) for x in chain)
+            for chain in chains
+        )
+    )
+
+
 def drain_seconds(cfg: GatewayConfig, models: Sequence[str]) -> int:
-    """Grace period of a stopping replica: the longest request timeout of its models,
-    plus the preStop pause and a margin."""
-    longest = max(cfg.route(m).timeout_seconds for m in models)
-    return math.ceil(longest) + PRE_STOP_SECONDS + 15
+    """Grace period of a stopping replica: the preStop pause, then the proxy's own
+    graceful shutdown (the request budget), and a margin before SIGKILL."""
+    return PRE_STOP_SECONDS + request_budget_seconds(cfg, models) + 15
 
 
 def render_deployment(
@@ -211,6 +224,12 @@ def render_deployment(
     env: list[dict[str, Any]] = [
         {"name": k, "value": v} for k, v in sorted(proxy_environment().items())
     ]
+    # uvicorn cancels what still runs GRACEFUL_SHUTDOWN_TIMEOUT after SIGTERM (30 s by
+    # default: litellm/proxy/shutdown/graceful_shutdown_manager.py, passed as
+    # timeout_graceful_shutdown in proxy_cli.py at 1.108.0): the whole request budget.
+    env.append(
+        {"name": "GRACEFUL_SHUTDOWN_TIMEOUT", "value": str(request_budget_seconds(cfg, models))}
+    )
     env += [
         {
             "name": var,
@@ -225,9 +244,12 @@ def render_deployment(
         "spec": {
             "replicas": cfg.replicas,
             "selector": {"matchLabels": dict(LABELS)},
+            # One replica at a time is replaced in place: the system node group has no
+            # autoscaler and its spare room may not hold a surge pod (the rollout would
+            # stall), while at least 2 replicas (gateway.replicas) keep one serving.
             "strategy": {
                 "type": "RollingUpdate",
-                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+                "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0},
             },
             "template": {
                 "metadata": {
@@ -259,7 +281,7 @@ def render_deployment(
                             "labelSelector": {"matchLabels": dict(LABELS)},
                         },
                     ],
-                    # In-flight requests finish (up to a model timeout) before SIGKILL.
+                    # In-flight requests finish (the request budget) before SIGKILL.
                     "terminationGracePeriodSeconds": drain_seconds(cfg, models),
                     "containers": [
                         {
