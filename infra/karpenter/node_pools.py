@@ -11,9 +11,11 @@ rely on; a separate weighted on-demand pool would split that limit in two. A sta
 may still add a second pool with ``capacityTypes: [on-demand]`` and a lower ``weight``.
 
 Disruption: GPU pools only consolidate *empty* nodes (``WhenEmpty`` after
-``consolidateAfter``), so a replica that is still loading a multi-GB model is never
-moved to a cheaper node; model pods carry ``karpenter.sh/do-not-disrupt`` on top.
-``expireAfter`` recycles nodes (AMI updates) within ``terminationGracePeriod``.
+``consolidateAfter``), so a serving replica is never moved to a cheaper node (and an
+on-demand node taken in a spot shortage stays until it empties or expires); a loading
+replica also carries ``karpenter.sh/do-not-disrupt`` for its startup window. Drift and
+``expireAfter`` recycle nodes (AMI updates), evicting replicas through their PDB, within
+``terminationGracePeriod``.
 """
 
 from __future__ import annotations

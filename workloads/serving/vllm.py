@@ -309,13 +309,15 @@ def render_deployment(
                 "metadata": {
                     "labels": labels,
                     "annotations": {
-                        # Karpenter does not consolidate or drift a node away from under a
-                        # serving (or loading) replica. Forceful disruption still happens:
-                        # expiry (gpuPools[].expireAfter), spot interruption and node
-                        # repair delete it after the pool's terminationGracePeriod
-                        # (karpenter v1.14.1 docs/concepts/disruption.md); min replicas of
-                        # 2 or more keep a model serving through that.
-                        "karpenter.sh/do-not-disrupt": "true",
+                        # Karpenter leaves a loading replica alone for its startup window
+                        # (a duration: active that long after the pod starts). After it,
+                        # drift and expiry evict replicas through the PDB, one at a time.
+                        # "true" would be worse: never evicted, every replica on nodes
+                        # that expire together would be force-deleted together when the
+                        # pool's terminationGracePeriod ends (karpenter v1.14.1
+                        # website/content/en/docs/concepts/disruption.md, "Pod-Level
+                        # Controls" and "TerminationGracePeriod").
+                        "karpenter.sh/do-not-disrupt": f"{startup.startup_window_seconds}s",
                         REVISION_ANNOTATION: model.revision,
                     },
                 },
