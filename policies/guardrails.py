@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from infra.core.conventions import CAPACITY_TYPE_LABEL
+from infra.core.conventions import CAPACITY_TYPE_LABEL, WARM_SLOT_PRIORITY_CLASS
 from policies.core import (
     Props,
     Resource,
@@ -72,10 +72,13 @@ def check_on_demand_fallback(resources: Sequence[Resource], settings: Settings) 
 
 
 def check_min_replicas(type_: str, props: Props, settings: Settings) -> list[str] | None:
-    """Serving Deployments (GPU containers) and their ScaledObjects keep the minimum."""
+    """Serving Deployments (GPU containers) and their ScaledObjects keep the minimum;
+    warm-slot placeholders hold capacity for models and are no model."""
     minimum = int(settings["minReplicas"])
     if type_ == DEPLOYMENT:
         if not gpu_containers(props):
+            return None
+        if at(props, "spec", "template", "spec", "priorityClassName") == WARM_SLOT_PRIORITY_CLASS:
             return None
         key: tuple[str, ...] = ("spec", "replicas")
         value = at(props, *key)

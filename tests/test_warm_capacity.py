@@ -3,6 +3,7 @@ model, costed in the plan, and rejected when they leave the models no room."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from infra.core.conventions import GPU_RESOURCE
@@ -13,6 +14,7 @@ from infra.stack.registry import serving_image
 from infra.stack.warm_capacity import warm_slot_spend, warm_slots
 from policies.workloads import check_shm
 from tests.harness import FIXTURE_STACKS, find_all, fixture_where, run_stack, typed_config
+from tests.policy_cases import check
 from tools.cost_summary import cost_lines
 from tools.mock_runtime import Recorded
 from workloads.serving.cold_start import instance_types_for
@@ -123,3 +125,23 @@ def test_a_multi_gpu_placeholder_passes_the_pack_and_keeps_the_models_types() ->
     assert check_shm(DEPLOYMENT, placeholder, {}) in (None, [])
     pod = placeholder["spec"]["template"]["spec"]
     assert pod["affinity"] == pool_affinity("p", ("g6e.12xlarge",))
+
+
+def test_a_single_warm_slot_is_no_model_below_the_replica_minimum() -> None:
+    """The pack's model-min-replicas counts serving Deployments; a placeholder of one
+    slot is capacity, not a model with one replica (prod's minimum is 2)."""
+    one = WarmSlots(
+        pool="gpu",
+        count=1,
+        resources={"requests": {GPU_RESOURCE: "1"}, "limits": {GPU_RESOURCE: "1"}},
+        sized_for="m",
+    )
+    deployment = render_placeholder(one, "inference", "repo/vllm:v1")
+    settings = {"minReplicas": 2}
+    assert check("model-min-replicas", DEPLOYMENT, deployment, settings) is None
+    # The same pods without the placeholder's priority class would be a model.
+    model = copy.deepcopy(deployment)
+    del model["spec"]["template"]["spec"]["priorityClassName"]
+    assert check("model-min-replicas", DEPLOYMENT, model, settings) == [
+        "spec.replicas = 1: below the environment minimum of 2"
+    ]

@@ -75,3 +75,8 @@ ENVIRONMENT_TAG: Final = "environment"
 # scope "model" select pods by it (Kubecost label aggregation; kube-state-metrics exposes it
 # as ``kube_pod_labels{label_llm_platform_io_model=...}`` once allowlisted).
 MODEL_LABEL: Final = "llm-platform.io/model"
+
+WARM_SLOT_PRIORITY_CLASS: Final = "llm-platform-warm-slot"
+"""PriorityClass of the warm-slot placeholders (``workloads.serving.warm_capacity``):
+what marks a GPU Deployment as capacity held for models rather than a model (the
+policy pack's ``model-min-replicas`` skips them)."""

@@ -19,12 +19,12 @@ from typing import Any, Final
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.core.conventions import GPU_TOLERATION
+from infra.core.conventions import GPU_TOLERATION, WARM_SLOT_PRIORITY_CLASS
 from infra.core.ordering import after
 from workloads.serving.pod_security import container_security_context, pod_security_context
 from workloads.serving.vllm import pool_affinity
 
-PRIORITY_CLASS: Final = "llm-platform-warm-slot"
+PRIORITY_CLASS: Final = WARM_SLOT_PRIORITY_CLASS
 PRIORITY: Final = -10
 """Below the default 0 of every other pod, so any pending pod may preempt a placeholder."""
 SLOT_LABEL: Final = "llm-platform.io/warm-slot"
