@@ -65,6 +65,9 @@ KARPENTER: Final = frozenset(
         "karpenter_cloudprovider_errors_total",
         "karpenter_nodepools_usage",
         "karpenter_nodepools_limit",
+        # v1.14.1 pkg/controllers/metrics/node/controller.go: one series per node and
+        # resource, labels nodepool, capacity_type, resource_type, node_name, ...
+        "karpenter_nodes_allocatable",
     }
 )
 

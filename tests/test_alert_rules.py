@@ -25,7 +25,7 @@ from infra.core.alerting import AlertRule, RuleGroup, Severity, rule_file
 from infra.cost.budgets import Budget, cost_alerts
 from infra.observability.alert_rules import AlertInputs, platform_rule_groups
 from infra.observability.config import AlertThresholds
-from tests.harness import SMALL, typed_config
+from tests.harness import FIXTURE_STACKS, SMALL, typed_config
 from workloads.gateway.alerts import gateway_rule_groups
 
 PROMTOOL_TIMEOUT = 120
@@ -175,6 +175,53 @@ def _pods(pending_gpu: bool) -> dict[str, str]:
         **pod("m1-running", "Running", "nvidia_com_gpu"),
         **pod("tool-pending", "Pending", "cpu"),
         **(pod("m1-pending", "Pending", "nvidia_com_gpu") if pending_gpu else {}),
+    }
+
+
+def _on_demand_cases(i: AlertInputs) -> dict[str, Cases]:
+    """GpuOnDemandFallbackSustained, rendered only for a stack with a spot-first pool."""
+    if not i.spot_fallback_pools:
+        return {}
+    t = i.thresholds
+    held = minutes(t.on_demand_gpu_for)
+    pool = i.spot_fallback_pools[0]
+
+    def node(name: str, capacity: str, nodepool: str = pool) -> str:
+        return (
+            f'karpenter_nodes_allocatable{{node_name="{name}",nodepool="{nodepool}",'
+            f'capacity_type="{capacity}",resource_type="nvidia.com/gpu"}}'
+        )
+
+    span = f"1x{held + 30}"
+    return {
+        "GpuOnDemandFallbackSustained": Cases(
+            fires=(
+                Scenario(
+                    {node("n1", "on-demand"): span, node("n2", "on-demand"): span},
+                    held + 10,
+                    (
+                        Expected(
+                            "info",
+                            {"nodepool": pool},
+                            f"NodePool {pool} prefers spot but has held 2 on-demand GPUs for "
+                            f"{t.on_demand_gpu_for}: busy nodes never move back to spot by "
+                            "themselves.",
+                        ),
+                    ),
+                ),
+            ),
+            quiet=(
+                # Spot nodes, a pool that is on-demand only, and a short fallback.
+                Scenario(
+                    {
+                        node("n1", "spot"): span,
+                        node("n2", "on-demand", nodepool="ondemand-only"): span,
+                    },
+                    held + 10,
+                ),
+                Scenario({node("n1", "on-demand"): f"1x{held // 2} _x{held}"}, held + 10),
+            ),
+        ),
     }
 
 
@@ -458,6 +505,7 @@ def alert_cases(i: AlertInputs) -> dict[str, Cases]:
             # Errors that stopped (the fallback capacity type worked) stay quiet.
             quiet=(Scenario({karpenter: "0+1x10 10x50"}, 40),),
         ),
+        **_on_demand_cases(i),
         "GpuNodePoolAtLimit": Cases(
             fires=(
                 Scenario(
@@ -645,7 +693,9 @@ CHANGED = dataclasses.replace(
         gpu_memory_ratio=0.97,
         kv_cache_ratio=0.8,
         gpu_underutilized_percent=20,
+        on_demand_gpu_for="3h",
     ),
+    spot_fallback_pools=("gpu-a", "gpu-b"),
 )
 """Every threshold changed: the cases follow the thresholds, not fixed numbers."""
 THRESHOLDS = [pytest.param(INPUTS, id="fixture"), pytest.param(CHANGED, id="changed")]
@@ -777,20 +827,27 @@ def test_case_helpers_follow_go_formatting() -> None:
 
 def test_every_alert_runbook_link_resolves_to_a_page() -> None:
     runbooks = Path(__file__).resolve().parent.parent / "docs" / "runbooks"
-    cfg = typed_config(SMALL)
-    base = cfg.runbook_base_url
-    assert base == f"https://github.com/{cfg.ci.github_repository}/blob/main/docs/runbooks"
-    rules = [r for g in platform_rule_groups(cfg.alert_inputs) for r in g.alerts]
-    budgets = [Budget.from_config(b) for b in cfg.cost.budgets]
-    rules += cost_alerts(budgets, base)
-    models = [m.name for m in cfg.enabled_models]
-    rules += [r for g in gateway_rule_groups(cfg.gateway, models, base) for r in g.alerts]
-    assert {"GpuCostSpike", "GatewayDown"} <= {r.name for r in rules}
-    for rule in rules:
-        assert rule.runbook_url.startswith(f"{base}/"), rule.name
-        page = runbooks / rule.runbook_url.removeprefix(f"{base}/")
-        assert page.is_file(), f"{rule.name}: no runbook {page.name} in docs/runbooks/"
-        assert page.read_text().startswith(f"# {rule.name}\n"), page.name
+    rules = []
+    # The fixtures together render every alert (some only exist for some stacks, e.g.
+    # GpuOnDemandFallbackSustained for a pool that falls back from spot to on-demand).
+    for stack in FIXTURE_STACKS:
+        cfg = typed_config(stack)
+        base = cfg.runbook_base_url
+        assert base == f"https://github.com/{cfg.ci.github_repository}/blob/main/docs/runbooks"
+        mine = [r for g in platform_rule_groups(cfg.alert_inputs) for r in g.alerts]
+        budgets = [Budget.from_config(b) for b in cfg.cost.budgets]
+        mine += cost_alerts(budgets, base)
+        models = [m.name for m in cfg.enabled_models]
+        mine += [r for g in gateway_rule_groups(cfg.gateway, models, base) for r in g.alerts]
+        for rule in mine:
+            assert rule.runbook_url.startswith(f"{base}/"), rule.name
+            page = runbooks / rule.runbook_url.removeprefix(f"{base}/")
+            assert page.is_file(), f"{rule.name}: no runbook {page.name} in docs/runbooks/"
+            assert page.read_text().startswith(f"# {rule.name}\n"), page.name
+        rules += mine
+    assert {"GpuCostSpike", "GatewayDown", "GpuOnDemandFallbackSustained"} <= {
+        r.name for r in rules
+    }
     # Every page belongs to an alert, and the index lists every page.
     pages = {p.stem for p in runbooks.glob("*.md")} - {"README"}
     assert pages == {r.name for r in rules}

@@ -27,6 +27,8 @@ class AlertInputs:
     serving_namespace: str
     """Namespace of the vLLM Deployments (``serving.namespace``)."""
     runbook_base_url: str
+    spot_fallback_pools: tuple[str, ...] = ()
+    """GPU NodePools that allow spot and fall back to on-demand (``gpuPools``)."""
 
 
 def platform_rule_groups(inputs: AlertInputs) -> tuple[RuleGroup, ...]:
@@ -212,6 +214,27 @@ def platform_rule_groups(inputs: AlertInputs) -> tuple[RuleGroup, ...]:
                 "GPU NodePool at its GPU limit",
                 "NodePool {{ $labels.nodepool }} holds {{ $value }} GPUs, its limit: "
                 "new GPU pods stay Pending until the limit is raised.",
+            ),
+            *(
+                (
+                    rule(
+                        "GpuOnDemandFallbackSustained",
+                        "info",
+                        t.on_demand_gpu_for,
+                        # karpenter_nodes_allocatable: one series per node, labelled with
+                        # its nodepool and capacity_type (kubernetes-sigs/karpenter v1.14.1
+                        # pkg/controllers/metrics/node/controller.go).
+                        "sum by (nodepool) (karpenter_nodes_allocatable{"
+                        'resource_type="nvidia.com/gpu", capacity_type="on-demand", '
+                        f'nodepool=~"{"|".join(inputs.spot_fallback_pools)}"}}) > 0',
+                        "GPU pool still on on-demand capacity",
+                        "NodePool {{ $labels.nodepool }} prefers spot but has held "
+                        f"{{{{ $value }}}} on-demand GPUs for {t.on_demand_gpu_for}: busy "
+                        "nodes never move back to spot by themselves.",
+                    ),
+                )
+                if inputs.spot_fallback_pools
+                else ()
             ),
             rule(
                 "FluentBitOutputErrors",

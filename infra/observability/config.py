@@ -41,6 +41,10 @@ class AlertThresholds(Section):
     pending_gpu_pod_for: Duration = "15m"
     """Warn when a pod requesting GPUs stays Pending this long (default 15m: a GPU node
     launch plus a multi-GB image pull takes up to ~10 minutes)."""
+    on_demand_gpu_for: Duration = "6h"
+    """Tell the info channel when a GPU pool that prefers spot has held on-demand GPUs this
+    long (default 6h): WhenEmpty consolidation never moves a busy node back to spot, so a
+    spot shortage can leave on-demand prices running until the node empties or expires."""
 
     def check(self, at: str) -> list[str]:
         problems: list[str] = []

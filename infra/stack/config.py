@@ -153,6 +153,9 @@ class PlatformConfig(Section):
             thresholds=self.observability.thresholds,
             serving_namespace=self.serving.namespace,
             runbook_base_url=self.runbook_base_url,
+            spot_fallback_pools=tuple(
+                p.name for p in self.gpu_pools if {"spot", "on-demand"} <= set(p.capacity_types)
+            ),
         )
 
     @property
