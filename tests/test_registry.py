@@ -206,3 +206,33 @@ def test_every_workload_on_the_cached_image_waits_for_the_cache(
     for r in pulling:
         assert "registry-docker-hub" in r.depends_on, (r.name, r.depends_on)
         assert "registry-system-node-pull" in r.depends_on, (r.name, r.depends_on)
+
+
+def test_a_pinned_image_is_pre_pulled_by_tag_to_fill_the_cache() -> None:
+    """ECR's pull-through cache does not fetch an uncached digest, even with the tag
+    beside it (aws/containers-roadmap#2837): the pre-pull DaemonSet pulls by tag, which
+    caches the tag's digest; the replicas keep the tag and the digest."""
+
+    def pinned(config: dict[str, Any]) -> None:
+        serving = config.setdefault("llm-platform:serving", {})
+        serving["vllmImage"] = f"vllm/vllm-openai:v0.33.0@{DIGEST}"
+
+    run = run_stack("small", pinned)
+    assert run.error is None
+    cfg = typed_config("small")
+    host, prefix = registry_host(cfg.arns), cache_prefix(cfg.cluster.name)
+    pinned_ref = f"{host}/{prefix}/vllm/vllm-openai:v0.33.0@{DIGEST}"
+    (pre_pull,) = [
+        d
+        for d in find_all(run.resources, "kubernetes:apps/v1:DaemonSet")
+        if d.inputs["metadata"]["name"] == "image-pre-pull"
+    ]
+    (pull,) = pre_pull.inputs["spec"]["template"]["spec"]["initContainers"]
+    assert pull["image"] == f"{host}/{prefix}/vllm/vllm-openai:v0.33.0"
+    servers = [
+        c["image"]
+        for d in find_all(run.resources, "kubernetes:apps/v1:Deployment")
+        for c in d.inputs["spec"]["template"]["spec"]["containers"]
+        if "vllm" in c["image"]
+    ]
+    assert servers and set(servers) == {pinned_ref}

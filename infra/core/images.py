@@ -55,6 +55,17 @@ def image_digest(ref: str) -> str | None:
     return parse_image(ref).digest
 
 
+def by_tag(ref: str) -> str:
+    """``ref`` without its digest when it also has a tag (else unchanged): what fills an
+    ECR pull-through cache. A first pull of an uncached image by digest fails there,
+    even with the tag beside it; a pull by tag caches the tag and its digest
+    (aws/containers-roadmap#2837, open)."""
+    image = parse_image(ref)
+    if image.tag is None or image.digest is None:
+        return ref
+    return str(ImageRef(image.registry, image.repository, image.tag, None))
+
+
 def through_cache(ref: str, registry_host: str, prefix: str) -> str:
     """``ref`` (a Docker Hub image) as pulled through an ECR pull-through cache rule
     with repository prefix ``prefix`` in the registry ``registry_host``; other

@@ -6,6 +6,12 @@ A model replica can bind to a new node only once the device plugin advertises
 alongside the device plugin's start (the replica's own pull then joins the one in
 flight: containerd fetches a blob once). On an image change it pulls the new image on
 every GPU node at once (``maxUnavailable: 100%``), ahead of the replicas that roll there.
+
+It pulls by tag (``infra.core.images.by_tag``), the replicas by tag and digest: through
+the ECR pull-through cache only a pull by tag fills the cache with a new digest, so the
+first node after a new pin gets it from here; a replica whose pull by digest came too
+early finds the image on the node at its next try (kubelet back-off: seconds to a
+minute or two, once per new pin).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.core.conventions import GPU_NODE_LABELS, GPU_TOLERATION
+from infra.core.images import by_tag
 from infra.core.ordering import after
 from workloads.serving.pod_security import container_security_context, pod_security_context
 
@@ -58,7 +65,7 @@ def render_pre_pull(namespace: str, image: str) -> dict[str, Any]:
                     "initContainers": [
                         {
                             "name": "pull",
-                            "image": image,
+                            "image": by_tag(image),
                             "command": ["true"],
                             "resources": TINY,
                             "securityContext": container_security_context(),
