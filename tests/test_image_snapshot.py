@@ -55,13 +55,42 @@ def test_ami_parameter_names_the_stacks_bottlerocket_release() -> None:
     assert image_snapshot.bottlerocket_ami_parameter("1.33", "latest").endswith("/latest/image_id")
 
 
+class _SsmRegistering:
+    """moto's SSM, plus the one call it lacks: the instance registers on the third poll
+    (Bottlerocket's control container takes a while; commands sent before fail)."""
+
+    def __init__(self, ssm: Any) -> None:
+        self._ssm, self.polls = ssm, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ssm, name)
+
+    def describe_instance_information(self, **kwargs: Any) -> dict[str, Any]:
+        self.polls += 1
+        (instance,) = kwargs["Filters"][0]["Values"]
+        online = [{"InstanceId": instance, "PingStatus": "Online"}]
+        return {"InstanceInformationList": online if self.polls >= 3 else []}
+
+
+class _Session:
+    """A boto3 session whose SSM client is :class:`_SsmRegistering`."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+        self.ssm = _SsmRegistering(session.client("ssm"))
+
+    def client(self, name: str) -> Any:
+        return self.ssm if name == "ssm" else self._session.client(name)
+
+
 def test_build_pulls_by_digest_snapshots_the_data_volume_and_records_the_image(
-    aws: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    aws: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    stack_dir = _stack_dir(tmp_path)
+    stack_dir = _stack_dir(tmp_path, {"amiFamily": "bottlerocket", "amiVersion": "v1.50.0"})
     cfg = typed_stack_config(SMALL, stack_dir)
-    session = boto3.session.Session(region_name=cfg.region)
-    subnet, profile = _network(session)
+    monkeypatch.setattr(image_snapshot.time, "sleep", lambda _s: None)
+    session = _Session(boto3.session.Session(region_name=cfg.region))
+    subnet, profile = _network(session._session)
     ami = session.client("ec2").describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     code = image_snapshot.main(
         "build",
@@ -72,8 +101,9 @@ def test_build_pulls_by_digest_snapshots_the_data_volume_and_records_the_image(
         stack_dir=stack_dir,
         session=session,
     )
-    out = capsys.readouterr().out
-    assert code == 0, out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert code == 0, captured.err
     ec2 = session.client("ec2")
     (snap,) = ec2.describe_snapshots(
         Filters=[{"Name": "tag-key", "Values": [image_snapshot.IMAGE_TAG]}]
@@ -90,11 +120,19 @@ def test_build_pulls_by_digest_snapshots_the_data_volume_and_records_the_image(
         i["State"]["Name"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]
     ]
     assert states == ["terminated"]
-    # What was pulled: the cached image, by digest, as the pods name it.
+    # Sent once the instance was online with SSM, never before.
+    assert session.ssm.polls == 3
+    # What was pulled: by tag (which fills the pull-through cache), then the cached image
+    # by digest as the pods name it; the ECR password goes to the ECR host only.
     (command,) = session.client("ssm").list_commands()["Commands"]
-    (line,) = command["Parameters"]["commands"]
-    assert line.endswith(f" {serving_image(cfg)}") and image_digest(serving_image(cfg)) == DIGEST
-    assert "-n k8s.io images pull --label io.cri-containerd.image=managed" in line
+    first, by_tag, by_digest = command["Parameters"]["commands"]
+    assert first == "set -e"
+    pinned = serving_image(cfg)
+    assert image_digest(pinned) == DIGEST and pinned.startswith(f"{cfg.account_id}.dkr.ecr.")
+    assert by_tag.endswith(f" {pinned.removesuffix('@' + DIGEST)}")
+    assert by_digest.endswith(f" {pinned}")
+    for line in (by_tag, by_digest):
+        assert "-n k8s.io images pull --label io.cri-containerd.image=managed --user AWS:" in line
 
     # Recorded in the stack file, the check passes; a new digest fails it.
     recorded = _stack_dir(
@@ -214,3 +252,60 @@ def test_node_class_image_keys_are_checked(keys: dict[str, Any], problem: str) -
     run = run_stack(SMALL, _node_class(**keys))
     assert isinstance(run.error, ConfigError)
     assert run.error.problems == [problem]
+
+
+def test_only_an_ecr_image_gets_the_ecr_password() -> None:
+    ecr = f"111122223333.dkr.ecr.us-west-2.amazonaws.com/c/vllm/vllm-openai:v0.33.0@{DIGEST}"
+    assert image_snapshot.ecr_account(ecr) == "111122223333"
+    assert image_snapshot.ecr_account(f"vllm/vllm-openai:v0.33.0@{DIGEST}") is None
+    hub = image_snapshot.pull_commands(f"vllm/vllm-openai:v0.33.0@{DIGEST}", None)
+    assert hub[0] == "set -e" and not any("--user" in c for c in hub)
+    assert [c.rsplit(" ", 1)[1] for c in hub[1:]] == [
+        "docker.io/vllm/vllm-openai:v0.33.0",
+        f"vllm/vllm-openai:v0.33.0@{DIGEST}",
+    ]
+
+
+def test_build_stops_when_the_instance_never_reaches_ssm(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No NAT and no endpoints: the tool says what the subnet lacks, and the builder is
+    terminated."""
+    session = _Session(boto3.session.Session(region_name="us-west-2"))
+    session.ssm.polls = -(10**9)  # never online
+    subnet, profile = _network(session._session)
+    ec2 = session.client("ec2")
+    ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    clock = iter(range(0, 10**7, 60))  # each look at the clock: a minute later
+    monkeypatch.setattr(image_snapshot.time, "monotonic", lambda: float(next(clock)))
+    with pytest.raises(image_snapshot.ToolError, match=r"register with SSM \(its subnet needs"):
+        image_snapshot.build_snapshot(
+            session,
+            image=f"vllm/vllm-openai:v0.33.0@{DIGEST}",
+            recorded_image=f"vllm/vllm-openai:v0.33.0@{DIGEST}",
+            ami_id=ami,
+            instance_type="g6.xlarge",
+            subnet_id=subnet,
+            instance_profile=profile,
+            volume_gib=100,
+            tags={},
+            sleep=lambda _s: None,
+        )
+    states = [
+        i["State"]["Name"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]
+    ]
+    assert states == ["terminated"]
+
+
+def test_build_needs_a_bottlerocket_stack(
+    aws: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack_dir = _stack_dir(tmp_path)  # the fixture's nodes are AL2023
+    code = image_snapshot.main(
+        "build", SMALL, subnet_id="subnet-1", instance_profile="p", stack_dir=stack_dir
+    )
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "error: llm-platform:nodeClass.amiFamily = 'al2023': a data volume snapshot is for "
+        "bottlerocket nodes only\n"
+    )

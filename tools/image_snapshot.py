@@ -15,12 +15,18 @@ Calls (the caller's credentials): ``ssm:GetParameter``, ``ec2:RunInstances``,
 ``ec2:DescribeInstances``, ``ssm:SendCommand``, ``ssm:GetCommandInvocation``,
 ``ecr:GetAuthorizationToken``, ``ec2:StopInstances``, ``ec2:CreateSnapshot``,
 ``ec2:DescribeSnapshots``, ``ec2:TerminateInstances``, ``ec2:CreateTags``; the instance
-profile needs ``AmazonSSMManagedInstanceCore`` and pull rights on the cache.
+profile needs ``AmazonSSMManagedInstanceCore`` and pull rights on the cache, and its
+subnet a way to SSM and ECR (a NAT gateway, or VPC endpoints for ssm, ssmmessages,
+ec2messages, ecr.api, ecr.dkr and S3): Bottlerocket's control container registers with
+SSM only then. The ECR token travels as a command parameter, so it is in the account's
+SSM command history for the token's 12 hours (as in aws-samples/bottlerocket-images-
+cache); only an ECR host gets it.
 """
 
 from __future__ import annotations
 
 import base64
+import re
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -29,7 +35,7 @@ from typing import Any, Final
 
 import boto3
 
-from infra.core.images import image_digest
+from infra.core.images import by_tag, image_digest, parse_image
 from infra.core.schema import ConfigError
 from infra.stack.files import ROOT, typed_stack_config
 from infra.stack.registry import serving_image
@@ -39,6 +45,11 @@ IMAGE_TAG: Final = "llm-platform.io/image"
 DIGEST_TAG: Final = "llm-platform.io/image-digest"
 DATA_DEVICE: Final = "/dev/xvdb"
 BUILD_TIMEOUT_SECONDS: Final = 1800
+SSM_ONLINE_TIMEOUT_SECONDS: Final = 600
+ADMIN_CONTAINER: Final = "[settings.host-containers.admin]\nenabled = true\n"
+"""User data: the pull runs in the admin container, which Bottlerocket starts only when
+asked (bottlerocket sources/shared-defaults/aws-host-containers.toml: enabled = false)."""
+_ECR_HOST: Final = re.compile(r"^(\d{12})\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com$")
 
 
 def bottlerocket_ami_parameter(kubernetes_version: str, ami_version: str) -> str:
@@ -49,12 +60,24 @@ def bottlerocket_ami_parameter(kubernetes_version: str, ami_version: str) -> str
     )
 
 
-def pull_command(image: str, ecr_password: str) -> str:
-    """Pull ``image`` into the k8s.io namespace the kubelet uses, marked as CRI-managed."""
-    return (
+def ecr_account(image: str) -> str | None:
+    """The account of ``image``'s private ECR registry, or ``None`` for another registry."""
+    match = _ECR_HOST.match(parse_image(image).registry)
+    return match.group(1) if match else None
+
+
+def pull_commands(image: str, ecr_password: str | None) -> list[str]:
+    """Pull ``image`` into the k8s.io namespace the kubelet uses, marked as CRI-managed:
+    by tag first, which fills a pull-through cache with the tag's digest (a first pull
+    by digest is not fetched upstream: aws/containers-roadmap#2837), then as the nodes
+    name it, which now resolves by digest and so checks the content is the pinned one.
+    ``ctr`` sends its credentials to every host, so only an ECR image gets them."""
+    user = f" --user AWS:{ecr_password}" if ecr_password else ""
+    pull = (
         "apiclient exec admin sheltie ctr -a /run/containerd/containerd.sock -n k8s.io "
-        f"images pull --label io.cri-containerd.image=managed --user AWS:{ecr_password} {image}"
+        f"images pull --label io.cri-containerd.image=managed{user}"
     )
+    return ["set -e", *(f"{pull} {ref}" for ref in dict.fromkeys([by_tag(image), image]))]
 
 
 def _wait(
@@ -101,31 +124,51 @@ def build_snapshot(
         MaxCount=1,
         MetadataOptions={"HttpTokens": "required", "HttpPutResponseHopLimit": 1},
         BlockDeviceMappings=[
-            {
-                "DeviceName": "/dev/xvda",
-                "Ebs": {"VolumeSize": 4, "VolumeType": "gp3", "Encrypted": True},
-            },
+            # Only the data volume: the OS volume stays the AMI's own (its size follows
+            # the release's OS image, and it is thrown away with the builder).
             {
                 "DeviceName": DATA_DEVICE,
                 "Ebs": {"VolumeSize": volume_gib, "VolumeType": "gp3", "Encrypted": True},
             },
         ],
         TagSpecifications=[{"ResourceType": "instance", "Tags": image_tags}],
+        UserData=ADMIN_CONTAINER,
     )
     instance_id = reservation["Instances"][0]["InstanceId"]
     try:
         ec2.get_waiter("instance_running").wait(InstanceIds=[instance_id])
-        token = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
-        password = base64.b64decode(token).decode().split(":", 1)[1]
+
+        def online() -> bool:
+            found = ssm.describe_instance_information(
+                Filters=[{"Key": "InstanceIds", "Values": [instance_id]}]
+            )["InstanceInformationList"]
+            return bool(found) and found[0].get("PingStatus") == "Online"
+
+        _wait(
+            online,
+            f"{instance_id} to register with SSM (its subnet needs a NAT gateway or VPC "
+            "endpoints for ssm, ssmmessages, ec2messages, ecr.api, ecr.dkr and S3)",
+            SSM_ONLINE_TIMEOUT_SECONDS,
+            sleep,
+        )
+        password = None
+        account = ecr_account(image)
+        if account is not None:
+            data = ecr.get_authorization_token(registryIds=[account])["authorizationData"]
+            password = base64.b64decode(data[0]["authorizationToken"]).decode().split(":", 1)[1]
         command = ssm.send_command(
             InstanceIds=[instance_id],
             DocumentName="AWS-RunShellScript",
-            Parameters={"commands": [pull_command(image, password)]},
+            Parameters={"commands": pull_commands(image, password)},
             TimeoutSeconds=int(timeout),
         )["Command"]["CommandId"]
 
         def pulled() -> bool:
-            status = ssm.get_command_invocation(CommandId=command, InstanceId=instance_id)["Status"]
+            try:
+                invocation = ssm.get_command_invocation(CommandId=command, InstanceId=instance_id)
+            except ssm.exceptions.InvocationDoesNotExist:
+                return False  # SSM has not handed the command to the instance yet
+            status = invocation["Status"]
             if status in ("Failed", "Cancelled", "TimedOut"):
                 raise ToolError(f"pulling {image} on {instance_id} ended {status}")
             return bool(status == "Success")
@@ -204,6 +247,11 @@ def main(
                 return 1 if problems else 0
             if subnet_id is None or instance_profile is None:
                 raise ToolError("build needs --subnet-id and --instance-profile")
+            if cfg.node_class.ami_family != "bottlerocket":
+                raise ToolError(
+                    f"llm-platform:nodeClass.amiFamily = {cfg.node_class.ami_family!r}: a data "
+                    "volume snapshot is for bottlerocket nodes only"
+                )
             ami = (
                 ami_id
                 or session.client("ssm").get_parameter(
