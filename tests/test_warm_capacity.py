@@ -31,17 +31,20 @@ WARM = fixture_where(lambda c: any(p.warm_slots for p in c.gpu_pools), "a pool w
 COLD = fixture_where(lambda c: not any(p.warm_slots for p in c.gpu_pools), "no warm slots")
 
 
+def _one_gpu_placeholders(count: int) -> dict[str, Any]:
+    """The placeholder Deployment of ``count`` one-GPU slots of pool ``gpu``."""
+    gpu = {GPU_RESOURCE: "1"}
+    slots = WarmSlots(
+        pool="gpu", count=count, resources={"requests": gpu, "limits": gpu}, sized_for="m"
+    )
+    return render_placeholder(slots, "inference", "repo/vllm:v1")
+
+
 def test_placeholders_are_preempted_by_every_pod_and_preempt_nobody() -> None:
     priority = render_priority_class()
     assert priority["value"] < 0 and priority["preemptionPolicy"] == "Never"
     assert priority["globalDefault"] is False
-    slots = WarmSlots(
-        pool="gpu",
-        count=2,
-        resources={"requests": {GPU_RESOURCE: "1"}, "limits": {GPU_RESOURCE: "1"}},
-        sized_for="m",
-    )
-    deployment = render_placeholder(slots, "inference", "repo/vllm:v1")
+    deployment = _one_gpu_placeholders(2)
     pod = deployment["spec"]["template"]["spec"]
     assert deployment["spec"]["replicas"] == 2
     assert pod["priorityClassName"] == PRIORITY_CLASS
@@ -130,13 +133,7 @@ def test_a_multi_gpu_placeholder_passes_the_pack_and_keeps_the_models_types() ->
 def test_a_single_warm_slot_is_no_model_below_the_replica_minimum() -> None:
     """The pack's model-min-replicas counts serving Deployments; a placeholder of one
     slot is capacity, not a model with one replica (prod's minimum is 2)."""
-    one = WarmSlots(
-        pool="gpu",
-        count=1,
-        resources={"requests": {GPU_RESOURCE: "1"}, "limits": {GPU_RESOURCE: "1"}},
-        sized_for="m",
-    )
-    deployment = render_placeholder(one, "inference", "repo/vllm:v1")
+    deployment = _one_gpu_placeholders(1)
     settings = {"minReplicas": 2}
     assert check("model-min-replicas", DEPLOYMENT, deployment, settings) is None
     # The same pods without the placeholder's priority class would be a model.
