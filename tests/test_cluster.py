@@ -247,6 +247,9 @@ def test_one_kubernetes_provider_from_the_deterministic_kubeconfig(
         "TU9DSy1DTFVTVEVSLUNB",
         region,
     )
+    # An unknown kubeconfig at preview (the invoke waits on pulumi-eks's children) must
+    # not replace the provider and everything on it: only a new cluster does.
+    assert providers[0].inputs["clusterIdentifier"] == name
 
 
 def test_component_outputs_resolve() -> None:

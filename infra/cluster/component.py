@@ -328,6 +328,12 @@ class Cluster(pulumi.ComponentResource):
         self.provider = k8s.Provider(
             f"{name}-k8s",
             kubeconfig=kubeconfig,
+            # Replaced only when the cluster is. The kubeconfig comes from an invoke that
+            # waits on the pulumi-eks component; any child of it still to be created makes
+            # the kubeconfig unknown at preview, and an unknown kubeconfig otherwise shows
+            # the provider, and every in-cluster resource, as replaced (pulumi-kubernetes
+            # provider/pkg/provider/provider.go, DiffConfig).
+            cluster_identifier=cfg.name,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[node_group, coredns, ebs_csi]),
         )
 
