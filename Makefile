@@ -18,7 +18,11 @@ MYPY_CACHE ?= $(HOME)/.cache/llm-platform/mypy
 
 setup: $(STAMP) $(GATEWAY_STAMP) tools-apt
 
+# Debian and Ubuntu ship `venv` without `ensurepip` until python3-venv is installed.
 $(STAMP): requirements.txt requirements-dev.txt
+	@python3 -c 'import ensurepip' 2>/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
+	    python3-venv >/dev/null; }
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
