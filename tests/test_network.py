@@ -31,11 +31,27 @@ def test_plan_subnets_gives_each_zone_disjoint_private_and_public_blocks() -> No
     assert not any(a.overlaps(b) for i, a in enumerate(blocks) for b in blocks[i + 1 :])
 
 
-def test_adding_a_zone_never_renumbers_existing_private_subnets() -> None:
+def test_adding_a_zone_with_the_public_block_kept_renumbers_nothing() -> None:
+    """The default puts the public block after the zones' private blocks, where a new
+    zone's private subnet would go; network.publicBlock set to the old zone count keeps
+    every subnet and gives the new zone free blocks."""
     cidr = ipaddress.IPv4Network("10.0.0.0/16")
     two = plan_subnets(cidr, ("a", "b"), 19, 24)
-    three = plan_subnets(cidr, ("a", "b", "c"), 19, 24)
-    assert [p.private_cidr for p in three[:2]] == [p.private_cidr for p in two]
+    assert two == plan_subnets(cidr, ("a", "b"), 19, 24, public_block=2)  # the default
+    three = plan_subnets(cidr, ("a", "b", "c"), 19, 24, public_block=2)
+    assert three[:2] == two
+    blocks = [ipaddress.IPv4Network(c) for p in three for c in (p.private_cidr, p.public_cidr)]
+    assert not any(a.overlaps(b) for i, a in enumerate(blocks) for b in blocks[i + 1 :])
+    # Without it, the new private subnet lands on the old public subnets.
+    moved = plan_subnets(cidr, ("a", "b", "c"), 19, 24)
+    assert ipaddress.IPv4Network(moved[2].private_cidr).overlaps(
+        ipaddress.IPv4Network(two[0].public_cidr)
+    )
+
+
+def test_a_public_block_outside_the_vpc_is_rejected() -> None:
+    with pytest.raises(ValueError, match=r"^public block 8 is outside 10\.0\.0\.0/16's 8 /19"):
+        plan_subnets(ipaddress.IPv4Network("10.0.0.0/16"), ("a", "b"), 19, 24, public_block=8)
 
 
 def test_plan_subnets_rejects_a_vpc_too_small_for_the_zones() -> None:

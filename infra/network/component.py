@@ -22,29 +22,41 @@ class SubnetPlan:
 
 
 def plan_subnets(
-    cidr: ipaddress.IPv4Network, zones: tuple[str, ...], private_prefix: int, public_prefix: int
+    cidr: ipaddress.IPv4Network,
+    zones: tuple[str, ...],
+    private_prefix: int,
+    public_prefix: int,
+    public_block: int | None = None,
 ) -> list[SubnetPlan]:
     """Carve one private and one public subnet per zone out of ``cidr``.
 
-    Private subnets (nodes and pods: the VPC CNI gives every pod a VPC IP) take the
-    first ``/private_prefix`` blocks; public subnets (NAT gateways, internet-facing load
-    balancers) are small and packed after them. Adding a zone later appends blocks and
-    never renumbers an existing subnet.
+    ``cidr`` is cut into ``/private_prefix`` blocks. Private subnets (nodes and pods: the
+    VPC CNI gives every pod a VPC IP) take the blocks in order, skipping block
+    ``public_block`` (default: the number of zones, the first block after them), out of
+    which the small public subnets (NAT gateways, internet-facing load balancers) are
+    packed. With ``public_block`` fixed, adding a zone appends a private block and a
+    public subnet and renumbers nothing; left to its default, the public block would
+    move under the new zone's private subnet (``network.publicBlock``).
     """
     if private_prefix < cidr.prefixlen or public_prefix < cidr.prefixlen:
         raise ValueError(
             f"subnet prefixes (/{private_prefix}, /{public_prefix}) must be longer than the "
             f"VPC's /{cidr.prefixlen}"
         )
-    private = list(cidr.subnets(new_prefix=private_prefix))
-    # Public subnets come from the first private-sized block not used by a private subnet.
-    spare_index = len(zones)
-    if spare_index >= len(private):
+    blocks = list(cidr.subnets(new_prefix=private_prefix))
+    spare_index = len(zones) if public_block is None else public_block
+    if len(zones) + 1 > len(blocks):
         raise ValueError(
-            f"{cidr} has room for {len(private) - 1} zones with /{private_prefix} private "
+            f"{cidr} has room for {len(blocks) - 1} zones with /{private_prefix} private "
             f"subnets plus the public block, not {len(zones)}"
         )
-    public = list(private[spare_index].subnets(new_prefix=max(public_prefix, private_prefix)))
+    if spare_index >= len(blocks):
+        raise ValueError(
+            f"public block {spare_index} is outside {cidr}'s {len(blocks)} "
+            f"/{private_prefix} blocks (0-{len(blocks) - 1})"
+        )
+    private = [b for i, b in enumerate(blocks) if i != spare_index]
+    public = list(blocks[spare_index].subnets(new_prefix=max(public_prefix, private_prefix)))
     if len(public) < len(zones):
         raise ValueError(f"/{public_prefix} public subnets do not fit {len(zones)} zones")
     return [
@@ -72,6 +84,7 @@ class NetworkArgs:
             self.zones,
             self.config.private_subnet_prefix,
             self.config.public_subnet_prefix,
+            self.config.public_block,
         )
 
 
@@ -112,7 +125,11 @@ class Network(pulumi.ComponentResource):
         )
 
         plans = plan_subnets(
-            cfg.cidr, args.zones, cfg.private_subnet_prefix, cfg.public_subnet_prefix
+            cfg.cidr,
+            args.zones,
+            cfg.private_subnet_prefix,
+            cfg.public_subnet_prefix,
+            cfg.public_block,
         )
         public_subnets: list[aws.ec2.Subnet] = []
         private_subnets: list[aws.ec2.Subnet] = []

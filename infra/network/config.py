@@ -26,6 +26,12 @@ class NetworkConfig(Section):
     """Prefix length of each private (node/pod) subnet: /19 = 8,190 pod IPs (default 19)."""
     public_subnet_prefix: Annotated[int, Field(ge=20, le=28)] = 24
     """Prefix length of each public (load balancer/NAT) subnet (default 24)."""
+    public_block: Annotated[int, Field(ge=0)] | None = None
+    """Which ``/privateSubnetPrefix`` block of ``cidr`` (0 = the first) the public subnets
+    are cut from; the private subnets take the others in order. Default: the block after
+    the zones' private subnets, so it moves when a zone is added. Before adding a zone to
+    a deployed stack, set it to the current number of zones: every subnet keeps its CIDR
+    and the new zone gets the next free blocks."""
     ecr_endpoints: bool = True
     """Interface endpoints for ECR (``ecr.api``, ``ecr.dkr``) in the private subnets, so
     image pulls (the pull-through cache included) stay off the NAT gateways; layers come

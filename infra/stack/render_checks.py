@@ -69,7 +69,11 @@ def render_problems(cfg: PlatformConfig) -> list[str]:
     problems = _problem(
         f'network.cidr = "{net.cidr}"',
         lambda: plan_subnets(
-            net.cidr, cfg.zones, net.private_subnet_prefix, net.public_subnet_prefix
+            net.cidr,
+            cfg.zones,
+            net.private_subnet_prefix,
+            net.public_subnet_prefix,
+            net.public_block,
         ),
     )
     for i, pool in enumerate(cfg.gpu_pools):
