@@ -67,13 +67,15 @@ def gateway_cases(cfg: GatewayConfig, models: list[str]) -> dict[str, Cases]:
     )
     budget = 1 - cfg.availability_target
     burn_description = (
-        "{value} of gateway requests fail with server errors: at this rate the "
+        "{value} of gateway requests fail (server errors, timeouts, no backend): at this rate the "
         f"{cfg.availability_target:.1%} availability budget of {cfg.slo_window} runs out early."
     )
 
-    def requests(failed_per_minute: int, total_per_minute: int, minutes: int) -> dict[str, str]:
+    def requests(
+        failed_per_minute: int, total_per_minute: int, minutes: int, status: str = "500"
+    ) -> dict[str, str]:
         return {
-            f'{FAILED}{{namespace="{ns}", requested_model="m1", exception_status="500"}}': (
+            f'{FAILED}{{namespace="{ns}", requested_model="m1", exception_status="{status}"}}': (
                 f"0+{failed_per_minute}x{minutes}"
             ),
             f'{FAILED}{{namespace="{ns}", requested_model="m1", exception_status="401"}}': (
@@ -167,6 +169,19 @@ def gateway_cases(cfg: GatewayConfig, models: list[str]) -> dict[str, Cases]:
                         Expected("critical", {}, burn_description.format(value="100%")),
                         Expected("warning", {}, burn_description.format(value="100%")),
                     ),
+                ),
+                # A route cooling down answers 429 (RouterRateLimitError), a hung backend
+                # 408 (litellm.Timeout): the clients see failures, so the budget burns.
+                *(
+                    Scenario(
+                        requests(60, 60, 80, status),
+                        75,
+                        (
+                            Expected("critical", {}, burn_description.format(value="100%")),
+                            Expected("warning", {}, burn_description.format(value="100%")),
+                        ),
+                    )
+                    for status in ("429", "408")
                 ),
                 # A slow burn warns without paging.
                 Scenario(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from infra.core.alerting import RecordingRule, RuleGroup, Runbooks, Severity
 from infra.core.durations import seconds
@@ -60,6 +61,15 @@ def burn_rate(cfg: GatewayConfig, window: BurnWindow) -> float:
     return round(window.budget_share * seconds(cfg.slo_window) / seconds(window.long), 2)
 
 
+UNAVAILABLE: Final = "5..|408|429"
+"""Failures the gateway's availability counts (LiteLLM labels each with its exception's
+status, integrations/prometheus.py at 1.108.0): server errors, timeouts
+(``litellm.Timeout``: 408) and "no deployments available" while every deployment of a
+route is cooling down (``RouterRateLimitError``: 429, types/router.py); not a client's
+own errors (401 wrong key, 400 bad request). No client rate limits are configured, so a
+429 is always the gateway's."""
+
+
 def gateway_rule_groups(
     cfg: GatewayConfig, models: Sequence[str], runbook_base_url: str
 ) -> tuple[RuleGroup, ...]:
@@ -73,7 +83,7 @@ def gateway_rule_groups(
     recording = tuple(
         RecordingRule(
             ERROR_RATIO.format(window=w),
-            f'sum(rate({FAILED}{{{ns}, exception_status=~"5.."}}[{w}])) '
+            f'sum(rate({FAILED}{{{ns}, exception_status=~"{UNAVAILABLE}"}}[{w}])) '
             f"/ sum(rate({REQUESTS}{{{ns}}}[{w}]))",
         )
         for w in windows
@@ -90,7 +100,8 @@ def gateway_rule_groups(
                 if b.severity == severity
             ),
             "Gateway burning its error budget",
-            "{{ $value | humanizePercentage }} of gateway requests fail with server errors: "
+            "{{ $value | humanizePercentage }} of gateway requests fail (server errors, "
+            "timeouts, no backend): "
             f"at this rate the {cfg.availability_target:.1%} availability budget of "
             f"{cfg.slo_window} runs out early.",
         )
