@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from infra.core.arns import Arns
 from infra.core.conventions import INSTANCE_TYPE_LABEL
@@ -25,6 +27,7 @@ from tests.harness import (
     run_stack,
     typed_config,
 )
+from tests.test_alert_rules import promtool
 from tools.mock_runtime import Recorded, Secret
 from workloads.serving.cold_start import StartupSettings
 from workloads.serving.config import ModelConfig, ServingConfig
@@ -34,6 +37,7 @@ from workloads.serving.vllm import (
     VllmModelArgs,
     container_resources,
     drain_timings,
+    in_flight_query,
     model_read_policy,
     render_deployment,
     render_network_policy,
@@ -217,9 +221,12 @@ def test_network_policy_admits_the_given_peers_and_prometheus_only() -> None:
     assert policy["spec"]["policyTypes"] == ["Ingress"]
 
 
-def test_scaled_object_scales_on_the_request_queue() -> None:
-    model = _model(replicas={"min": 2, "max": 5})
-    spec = render_scaled_object(model, ServingConfig(queue_depth_per_replica=4), STARTUP)["spec"]
+def test_scaled_object_scales_on_requests_in_flight() -> None:
+    """Running plus waiting, not the queue alone: the queue empties once added replicas
+    absorb the load, and scaling on it would take them away again under steady load."""
+    model = _model(replicas={"min": 2, "max": 5}, maxNumSeqs=32)
+    serving = ServingConfig(target_concurrency_share=0.5)
+    spec = render_scaled_object(model, serving, STARTUP)["spec"]
     assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (2, 5)
     assert spec["scaleTargetRef"] == {"name": "m"}
     behavior = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
@@ -228,8 +235,9 @@ def test_scaled_object_scales_on_the_request_queue() -> None:
     assert trigger["type"] == "prometheus" and trigger["metricType"] == "AverageValue"
     assert trigger["metadata"] == {
         "serverAddress": "http://kube-prometheus-stack-prometheus.monitoring.svc:9090",
-        "query": 'sum(vllm:num_requests_waiting{namespace="inference", model_name="org/M-8B"})',
-        "threshold": "4",
+        "query": 'sum({__name__=~"vllm:num_requests_(running|waiting)", '
+        'namespace="inference", model_name="org/M-8B"})',
+        "threshold": "16",  # half of the 32 sequences a replica runs at once
     }
 
 
@@ -478,3 +486,49 @@ def test_a_model_is_held_to_the_instance_types_whose_gpus_hold_it() -> None:
     assert _instance_types(deployment) == fitting
     # Unchanged, the fixture's models fit every type of their pools: no instance-type term.
     assert all(_instance_types(d) is None for d in _deployments(planned(MIXED)).values())
+
+
+def test_the_scaling_query_counts_running_and_waiting_even_without_a_queue(
+    tmp_path: Path,
+) -> None:
+    """Under promtool: the sum of both gauges over the model's replicas, and still a
+    number when nothing waits (a waiting series may be absent)."""
+    model = _model()
+    query = in_flight_query(model, "inference")
+    sel = f'namespace="inference", model_name="{model.served_model_name}"'
+    (tmp_path / "rules.yaml").write_text(
+        yaml.safe_dump(
+            {"groups": [{"name": "t", "rules": [{"record": "t:in_flight", "expr": query}]}]}
+        )
+    )
+    series = [
+        {"series": f'vllm:num_requests_running{{{sel}, pod="a"}}', "values": "30x5"},
+        {"series": f'vllm:num_requests_waiting{{{sel}, pod="a"}}', "values": "5x5"},
+        {"series": f'vllm:num_requests_running{{{sel}, pod="b"}}', "values": "20x5"},
+        # Another model's load is not this one's.
+        {
+            "series": 'vllm:num_requests_running{namespace="inference", model_name="x"}',
+            "values": "99x5",
+        },
+    ]
+    tests = {
+        "rule_files": ["rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": ss,
+                "promql_expr_test": [
+                    {
+                        "expr": "t:in_flight",
+                        "eval_time": "2m",
+                        "exp_samples": [{"labels": "t:in_flight", "value": v}],
+                    }
+                ],
+            }
+            for ss, v in ((series, 55), ([series[0], series[2]], 50))
+        ],
+    }
+    (tmp_path / "tests.yaml").write_text(yaml.safe_dump(tests))
+    result = promtool("test", "rules", "tests.yaml", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr

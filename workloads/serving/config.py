@@ -121,9 +121,12 @@ class ServingConfig(Section):
     """Size of the serving image as the kubelet reports it after a pull (GiB; default 10,
     about what ``vllm/vllm-openai`` releases weigh). The cold-start budget scales the
     measured image pull times by it (``workloads.serving.cold_start``)."""
-    queue_depth_per_replica: Annotated[int, Field(ge=1, le=1000)] = 8
-    """KEDA target: waiting requests (``vllm:num_requests_waiting``) per replica before
-    scaling out (default 8)."""
+    target_concurrency_share: Annotated[float, Field(gt=0, le=1)] = 0.75
+    """KEDA target: requests in flight per replica (``vllm:num_requests_running`` plus
+    ``vllm:num_requests_waiting``) as a share of the model's ``maxNumSeqs`` (default
+    0.75: 48 of 64). In-flight requests, not the queue alone: a queue empties as soon as
+    the added replicas absorb the load, and scaling on it would drop them again and
+    cycle between min and max under steady traffic."""
 
     def check(self, at: str) -> list[str]:
         if self.namespace not in PLATFORM_NAMESPACES:

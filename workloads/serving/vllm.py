@@ -11,6 +11,7 @@ streams safetensors straight from ``s3://`` with the pod's AWS credentials.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -514,19 +515,26 @@ FALLBACK_FAILURES: Final = 3
 """Failed queue polls (15 s apart) before KEDA falls back to a fixed replica count."""
 
 
-def queue_query(model: ModelConfig, namespace: str) -> str:
+def in_flight_query(model: ModelConfig, namespace: str) -> str:
+    """Requests a model's replicas are running or queueing, in all (one selector for
+    both gauges: still a number when one of them has no series)."""
     return (
-        f'sum(vllm:num_requests_waiting{{namespace="{namespace}", '
+        f'sum({{__name__=~"vllm:num_requests_(running|waiting)", namespace="{namespace}", '
         f'model_name="{model.served_model_name}"}})'
     )
+
+
+def target_in_flight(model: ModelConfig, serving: ServingConfig) -> int:
+    """In-flight requests per replica KEDA aims for (its AverageValue threshold)."""
+    return max(1, math.floor(serving.target_concurrency_share * model.max_num_seqs))
 
 
 def render_scaled_object(
     model: ModelConfig, serving: ServingConfig, startup: StartupSettings
 ) -> dict[str, Any]:
-    """KEDA scales replicas on the request queue: one replica per
-    ``queueDepthPerReplica`` waiting requests, between the model's min and max, adding
-    one replica per p50 cold start (``StartupSettings.scale_up_period_seconds``)."""
+    """KEDA scales replicas on requests in flight: one replica per
+    :func:`target_in_flight` running or waiting requests, between the model's min and
+    max, adding one replica per p50 cold start (``StartupSettings.scale_up_period_seconds``)."""
     return {
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "ScaledObject",
@@ -579,8 +587,8 @@ def render_scaled_object(
                     "metricType": "AverageValue",
                     "metadata": {
                         "serverAddress": PROMETHEUS_URL,
-                        "query": queue_query(model, serving.namespace),
-                        "threshold": str(serving.queue_depth_per_replica),
+                        "query": in_flight_query(model, serving.namespace),
+                        "threshold": str(target_in_flight(model, serving)),
                     },
                 }
             ],
