@@ -162,7 +162,7 @@ def test_rollout_never_drops_a_serving_replica() -> None:
     template = spec["template"]
     assert template["metadata"]["annotations"] == {
         # Protected while it loads; after that, evicted only through its PDB.
-        "karpenter.sh/do-not-disrupt": f"{STARTUP.startup_window_seconds}s",
+        "karpenter.sh/do-not-disrupt": f"{STARTUP.progress_deadline_seconds}s",
         "llm-platform.io/revision": "r1",
     }
     assert template["spec"]["terminationGracePeriodSeconds"] == 65  # 10 + 40 + 15

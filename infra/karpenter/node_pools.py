@@ -13,7 +13,7 @@ may still add a second pool with ``capacityTypes: [on-demand]`` and a lower ``we
 Disruption: GPU pools only consolidate *empty* nodes (``WhenEmpty`` after
 ``consolidateAfter``), so a serving replica is never moved to a cheaper node (and an
 on-demand node taken in a spot shortage stays until it empties or expires); a loading
-replica also carries ``karpenter.sh/do-not-disrupt`` for its startup window. Drift and
+replica also carries ``karpenter.sh/do-not-disrupt`` while it may be starting. Drift and
 ``expireAfter`` recycle nodes (AMI updates), evicting replicas through their PDB, within
 ``terminationGracePeriod``.
 """

@@ -310,15 +310,17 @@ def render_deployment(
                 "metadata": {
                     "labels": labels,
                     "annotations": {
-                        # Karpenter leaves a loading replica alone for its startup window
-                        # (a duration: active that long after the pod starts). After it,
+                        # Karpenter leaves a loading replica alone while it may still be
+                        # starting: a duration counted from the pod's status.startTime,
+                        # before its image pull and weights gate (pkg/utils/pod/
+                        # scheduling.go), so the whole progress deadline. After it,
                         # drift and expiry evict replicas through the PDB, one at a time.
                         # "true" would be worse: never evicted, every replica on nodes
                         # that expire together would be force-deleted together when the
                         # pool's terminationGracePeriod ends (karpenter v1.14.1
                         # website/content/en/docs/concepts/disruption.md, "Pod-Level
                         # Controls" and "TerminationGracePeriod").
-                        "karpenter.sh/do-not-disrupt": f"{startup.startup_window_seconds}s",
+                        "karpenter.sh/do-not-disrupt": f"{startup.progress_deadline_seconds}s",
                         REVISION_ANNOTATION: model.revision,
                     },
                 },
