@@ -102,9 +102,11 @@ def build_snapshot(
     volume_gib: int,
     tags: Mapping[str, str],
     timeout: float = BUILD_TIMEOUT_SECONDS,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
 ) -> str:
-    """Build the snapshot and return its id (the instance is always terminated)."""
+    """Build the snapshot and return its id (the instance is always terminated).
+    ``sleep`` defaults to ``time.sleep`` looked up at the call, so a test patches it."""
+    sleep = sleep or time.sleep
     digest = image_digest(image)
     if digest is None:
         raise ToolError(f"{image} is not pinned by digest: pin serving.vllmImage first")
