@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.core.alerting import AlertRule, RuleGroup, Severity, rule_file
+from infra.core.alerting import AlertRule, RecordingRule, RuleGroup, Severity, rule_file
 from infra.cost.budgets import Budget, cost_alerts
 from infra.observability.alert_rules import AlertInputs, platform_rule_groups
 from infra.observability.config import AlertThresholds
@@ -591,12 +591,15 @@ def alert_cases(i: AlertInputs) -> dict[str, Cases]:
     }
 
 
-def promtool_test_file(groups: tuple[RuleGroup, ...], cases: dict[str, Cases]) -> dict[str, Any]:
-    """A ``promtool test rules`` document: one test group per scenario."""
-    rules = {(r.name, r.severity): r for g in groups for r in g.alerts}
+def promtool_test_file(
+    groups: tuple[RuleGroup, ...], cases: dict[str, Cases], rules: str = "rules.yaml"
+) -> dict[str, Any]:
+    """A ``promtool test rules`` document on the rule file ``rules``: one test group per
+    scenario."""
+    alerts = {(r.name, r.severity): r for g in groups for r in g.alerts}
 
     def expected(name: str, e: Expected) -> dict[str, Any]:
-        rule = rules[(name, e.severity)]
+        rule = alerts[(name, e.severity)]
         return {
             "exp_labels": {**e.labels, "severity": e.severity},
             "exp_annotations": {
@@ -607,7 +610,7 @@ def promtool_test_file(groups: tuple[RuleGroup, ...], cases: dict[str, Cases]) -
         }
 
     return {
-        "rule_files": ["rules.yaml"],
+        "rule_files": [rules],
         "evaluation_interval": "1m",
         "tests": [
             {
@@ -631,6 +634,51 @@ def write_rules(directory: Path, groups: tuple[RuleGroup, ...]) -> Path:
     path = directory / "rules.yaml"
     path.write_text(yaml.safe_dump(rule_file(groups), sort_keys=False))
     return path
+
+
+def rules_of(groups: tuple[RuleGroup, ...], alert: str) -> tuple[RuleGroup, ...]:
+    """``groups`` cut to ``alert``'s rules and the recording rules they read (also
+    through other recording rules), in their groups and order."""
+    rules = [r for g in groups for r in g.rules]
+    exprs = [r.expr for r in rules if isinstance(r, AlertRule) and r.name == alert]
+    kept: set[int] = set()
+    while True:
+        read = {
+            id(r)
+            for r in rules
+            if isinstance(r, RecordingRule)
+            and id(r) not in kept
+            and any(re.search(rf"(?<![\w:]){re.escape(r.record)}(?![\w:])", e) for e in exprs)
+        }
+        if not read:
+            break
+        kept |= read
+        exprs += [r.expr for r in rules if id(r) in read]
+
+    def keep(r: AlertRule | RecordingRule) -> bool:
+        return r.name == alert if isinstance(r, AlertRule) else id(r) in kept
+
+    cut = ((g, tuple(r for r in g.rules if keep(r))) for g in groups)
+    return tuple(dataclasses.replace(g, rules=rules) for g, rules in cut if rules)
+
+
+def promtool_tests(
+    groups: tuple[RuleGroup, ...], cases: dict[str, Cases], directory: Path
+) -> subprocess.CompletedProcess[str]:
+    """``promtool test rules`` on every case, in one run: a rule file and a test file per
+    alert. promtool evaluates every rule of a test file's rule files at each step of each
+    of its test groups, so cut this way a scenario evaluates the rules it asks about,
+    not all of them (several times faster on a stack's rules, same verdicts)."""
+    files = []
+    for name in sorted(cases):
+        rules = directory / f"rules-{name}.yaml"
+        rules.write_text(yaml.safe_dump(rule_file(rules_of(groups, name)), sort_keys=False))
+        tests = directory / f"tests-{name}.yaml"
+        tests.write_text(
+            yaml.safe_dump(promtool_test_file(groups, {name: cases[name]}, rules.name))
+        )
+        files.append(str(tests))
+    return promtool("test", "rules", *files, cwd=directory)
 
 
 def promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -667,11 +715,7 @@ def assert_rules_pass_promtool_check(inputs: AlertInputs, directory: Path) -> No
 def assert_every_alert_fires_and_stays_quiet_under_promtool(
     inputs: AlertInputs, directory: Path
 ) -> None:
-    groups = platform_rule_groups(inputs)
-    write_rules(directory, groups)
-    tests = directory / "tests.yaml"
-    tests.write_text(yaml.safe_dump(promtool_test_file(groups, alert_cases(inputs))))
-    result = promtool("test", "rules", str(tests), cwd=directory)
+    result = promtool_tests(platform_rule_groups(inputs), alert_cases(inputs), directory)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
 

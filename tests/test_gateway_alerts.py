@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from infra.core.alerting import RuleGroup
 from tests.harness import typed_config
 from tests.test_alert_rules import (
@@ -19,7 +17,7 @@ from tests.test_alert_rules import (
     Scenario,
     humanize_duration,
     promtool,
-    promtool_test_file,
+    promtool_tests,
     write_rules,
 )
 from workloads.gateway.alerts import (
@@ -242,9 +240,7 @@ def assert_gateway_rules_fire_and_stay_quiet(
     path = write_rules(directory, groups)
     checked = promtool("check", "rules", str(path), cwd=directory)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    tests = directory / "tests.yaml"
-    tests.write_text(yaml.safe_dump(promtool_test_file(groups, cases)))
-    result = promtool("test", "rules", str(tests), cwd=directory)
+    result = promtool_tests(groups, cases, directory)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -281,13 +277,10 @@ def test_targets_and_slo_come_from_the_config(tmp_path: Path) -> None:
 def test_a_wrong_expectation_fails_under_promtool(tmp_path: Path) -> None:
     cfg = GatewayConfig()
     groups = groups_for(cfg, ["m1"])
-    write_rules(tmp_path, groups)
     firing = gateway_cases(cfg, ["m1"])["GatewayFallbacksSustained"].fires[0]
     broken = {
         "GatewayFallbacksSustained": Cases(
             fires=(), quiet=(Scenario(firing.series, firing.eval_minutes),)
         )
     }
-    tests = tmp_path / "tests.yaml"
-    tests.write_text(yaml.safe_dump(promtool_test_file(groups, broken)))
-    assert promtool("test", "rules", str(tests), cwd=tmp_path).returncode == 1
+    assert promtool_tests(groups, broken, tmp_path).returncode == 1
