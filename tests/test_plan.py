@@ -183,12 +183,32 @@ def test_bad_config_exits_2_with_the_message_and_no_traceback(
     assert not (tmp_path / "out" / SMALL).exists()
 
 
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("config:\n  llm-platform:region: [us-west-2\n", " is not valid YAML: "),
+        ("config:\n- llm-platform:region\n", ": 'config' must be a mapping of keys to values"),
+    ],
+    ids=["not YAML", "config not a mapping"],
+)
+def test_an_unreadable_stack_file_exits_2_naming_the_file(
+    text: str, problem: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / f"Pulumi.{SMALL}.yaml").write_text(text)
+    code = cli(["plan", SMALL, "--stack-dir", str(tmp_path), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: invalid stack configuration (1 problem):\n")
+    assert f"  - Pulumi.{SMALL}.yaml{problem}" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "out" / SMALL).exists()
+
+
 def test_several_stacks_in_one_process_exit_with_the_worst_status(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     unknown = _unknown(FIXTURE_STACKS)
     args = ["--stack-dir", str(FIXTURES), "--out", str(tmp_path)]
-    assert cli(["plan", SMALL, *args]) == 0
     assert cli(["plan", SMALL, unknown, *args]) == 2
     assert (tmp_path / SMALL / "summary.txt").is_file()
     out = capsys.readouterr()

@@ -14,6 +14,9 @@ from infra.stack.config import REGISTRY_SECRETS, REQUIRED_SECRETS, PlatformConfi
 
 ROOT = Path(__file__).resolve().parents[2]
 """The project directory (``Pulumi.yaml`` and the stack files)."""
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""PyYAML's safe loader on libyaml (in its wheels): the same documents, parsed about ten
+times faster, which the tests and tools that read stack files over and over feel."""
 
 
 def stack_names(root: Path = ROOT) -> list[str]:
@@ -44,7 +47,7 @@ def load_stack_file(stack: str, root: Path = ROOT) -> StackFile:
         stacks = ", ".join(stack_names(root))
         raise ConfigError([f"no stack file {path.name}; stacks: {stacks}"])
     try:
-        document = yaml.safe_load(path.read_text()) or {}
+        document = yaml.load(path.read_text(), Loader=_LOADER) or {}
     except yaml.YAMLError as exc:
         raise ConfigError([f"{path.name} is not valid YAML: {exc}"]) from None
     raw = document.get("config") or {}
