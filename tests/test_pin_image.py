@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 import yaml
 
+from infra.stack.checks import stack_warnings
 from infra.stack.files import typed_stack_config
 from tests.harness import FIXTURES
 from tools import pin_image
-from tools.__main__ import main as cli
 
 REPOSITORY = "vllm/vllm-openai"
 DIGEST = "sha256:" + "1" * 64
@@ -186,22 +186,20 @@ def test_a_registry_that_cannot_answer_exits_2_naming_the_key(
     assert (stack_dir / "Pulumi.small.yaml").read_text() == before
 
 
-def test_the_plan_warns_until_the_image_is_pinned(
-    registry: str, stack_dir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_the_stack_warns_until_the_image_is_pinned(registry: str, stack_dir: Path) -> None:
+    """What the plan and ``pulumi up`` print (that they print each of the stack's
+    warnings is tested in ``tests/test_capacity.py``)."""
     image = typed_stack_config("small", stack_dir).serving.vllm_image
-    warning = f'warning: llm-platform:serving.vllmImage = "{image}" is not pinned by digest'
 
-    def plan() -> list[str]:
-        out = stack_dir / "out"
-        assert cli(["plan", "small", "--stack-dir", str(stack_dir), "--out", str(out)]) == 0
-        return [line for line in capsys.readouterr().out.splitlines() if line.startswith(warning)]
+    def unpinned() -> list[str]:
+        found = stack_warnings(typed_stack_config("small", stack_dir))
+        return [w for w in found if "is not pinned by digest" in w]
 
-    (line,) = plan()
+    (line,) = unpinned()
+    assert line.startswith(f'llm-platform:serving.vllmImage = "{image}" is not pinned')
     assert line.endswith(
         "pin it with python -m tools pin-image small (and set policy.requireImageDigest)"
     )
     Registry.tags = {image.partition(":")[2]: DIGEST}
     assert pin_image.main("small", stack_dir=stack_dir, registry=registry) == 0
-    capsys.readouterr()
-    assert plan() == []
+    assert unpinned() == []
