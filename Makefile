@@ -1,4 +1,5 @@
-# llm-platform: two commands on a fresh machine, `make plan` and `make test`.
+# llm-platform: two commands on a fresh machine, `make plan` and `make check` (everything
+# CI runs); `make test` is the fast loop between them.
 # Both install what they need first (Python venv from the pinned requirements, and
 # Debian's promtool/amtool for the alert-rule tests).
 
@@ -13,8 +14,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Outside the clone, so a fresh clone (and CI's, on the same machine) starts warm: a
 # cold mypy run is most of `make test`. mypy keys its cache by file content and options.
 MYPY_CACHE ?= $(HOME)/.cache/llm-platform/mypy
+# Python caches compiled modules (and pytest its rewritten tests) in __pycache__/, which
+# every later process and pytest-xdist worker reuses: a second or more per process.
+unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: setup plan plans test lint unit clean
+.PHONY: setup plan plans test check lint unit clean
 
 setup: $(STAMP) $(GATEWAY_STAMP) tools-apt
 
@@ -59,13 +63,20 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy --cache-dir "$(MYPY_CACHE)" .
 
-# In parallel, one worker per core (pytest-xdist); tests/test_readme_recipes.py runs the
-# suite again the same way in a copy with the README's recipes applied.
+# In parallel, one worker per core (pytest-xdist), all but the end-to-end tests
+# (`pytest.mark.e2e`: a real LiteLLM proxy, a plan per policy-breaking change, the
+# README's recipes in a scratch copy).
 unit: setup
-	$(PY) -m pytest -n auto --dist worksteal
+	$(PY) -m pytest -n auto --dist worksteal -m "not e2e"
 
-## Everything CI runs: lint, type check, unit tests, offline plan of every stack.
-test: setup lint unit plans
+## The fast loop: lint, type check, unit tests (which plan every committed stack, after
+## apply and at preview, and fail unless each is clean).
+test: setup lint unit
+
+## Everything CI runs: `make test` and the end-to-end tests, in one pytest run. The tests
+## of one LiteLLM proxy share a worker (`--dist loadgroup`), so it starts once.
+check: setup lint plans
+	$(PY) -m pytest -n auto --dist loadgroup
 
 clean:
 	rm -rf build $(VENV) $(GATEWAY_VENV)

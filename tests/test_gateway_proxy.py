@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import yaml
@@ -59,6 +59,15 @@ from workloads.gateway.litellm import (
 )
 
 pytestmark = pytest.mark.stacks
+Test = TypeVar("Test", bound=Callable[..., None])
+
+
+def real_proxy(test: Test) -> Test:
+    """On each test that talks to the proxy: ``make check`` runs it, not ``make test``;
+    and all of them go to one pytest-xdist worker (``--dist loadgroup``), so the proxy
+    (about 30 s of CPU to start) starts once."""
+    return pytest.mark.e2e(pytest.mark.xdist_group("litellm")(test))
+
 
 GATEWAY_VENV = Path(sys.prefix).parent / ".venv-gateway"
 """Next to the program's venv (also when the README-recipes test runs the suite in a copy)."""
@@ -441,6 +450,7 @@ def scenarios(gateway: Gateway) -> dict[str, AssertionError | None]:
     return outcomes
 
 
+@real_proxy
 @pytest.mark.parametrize("scenario", [s.__name__ for s in SCENARIOS])
 def test_scenario(scenario: str, scenarios: dict[str, AssertionError | None]) -> None:
     failure = scenarios[scenario]
@@ -448,6 +458,7 @@ def test_scenario(scenario: str, scenarios: dict[str, AssertionError | None]) ->
         raise failure
 
 
+@real_proxy
 def test_every_request_is_one_json_log_line(gateway: Gateway, scenarios: object) -> None:
     """The scenarios' lines are the real request log (point 3)."""
     lines = gateway.request_lines()
@@ -482,6 +493,7 @@ def query_fields(query: str) -> set[str]:
     return {n for n in names if not n.startswith("@")}
 
 
+@real_proxy
 def test_the_saved_queries_read_the_fields_of_the_real_log_lines(
     gateway: Gateway, scenarios: object
 ) -> None:
@@ -505,6 +517,7 @@ def test_the_saved_queries_read_the_fields_of_the_real_log_lines(
             assert isinstance(line[request_log.LATENCY_MS], int | float)
 
 
+@real_proxy
 def test_the_metrics_the_rules_use_are_exported_to_prometheus_only(
     gateway: Gateway, scenarios: object
 ) -> None:

@@ -22,6 +22,10 @@ from infra.stack.config import PlatformConfig
 from tests.harness import FIXTURE_STACKS, FIXTURES, fixture_where, planned, typed_config
 from tools import plan as plan_tool
 
+pytestmark = pytest.mark.e2e
+"""A full plan per case: ``make check`` runs them, ``make test`` does not (the rules
+themselves are tested on rendered resources in ``tests/test_policies_*.py``)."""
+
 NS = "llm-platform"
 NODEPOOL = "kubernetes:karpenter.sh/v1:NodePool"
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
