@@ -1,5 +1,5 @@
-# llm-platform: two commands on a fresh machine, `make plan` and `make check` (everything
-# CI runs); `make test` is the fast loop between them.
+# llm-platform: two commands on a fresh machine, `make plan` and `make test E2E=1` (the
+# full suite, as CI runs it); `make test` alone is the fast loop.
 # Both install what they need first (Python venv from the pinned requirements, and
 # Debian's promtool/amtool for the alert-rule tests).
 
@@ -18,7 +18,7 @@ MYPY_CACHE ?= $(HOME)/.cache/llm-platform/mypy
 # every later process and pytest-xdist worker reuses: a second or more per process.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: setup plan plans test check lint unit clean
+.PHONY: setup plan plans test lint unit clean
 
 setup: $(STAMP) $(GATEWAY_STAMP) tools-apt
 
@@ -63,20 +63,21 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy --cache-dir "$(MYPY_CACHE)" .
 
-# In parallel, one worker per core (pytest-xdist), all but the end-to-end tests
-# (`pytest.mark.e2e`: a real LiteLLM proxy, a plan per policy-breaking change, the
-# README's recipes in a scratch copy).
-unit: setup
-	$(PY) -m pytest -n auto --dist worksteal -m "not e2e"
+# With E2E set, the end-to-end tests too (`pytest.mark.e2e`: a real LiteLLM proxy, a plan
+# per policy-breaking change, the README's recipes in a scratch copy).
+E2E ?=
+# In parallel, one worker per core (pytest-xdist). The end-to-end tests of one LiteLLM
+# proxy share a worker (`--dist loadgroup`), so it starts once.
+PYTEST_ARGS := $(if $(E2E),--dist loadgroup,--dist worksteal -m "not e2e")
 
-## The fast loop: lint, type check, unit tests (which plan every committed stack, after
-## apply and at preview, and fail unless each is clean).
-test: setup lint unit
+# Only the end-to-end tests run the LiteLLM proxy, from its own venv.
+unit: $(STAMP) tools-apt $(if $(E2E),$(GATEWAY_STAMP))
+	$(PY) -m pytest -n auto $(PYTEST_ARGS)
 
-## Everything CI runs: `make test` and the end-to-end tests, in one pytest run. The tests
-## of one LiteLLM proxy share a worker (`--dist loadgroup`), so it starts once.
-check: setup lint plans
-	$(PY) -m pytest -n auto --dist loadgroup
+## The fast loop: lint, type check and the unit tests, which plan every committed stack
+## (after apply and at preview) and fail unless each is clean. With E2E=1, everything CI
+## runs: the end-to-end tests too, and the offline plan of every stack printed.
+test: lint unit $(if $(E2E),plans)
 
 clean:
 	rm -rf build $(VENV) $(GATEWAY_VENV)

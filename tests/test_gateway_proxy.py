@@ -63,9 +63,9 @@ Test = TypeVar("Test", bound=Callable[..., None])
 
 
 def real_proxy(test: Test) -> Test:
-    """On each test that talks to the proxy: ``make check`` runs it, not ``make test``;
-    and all of them go to one pytest-xdist worker (``--dist loadgroup``), so the proxy
-    (about 30 s of CPU to start) starts once."""
+    """On each test that talks to the proxy: ``make test E2E=1`` runs it, ``make test``
+    does not; and all of them go to one pytest-xdist worker (``--dist loadgroup``), so
+    the proxy (about 30 s of CPU to start) starts once."""
     return pytest.mark.e2e(pytest.mark.xdist_group("litellm")(test))
 
 

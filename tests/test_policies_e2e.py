@@ -23,7 +23,7 @@ from tests.harness import FIXTURE_STACKS, FIXTURES, fixture_where, planned, type
 from tools import plan as plan_tool
 
 pytestmark = pytest.mark.e2e
-"""A full plan per case: ``make check`` runs them, ``make test`` does not (the rules
+"""A full plan per case: ``make test E2E=1`` runs them, ``make test`` does not (the rules
 themselves are tested on rendered resources in ``tests/test_policies_*.py``)."""
 
 NS = "llm-platform"
