@@ -104,7 +104,7 @@ LITELLM: Final = frozenset(
         "litellm_proxy_failed_requests_metric_total",
         "litellm_deployment_successful_fallbacks_total",
         "litellm_deployment_failed_fallbacks_total",
-        "litellm_deployment_state",
+        "litellm_deployment_cooled_down_total",
         "litellm_llm_api_time_to_first_token_metric_bucket",
         "litellm_request_total_latency_metric_bucket",
     }

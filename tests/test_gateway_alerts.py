@@ -22,11 +22,11 @@ from tests.test_alert_rules import (
 )
 from workloads.gateway.alerts import (
     BURN_WINDOWS,
+    COOLDOWNS,
     FAILED,
     FALLBACKS,
     LATENCY,
     REQUESTS,
-    STATE,
     TTFT,
     burn_rate,
     gateway_rule_groups,
@@ -59,10 +59,15 @@ def gateway_cases(cfg: GatewayConfig, models: list[str]) -> dict[str, Cases]:
         f'{FALLBACKS}{{namespace="{ns}", requested_model="m1", fallback_model="m2", '
         'exception_status="500"}'
     )
-    state = (
-        f'{STATE}{{namespace="{ns}", litellm_model_name="hosted_vllm/org/M", '
-        'api_base="http://m1.inference.svc:8000/v1", model_id="abc", api_provider="hosted_vllm"}'
-    )
+
+    def cooled(instance: str, status: str = "500") -> str:
+        return (
+            f'{COOLDOWNS}{{namespace="{ns}", litellm_model_name="m1", '
+            'api_base="http://m1.inference.svc:8000/v1", model_id="abc", '
+            f'api_provider="hosted_vllm", exception_status="{status}", instance="{instance}"}}'
+        )
+
+    replica, other = "10.0.1.7:4000", "10.0.2.9:4000"
     budget = 1 - cfg.availability_target
     burn_description = (
         "{value} of gateway requests fail (server errors, timeouts, no backend): at this rate the "
@@ -139,23 +144,30 @@ def gateway_cases(cfg: GatewayConfig, models: list[str]) -> dict[str, Cases]:
         ),
         "GatewayBackendOutage": Cases(
             fires=(
+                # Cooled down every minute, for server errors and then rate limits.
                 Scenario(
-                    {state: "2x10"},
-                    8,
+                    {cooled(replica): "0+1x8 8x12", cooled(replica, "429"): "0x8 0+1x12"},
+                    14,
                     (
                         Expected(
                             "warning",
                             {
-                                "litellm_model_name": "hosted_vllm/org/M",
+                                "litellm_model_name": "m1",
                                 "api_base": "http://m1.inference.svc:8000/v1",
                             },
-                            "Backend http://m1.inference.svc:8000/v1 (hosted_vllm/org/M) is in "
-                            "complete outage for the gateway.",
+                            "A gateway replica cooled backend http://m1.inference.svc:8000/v1 "
+                            "(m1) down 5 times in 5 minutes: it fails again as soon as each "
+                            "cooldown ends.",
                         ),
                     ),
                 ),
             ),
-            quiet=(Scenario({state: "1x10"}, 8),),
+            quiet=(
+                # One cooldown, seen by both replicas, just as it would have fired.
+                Scenario({cooled(replica): "0 1x20", cooled(other): "0 1x20"}, 6),
+                # Cooled down every minute, ten minutes ago.
+                Scenario({cooled(replica): "0+1x5 5x25"}, 20),
+            ),
         ),
         "GatewayErrorBudgetBurn": Cases(
             fires=(

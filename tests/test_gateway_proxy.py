@@ -40,7 +40,7 @@ from infra.stack.files import ROOT, typed_stack_config
 from tests.conftest import STACKS
 from tests.known_metrics import LITELLM
 from tests.test_gateway_alerts import assert_gateway_rules_fire_and_stay_quiet
-from workloads.gateway.alerts import FAILED_FALLBACKS
+from workloads.gateway.alerts import COOLDOWNS, FAILED_FALLBACKS
 from workloads.gateway.config import GatewayRoute
 from workloads.gateway.litellm import (
     CALLBACKS_MODULE,
@@ -542,3 +542,24 @@ def test_the_metrics_the_rules_use_are_exported_to_prometheus_only(
     assert declared >= LITELLM
     # What the scenarios exercised has samples too (a fallback never failed here).
     assert sampled >= LITELLM - {FAILED_FALLBACKS}
+
+
+@real_proxy
+def test_a_cooldown_is_counted_under_the_route_the_outage_alert_names(
+    gateway: Gateway, scenarios: object
+) -> None:
+    """``GatewayBackendOutage`` reads the cooldown counter by route and ``api_base``: the
+    cooldown scenario's cooldowns are there, under the primary's route and the base URL
+    of its Service, with the status that caused them."""
+    status, text = http("GET", f"{gateway.url}/metrics/", key=metrics_key(SEED))
+    assert status == 200, text
+    labels = [
+        dict(re.findall(r'(\w+)="([^"]*)"', line))
+        for line in str(text).splitlines()
+        if line.startswith(COOLDOWNS + "{")
+    ]
+    assert labels, f"no {COOLDOWNS} sample after the cooldown scenario"
+    assert {(x["litellm_model_name"], x["exception_status"]) for x in labels} == {
+        (gateway.primary.backend.name, "500")
+    }
+    assert {x["api_base"] for x in labels} == {f"{gateway.primary.backend.url}/v1"}

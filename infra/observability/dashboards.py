@@ -330,12 +330,15 @@ def gateway_dashboard(gateway_namespace: str) -> dict[str, Any]:
                     ),
                 ),
             ),
+            # Not litellm_deployment_state, whose outage value never clears (see
+            # workloads/gateway/alerts.py COOLDOWNS).
             Panel(
-                "Backend state (0 healthy, 1 partial, 2 outage)",
+                "Backend cooldowns",
                 "none",
                 (
                     Query(
-                        f"max by (litellm_model_name, api_base) (litellm_deployment_state{{{ns}}})",
+                        "sum by (litellm_model_name, api_base) (increase("
+                        f"litellm_deployment_cooled_down_total{{{ns}}}[{RATE}]))",
                         "{{litellm_model_name}} {{api_base}}",
                     ),
                 ),
