@@ -54,6 +54,10 @@ KUBE_STATE_METRICS: Final = frozenset(
         "kube_deployment_status_replicas_unavailable",
         "kube_deployment_status_replicas_available",
         "kube_deployment_spec_replicas",
+        # docs/metrics/workload/horizontalpodautoscaler-metrics.md; labels namespace and
+        # horizontalpodautoscaler (the HPA's name).
+        "kube_horizontalpodautoscaler_status_current_replicas",
+        "kube_horizontalpodautoscaler_spec_max_replicas",
     }
 )
 

@@ -232,6 +232,10 @@ def alert_cases(i: AlertInputs) -> dict[str, Cases]:
     high_error = (t.error_ratio_critical + 1) / 2
     kv = (t.kv_cache_ratio + 1) / 2
     queue = 2 * t.queue_backlog + 2
+    waiting = f'vllm:num_requests_waiting{{{MODEL},service="m1"}}'
+    hpa = 'namespace="inference",horizontalpodautoscaler="keda-hpa-m1"'
+    hpa_current = f"kube_horizontalpodautoscaler_status_current_replicas{{{hpa}}}"
+    hpa_max = f"kube_horizontalpodautoscaler_spec_max_replicas{{{hpa}}}"
     restarts = 2 * t.pod_restarts_per_hour + 2
     unavailable_for = minutes(t.replicas_unavailable_for)
     pending_for = minutes(t.pending_gpu_pod_for)
@@ -390,21 +394,26 @@ def alert_cases(i: AlertInputs) -> dict[str, Cases]:
         "VllmRequestQueueBacklog": Cases(
             fires=(
                 Scenario(
-                    {f"vllm:num_requests_waiting{{{MODEL}}}": f"{queue}x20"},
+                    {waiting: f"{queue}x20", hpa_current: "4x20", hpa_max: "4x20"},
                     15,
                     (
                         Expected(
                             "warning",
-                            {"namespace": "inference", "model_name": "m1"},
+                            {"namespace": "inference", "service": "m1", "model_name": "m1"},
                             f"{go_value(queue)} requests wait for model m1 (threshold "
-                            f"{t.queue_backlog}); the autoscaler is at its maximum or cannot "
-                            "get GPUs.",
+                            f"{t.queue_backlog}) with its autoscaler at its maximum.",
                         ),
                     ),
                 ),
             ),
             quiet=(
-                Scenario({f"vllm:num_requests_waiting{{{MODEL}}}": f"{t.queue_backlog}x20"}, 15),
+                Scenario(
+                    {waiting: f"{t.queue_backlog}x20", hpa_current: "4x20", hpa_max: "4x20"}, 15
+                ),
+                # Scaling up: a replica more every few minutes, each a cold start away.
+                Scenario(
+                    {waiting: f"{queue}x20", hpa_current: "1x5 2x5 3x10", hpa_max: "4x20"}, 15
+                ),
             ),
         ),
         "ModelPodRestarting": Cases(
@@ -800,7 +809,9 @@ def test_thresholds_and_namespace_come_from_the_inputs() -> None:
     latency = _rule(inputs, "InferenceLatencyP99High")
     assert latency.expr.endswith(" > 4.5")
     assert 'vllm:e2e_request_latency_seconds_bucket{namespace="serve"}' in latency.expr
-    assert _rule(inputs, "VllmRequestQueueBacklog").expr.endswith(" > 7")
+    backlog = _rule(inputs, "VllmRequestQueueBacklog").expr
+    assert " > 7 unless on (namespace, service) label_replace(" in backlog
+    assert backlog.count('{namespace="serve"}') == 3
     assert _rule(inputs, "GpuPodPending").for_ == "25m"
     assert latency.runbook_url == "https://example.com/runbooks/InferenceLatencyP99High.md"
 

@@ -138,16 +138,24 @@ def platform_rule_groups(inputs: AlertInputs) -> tuple[RuleGroup, ...]:
                 "{{ $value | humanizePercentage }} full: requests get preempted; add "
                 "replicas or lower max sequences.",
             ),
+            # Not while the autoscaler can still add replicas: a normal scale-up queues for
+            # a whole cold start (node, image, weights), longer than `for`. KEDA names a
+            # ScaledObject's HPA keda-hpa-<name> (keda.sh/docs/2.20/reference/
+            # scaledobject-spec, horizontalPodAutoscalerConfig.name); the ScaledObject and
+            # the Service the series are scraped through share the model's name.
             rule(
                 "VllmRequestQueueBacklog",
                 "warning",
                 "10m",
-                f"sum by (namespace, model_name) (vllm:num_requests_waiting{{{ns}}})"
-                f" > {t.queue_backlog}",
+                f"sum by (namespace, service, model_name) (vllm:num_requests_waiting{{{ns}}})"
+                f" > {t.queue_backlog} unless on (namespace, service) label_replace("
+                f"kube_horizontalpodautoscaler_status_current_replicas{{{ns}}} < on "
+                "(namespace, horizontalpodautoscaler) "
+                f"kube_horizontalpodautoscaler_spec_max_replicas{{{ns}}}, "
+                '"service", "$1", "horizontalpodautoscaler", "keda-hpa-(.+)")',
                 "Requests queueing for a model",
                 "{{ $value }} requests wait for model {{ $labels.model_name }} "
-                f"(threshold {t.queue_backlog}); the autoscaler is at its maximum or "
-                "cannot get GPUs.",
+                f"(threshold {t.queue_backlog}) with its autoscaler at its maximum.",
             ),
             rule(
                 "ModelPodRestarting",

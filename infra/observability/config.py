@@ -32,7 +32,8 @@ class AlertThresholds(Section):
     kv_cache_ratio: Annotated[float, Field(gt=0, lt=1)] = 0.90
     """Warn when a replica's KV-cache usage stays above this (default 0.90)."""
     queue_backlog: PositiveInt = 20
-    """Warn when more requests than this wait in a model's queues (default 20)."""
+    """Warn when more requests than this wait in a model's queues while its autoscaler
+    is at its maximum (default 20)."""
     pod_restarts_per_hour: PositiveInt = 3
     """Warn when a model container restarts more often than this in an hour (default 3)."""
     replicas_unavailable_for: Duration = "20m"
