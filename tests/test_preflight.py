@@ -136,7 +136,7 @@ def test_clean_stack_prints_offerings_prices_and_quotas(capsys: pytest.CaptureFi
     assert lines[0] == f"Preflight of stack {SMALL}: region us-west-2, zones us-west-2a, us-west-2b"
     assert "  gpu-lab  g5.xlarge    1     4      0.0000      0.0000" in lines
     assert "  gpu-lab  g6.12xlarge  4     48     0.0000      0.0000" in lines
-    assert "  L-3819A6DF  All G and VT Spot Instance Requests   64      64     ok" in lines
+    assert "  L-3819A6DF  All G and VT Spot Instance Requests   64      0       64     ok" in lines
     assert lines[-1] == f"preflight of stack {SMALL}: ok"
     session.stubber.assert_no_pending_responses()
 
@@ -166,18 +166,60 @@ def test_quota_too_low_says_which_increase_to_request(
     session.expect_quotas({**SMALL_QUOTAS_OK, "L-3819A6DF": 32.0})
     assert preflight.main(SMALL, FIXTURES, session=session) == 1
     out = capsys.readouterr()
-    assert "  L-3819A6DF  All G and VT Spot Instance Requests   64      32     TOO LOW" in (
+    assert "  L-3819A6DF  All G and VT Spot Instance Requests   64      0       32     TOO LOW" in (
         out.out.splitlines()
     )
     assert out.err == (
         "\nBlocking findings (1):\n"
-        "  - quota L-3819A6DF (All G and VT Spot Instance Requests) is 32 vCPUs in us-west-2, "
+        "  - quota L-3819A6DF (All G and VT Spot Instance Requests) is 32 vCPUs in us-west-2; "
         "the GPU pools need 64: request an increase of 32 vCPUs (aws service-quotas "
         "request-service-quota-increase --service-code ec2 --quota-code L-3819A6DF "
         "--desired-value 64 --region us-west-2), or lower llm-platform:gpuPools[].gpuLimit / "
         "drop spot from capacityTypes\n"
     )
     assert out.out.splitlines()[-1] == f"preflight of stack {SMALL}: BLOCKED"
+
+
+@pytest.mark.usefixtures("aws")
+def test_instances_outside_the_cluster_count_against_the_quota() -> None:
+    """The quota is for the account and region: other GPU instances leave less of it.
+    The cluster's own nodes (tagged by Karpenter) are already in what the pools need."""
+    cfg = typed_config(SMALL)
+    session = QuotaStubSession("us-west-2")
+    session.expect_quotas(SMALL_QUOTAS_OK)
+    ec2 = session.client("ec2", region_name=cfg.region)
+    ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+
+    def launch(instance_type: str, *, spot: bool = False, cluster: str | None = None) -> None:
+        tags = [{"Key": preflight.CLUSTER_TAG, "Value": cluster}] if cluster else []
+        ec2.run_instances(
+            ImageId=ami,
+            MinCount=1,
+            MaxCount=1,
+            InstanceType=instance_type,
+            **({"InstanceMarketOptions": {"MarketType": "spot"}} if spot else {}),
+            **({"TagSpecifications": [{"ResourceType": "instance", "Tags": tags}]} if tags else {}),
+        )
+
+    launch("g5.4xlarge", spot=True)  # 16 vCPUs of another team's spot
+    launch("g5.2xlarge", spot=True, cluster=cfg.cluster.name)  # one of the pools' own nodes
+    launch("p4d.24xlarge")  # 96 on-demand P vCPUs, of a quota the pools do not use
+    launch("m5.large")  # no GPU quota
+    observed = preflight.observe(cfg, session)
+    assert observed.in_use == {"L-DB2E81BA": 0, "L-3819A6DF": 16, "L-417A185B": 96, "L-7212CCBC": 0}
+    report = preflight.evaluate(cfg, observed)
+    assert "  L-417A185B  Running On-Demand P instances         0       96      0      ok" in (
+        report.lines
+    )
+    need = preflight.required_vcpus(cfg)["L-3819A6DF"]
+    assert need == SMALL_QUOTAS_OK["L-3819A6DF"]  # enough on its own, not with the 16 in use
+    assert report.blocking == [
+        f"quota L-3819A6DF (All G and VT Spot Instance Requests) is {need} vCPUs in us-west-2, "
+        f"16 of them used by instances outside the cluster; the GPU pools need {need}: request "
+        "an increase of 16 vCPUs (aws service-quotas request-service-quota-increase "
+        f"--service-code ec2 --quota-code L-3819A6DF --desired-value {need + 16} --region "
+        "us-west-2), or lower llm-platform:gpuPools[].gpuLimit / drop spot from capacityTypes"
+    ]
 
 
 def test_quota_never_changed_falls_back_to_the_aws_default() -> None:

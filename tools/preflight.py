@@ -6,7 +6,9 @@ and zones it checks, with the caller's AWS credentials (read-only calls only):
 - every instance type a GPU pool allows is offered in every configured zone
   (``ec2:DescribeInstanceTypeOfferings``, location type ``availability-zone``);
 - the EC2 vCPU quotas for G/VT and P instances, on-demand and spot, cover the worst case
-  the pools' ``gpuLimit`` admits (``servicequotas:GetServiceQuota``);
+  the pools' ``gpuLimit`` admits (``servicequotas:GetServiceQuota``), on top of what
+  instances outside the stack's cluster already hold (``ec2:DescribeInstances``,
+  ``ec2:DescribeInstanceTypes``);
 - and it reports the current spot price of each type in each zone
   (``ec2:DescribeSpotPriceHistory``).
 
@@ -55,9 +57,17 @@ VCPU_QUOTAS: tuple[VcpuQuota, ...] = (
 )
 
 
-def quota_family(instance_type: GpuInstanceType) -> QuotaFamily:
-    """EC2 counts g* instances against the G and VT quotas, p* against the P quotas."""
-    return "P" if instance_type.family.startswith("p") else "G and VT"
+CLUSTER_TAG = "eks:eks-cluster-name"
+"""Karpenter tags each node it launches with its cluster's name (karpenter-provider-aws
+v1.x, ``pkg/apis/v1/labels.go`` ``EKSClusterNameTagKey``)."""
+
+
+def quota_family(family: str) -> QuotaFamily | None:
+    """The quotas EC2 counts an instance family against: g* and vt* the G and VT ones,
+    p* the P ones; none for other families."""
+    if family.startswith("p"):
+        return "P"
+    return "G and VT" if family.startswith(("g", "vt")) else None
 
 
 def quota_for(family: QuotaFamily, capacity_type: CapacityType) -> VcpuQuota:
@@ -85,12 +95,34 @@ def required_vcpus(cfg: PlatformConfig) -> dict[str, int]:
         by_family: dict[QuotaFamily, int] = {}
         for t in types[pool.name]:
             vcpus = math.ceil(pool.gpu_limit / t.gpus) * t.vcpus
-            family = quota_family(t)
+            family = quota_family(t.family)
+            if family is None:
+                raise ValueError(f"{t.name} counts against no GPU vCPU quota")
             by_family[family] = max(by_family.get(family, 0), vcpus)
         for family, vcpus in by_family.items():
             for capacity_type in pool.capacity_types:
                 needed[quota_for(family, capacity_type).code] += vcpus
     return needed
+
+
+def quota_use(
+    instances: Iterable[Mapping[str, Any]], vcpus: Mapping[str, int], cluster: str
+) -> dict[str, int]:
+    """vCPUs that running instances outside ``cluster`` hold against each quota (by
+    code), with ``vcpus`` the default vCPUs per instance type. The cluster's own GPU nodes
+    are left out: they are part of what its pools need."""
+    used = {q.code: 0 for q in VCPU_QUOTAS}
+    for instance in instances:
+        type_name = str(instance["InstanceType"])
+        family = quota_family(type_name.split(".")[0])
+        tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+        if family is None or tags.get(CLUSTER_TAG) == cluster:
+            continue
+        capacity: CapacityType = (
+            "spot" if instance.get("InstanceLifecycle") == "spot" else "on-demand"
+        )
+        used[quota_for(family, capacity).code] += vcpus[type_name]
+    return used
 
 
 @dataclass(frozen=True)
@@ -122,6 +154,8 @@ class Observed:
     quotas: Mapping[str, float]
     """Quota code -> applied vCPU quota value."""
     spot_prices: Mapping[tuple[str, str], SpotPrice]
+    in_use: Mapping[str, int] = field(default_factory=dict)
+    """Quota code -> vCPUs held by running instances outside the cluster (:func:`quota_use`)."""
 
 
 @dataclass
@@ -177,23 +211,35 @@ def evaluate(cfg: PlatformConfig, observed: Observed) -> Report:
                 )
     report.lines += _table(["pool", "type", "gpus", "vcpus", *cfg.zones], rows)
 
-    report.lines += ["", "EC2 vCPU quotas (worst case of the pools' gpuLimit):"]
+    report.lines += ["", "EC2 vCPU quotas (the pools' gpuLimit at worst, plus other instances):"]
     needed = required_vcpus(cfg)
     rows = []
     for quota in VCPU_QUOTAS:
         have, need = observed.quotas[quota.code], needed[quota.code]
-        status = "ok" if have >= need else "TOO LOW"
-        rows.append([quota.code, quota.name, str(need), f"{have:g}", status])
-        if have < need:
+        used = observed.in_use.get(quota.code, 0)
+        short = need > 0 and have < need + used  # a quota the pools do not use cannot block
+        rows.append(
+            [
+                quota.code,
+                quota.name,
+                str(need),
+                str(used),
+                f"{have:g}",
+                "TOO LOW" if short else "ok",
+            ]
+        )
+        if short:
+            others = f", {used} of them used by instances outside the cluster" if used else ""
             report.blocking.append(
-                f"quota {quota.code} ({quota.name}) is {have:g} vCPUs in {cfg.region}, the GPU "
-                f"pools need {need}: request an increase of {math.ceil(need - have)} vCPUs "
+                f"quota {quota.code} ({quota.name}) is {have:g} vCPUs in {cfg.region}{others}; "
+                f"the GPU pools need {need}: request an increase of "
+                f"{math.ceil(need + used - have)} vCPUs "
                 f"(aws service-quotas request-service-quota-increase --service-code ec2 "
-                f"--quota-code {quota.code} --desired-value {need} --region {cfg.region}), "
-                f"or lower {NAMESPACE}:gpuPools[].gpuLimit / drop {quota.capacity_type} from "
-                "capacityTypes"
+                f"--quota-code {quota.code} --desired-value {need + used} --region "
+                f"{cfg.region}), or lower {NAMESPACE}:gpuPools[].gpuLimit / drop "
+                f"{quota.capacity_type} from capacityTypes"
             )
-    report.lines += _table(["quota", "name", "needed", "quota", "status"], rows)
+    report.lines += _table(["quota", "name", "needed", "in use", "quota", "status"], rows)
     return report
 
 
@@ -236,10 +282,27 @@ def observe(cfg: PlatformConfig, session: Any) -> Observed:
         for page in pages:
             history += page["SpotPriceHistory"]
 
+    instances = [
+        instance
+        for page in ec2.get_paginator("describe_instances").paginate(
+            Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}]
+        )
+        for reservation in page["Reservations"]
+        for instance in reservation["Instances"]
+        if quota_family(str(instance["InstanceType"]).split(".")[0]) is not None
+    ]
+    vcpus: dict[str, int] = {}
+    kinds = sorted({str(i["InstanceType"]) for i in instances})
+    for start in range(0, len(kinds), 100):  # DescribeInstanceTypes takes 100 at a time
+        answer = ec2.describe_instance_types(InstanceTypes=kinds[start : start + 100])
+        for info in answer["InstanceTypes"]:
+            vcpus[info["InstanceType"]] = int(info["VCpuInfo"]["DefaultVCpus"])
+
     return Observed(
         offered={k: frozenset(v) for k, v in offered.items()},
         quotas=quota_values,
         spot_prices=latest_spot_prices(history),
+        in_use=quota_use(instances, vcpus, cfg.cluster.name),
     )
 
 
