@@ -39,6 +39,7 @@ from workloads.gateway.litellm import (
     metrics_key,
     proxy_config,
     render_deployment,
+    render_network_policy,
     render_pdb,
     request_budget_seconds,
     retry_backoff_seconds,
@@ -173,11 +174,21 @@ def _named(resources: tuple[Recorded, ...], type_: str, name: str, ns: str) -> d
     return found
 
 
+def test_without_client_namespaces_only_prometheus_reaches_the_gateway() -> None:
+    policy = render_network_policy(GatewayConfig(), "inference", MODEL_PORT)
+    (ingress,) = policy["spec"]["ingress"]
+    (peer,) = ingress["from"]
+    assert peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "prometheus"
+
+
 def test_only_the_gateway_and_prometheus_reach_the_models(
     fixture_resources: tuple[Recorded, ...], fixture_stack: str
 ) -> None:
     cfg = typed_config(fixture_stack)
-    monitoring = {
+    # Prometheus's pods alone, by the labels the chart's Prometheus Service selects them
+    # by (kube-prometheus-stack 88.5.3 templates/prometheus/service.yaml): not Grafana,
+    # Alertmanager or anything else in the namespace.
+    prometheus = {
         "namespaceSelector": {
             "matchExpressions": [
                 {
@@ -186,7 +197,13 @@ def test_only_the_gateway_and_prometheus_reach_the_models(
                     "values": [MONITORING_NAMESPACE],
                 }
             ]
-        }
+        },
+        "podSelector": {
+            "matchLabels": {
+                "app.kubernetes.io/name": "prometheus",
+                "operator.prometheus.io/name": "kube-prometheus-stack-prometheus",
+            }
+        },
     }
     for model in cfg.enabled_models:
         policy = _named(fixture_resources, POLICY, model.name, cfg.serving.namespace)
@@ -204,14 +221,18 @@ def test_only_the_gateway_and_prometheus_reach_the_models(
                 },
                 "podSelector": {"matchLabels": LABELS},
             },
-            monitoring,
+            prometheus,
         ]
     gateway = _named(fixture_resources, POLICY, NAME, cfg.gateway.namespace)["spec"]
     (ingress,) = gateway["ingress"]
-    (peer,) = ingress["from"]
-    assert peer["namespaceSelector"]["matchExpressions"][0]["values"] == sorted(
-        [*cfg.gateway.allowed_client_namespaces, MONITORING_NAMESPACE]
+    *clients, scraper = ingress["from"]
+    assert scraper == prometheus
+    assert [c["namespaceSelector"]["matchExpressions"][0]["values"] for c in clients] == (
+        [sorted(cfg.gateway.allowed_client_namespaces)]
+        if cfg.gateway.allowed_client_namespaces
+        else []
     )
+    assert all("podSelector" not in c for c in clients)
     assert ingress["ports"] == [{"protocol": "TCP", "port": 4000}]
     dns, models = gateway["egress"]
     assert dns["to"][0]["namespaceSelector"]["matchExpressions"][0]["values"] == ["kube-system"]

@@ -6,7 +6,8 @@ ServiceMonitor label and the model ServiceMonitors can never drift apart.
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Sequence
+from typing import Any, Final
 
 # Namespaces
 KARPENTER_NAMESPACE: Final = "karpenter"
@@ -29,8 +30,39 @@ PLATFORM_NAMESPACES: Final = (
 # (``release: <release name>`` while ``*SelectorNilUsesHelmValues`` stays true).
 PROMETHEUS_RELEASE: Final = "kube-prometheus-stack"
 PROMETHEUS_SELECTOR_LABELS: Final = {"release": PROMETHEUS_RELEASE}
-# Service "<fullname>-prometheus"; fullname is the release name when it contains the chart name.
-PROMETHEUS_URL: Final = f"http://{PROMETHEUS_RELEASE}-prometheus.{MONITORING_NAMESPACE}.svc:9090"
+PROMETHEUS_NAME: Final = f"{PROMETHEUS_RELEASE}-prometheus"
+"""The chart's Prometheus object and its Service: ``<fullname>-prometheus``
+(``templates/_helpers.tpl`` ``prometheus.crname``), fullname being the release name
+when that contains the chart name."""
+PROMETHEUS_URL: Final = f"http://{PROMETHEUS_NAME}.{MONITORING_NAMESPACE}.svc:9090"
+
+
+def namespaces_peer(names: Sequence[str]) -> dict[str, Any]:
+    """A NetworkPolicy peer: every pod of the namespaces ``names``."""
+    return {
+        "namespaceSelector": {
+            "matchExpressions": [
+                {"key": "kubernetes.io/metadata.name", "operator": "In", "values": sorted(names)}
+            ]
+        }
+    }
+
+
+def prometheus_peer() -> dict[str, Any]:
+    """A NetworkPolicy peer: the Prometheus pods only, not the rest of the monitoring
+    namespace (Grafana, Alertmanager, the operator's jobs). The labels are the ones the
+    chart's Service selects them by (kube-prometheus-stack 88.5.3,
+    ``templates/prometheus/service.yaml``)."""
+    return {
+        **namespaces_peer([MONITORING_NAMESPACE]),
+        "podSelector": {
+            "matchLabels": {
+                "app.kubernetes.io/name": "prometheus",
+                "operator.prometheus.io/name": PROMETHEUS_NAME,
+            }
+        },
+    }
+
 
 # System node group: on-demand nodes for controllers (Karpenter cannot run on nodes it
 # launches). Tainted so that only workloads that opt in land there.

@@ -32,11 +32,12 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from infra.core.conventions import (
-    MONITORING_NAMESPACE,
     PROMETHEUS_SELECTOR_LABELS,
     SYSTEM_NODE_LABELS,
     SYSTEM_TOLERATION,
     ZONE_LABEL,
+    namespaces_peer,
+    prometheus_peer,
 )
 from workloads.gateway.config import GatewayConfig
 
@@ -368,23 +369,16 @@ def render_service_monitor(cfg: GatewayConfig) -> dict[str, Any]:
     }
 
 
-def _namespaces(names: Sequence[str]) -> dict[str, Any]:
-    return {
-        "namespaceSelector": {
-            "matchExpressions": [
-                {"key": "kubernetes.io/metadata.name", "operator": "In", "values": sorted(names)}
-            ]
-        }
-    }
-
-
 def render_network_policy(
     cfg: GatewayConfig, serving_namespace: str, model_port: int
 ) -> dict[str, Any]:
     """Clients (the allowed namespaces) and Prometheus reach the gateway; the gateway
     reaches only DNS and the model servers (so nothing at startup or later goes to the
     internet)."""
-    ingress_from = [_namespaces([*cfg.allowed_client_namespaces, MONITORING_NAMESPACE])]
+    clients = (
+        [namespaces_peer(cfg.allowed_client_namespaces)] if cfg.allowed_client_namespaces else []
+    )
+    ingress_from = [*clients, prometheus_peer()]
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -395,11 +389,11 @@ def render_network_policy(
             "ingress": [{"from": ingress_from, "ports": [{"protocol": "TCP", "port": PORT}]}],
             "egress": [
                 {
-                    "to": [_namespaces(["kube-system"])],
+                    "to": [namespaces_peer(["kube-system"])],
                     "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
                 },
                 {
-                    "to": [_namespaces([serving_namespace])],
+                    "to": [namespaces_peer([serving_namespace])],
                     "ports": [{"protocol": "TCP", "port": model_port}],
                 },
             ],
@@ -410,7 +404,7 @@ def render_network_policy(
 def model_server_sources(cfg: GatewayConfig) -> dict[str, Any]:
     """The NetworkPolicy peer of the model servers' ingress: the gateway's pods only."""
     return {
-        **_namespaces([cfg.namespace]),
+        **namespaces_peer([cfg.namespace]),
         "podSelector": {"matchLabels": dict(LABELS)},
     }
 

@@ -26,11 +26,11 @@ from infra.core.conventions import (
     GPU_TOLERATION,
     INSTANCE_TYPE_LABEL,
     MODEL_LABEL,
-    MONITORING_NAMESPACE,
     NODEPOOL_LABEL,
     PROMETHEUS_SELECTOR_LABELS,
     PROMETHEUS_URL,
     ZONE_LABEL,
+    prometheus_peer,
 )
 from infra.core.iam import pod_identity
 from infra.core.naming import model_manifest_key, model_prefix, model_role_name, revision_prefix
@@ -485,17 +485,6 @@ def render_network_policy(
     vLLM's ``--api-key`` guards ``/v1`` only; ``/metrics`` and ``/health`` are open, so
     the network decides who can reach the port at all.
     """
-    prometheus = {
-        "namespaceSelector": {
-            "matchExpressions": [
-                {
-                    "key": "kubernetes.io/metadata.name",
-                    "operator": "In",
-                    "values": [MONITORING_NAMESPACE],
-                }
-            ]
-        }
-    }
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -505,7 +494,7 @@ def render_network_policy(
             "policyTypes": ["Ingress"],
             "ingress": [
                 {
-                    "from": [*map(dict, clients), prometheus],
+                    "from": [*map(dict, clients), prometheus_peer()],
                     "ports": [{"protocol": "TCP", "port": PORT}],
                 }
             ],
