@@ -144,9 +144,11 @@ def gateway_cases(cfg: GatewayConfig, models: list[str]) -> dict[str, Cases]:
         ),
         "GatewayBackendOutage": Cases(
             fires=(
-                # Cooled down every minute, for server errors and then rate limits.
+                # Cooled down again every minute: server errors, then timeouts. A series
+                # appears with its first count (LiteLLM creates it on the first
+                # increment).
                 Scenario(
-                    {cooled(replica): "0+1x8 8x12", cooled(replica, "429"): "0x8 0+1x12"},
+                    {cooled(replica): "_ 1+1x8 9x12", cooled(replica, "408"): "_x9 1+1x12"},
                     14,
                     (
                         Expected(
@@ -155,18 +157,21 @@ def gateway_cases(cfg: GatewayConfig, models: list[str]) -> dict[str, Cases]:
                                 "litellm_model_name": "m1",
                                 "api_base": "http://m1.inference.svc:8000/v1",
                             },
-                            "A gateway replica cooled backend http://m1.inference.svc:8000/v1 "
-                            "(m1) down 5 times in 5 minutes: it fails again as soon as each "
-                            "cooldown ends.",
+                            "The gateway keeps cooling backend http://m1.inference.svc:8000/v1 "
+                            "(m1) down: calls fail again as soon as each cooldown ends.",
                         ),
                     ),
                 ),
             ),
             quiet=(
-                # One cooldown, seen by both replicas, just as it would have fired.
-                Scenario({cooled(replica): "0 1x20", cooled(other): "0 1x20"}, 6),
+                # One episode of several failed calls, on both replicas: it leaves the
+                # 5-minute window before the alert's 5 minutes are up.
+                *(
+                    Scenario({cooled(replica): "_ 1 3x20", cooled(other): "_ 2 4x20"}, at)
+                    for at in (6, 7)
+                ),
                 # Cooled down every minute, ten minutes ago.
-                Scenario({cooled(replica): "0+1x5 5x25"}, 20),
+                Scenario({cooled(replica): "_ 1+1x5 6x25"}, 20),
             ),
         ),
         "GatewayErrorBudgetBurn": Cases(

@@ -285,7 +285,7 @@ def cost_dashboard(daily_budget_usd: float) -> dict[str, Any]:
 
 def gateway_dashboard(gateway_namespace: str) -> dict[str, Any]:
     """The LiteLLM gateway (its ``prometheus`` callback, v1.108.0 metric names): requests
-    and errors by model, fallbacks, backend state, and p95 latency by the model that
+    and errors by model, fallbacks, backend cooldowns, and p95 latency by the model that
     answered."""
     ns = f'namespace="{gateway_namespace}"'
     return dashboard(

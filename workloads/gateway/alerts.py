@@ -29,12 +29,12 @@ FAILED = "litellm_proxy_failed_requests_metric_total"
 FALLBACKS = "litellm_deployment_successful_fallbacks_total"
 FAILED_FALLBACKS = "litellm_deployment_failed_fallbacks_total"
 COOLDOWNS = "litellm_deployment_cooled_down_total"
-"""Counted each time a replica cools a deployment down (``router_utils/
-cooldown_callbacks.py``), labelled with the route (``litellm_model_name``) and its
-``api_base``. Not ``litellm_deployment_state``: the cooldown writes its 2 (complete
-outage) under those labels, while a later success writes 0 under the provider's model
-name and the full URL, so the 2 stays until the proxy restarts (seen on the real proxy,
-``tests/test_gateway_proxy.py``)."""
+"""Incremented (``router_utils/cooldown_callbacks.py``) for each failing call that finds
+a deployment past its allowed fails, so one episode may count several; labelled with the
+route (``litellm_model_name``) and its ``api_base``. Not ``litellm_deployment_state``:
+the cooldown writes its 2 (complete outage) under those labels, while a later success
+writes 0 under the provider's model name and the full URL, so the 2 stays until the
+proxy restarts (seen on the real proxy, ``tests/test_gateway_proxy.py``)."""
 TTFT = "litellm_llm_api_time_to_first_token_metric_bucket"
 """Streamed requests only."""
 LATENCY = "litellm_request_total_latency_metric_bucket"
@@ -131,19 +131,18 @@ def gateway_rule_groups(
             "{{ $labels.fallback_model }} for 10 minutes "
             "({{ $value | humanize }}/s): the primary is degraded.",
         ),
-        # Cooled down again and again: the backend fails as soon as each cooldown ends.
-        # Per replica (each keeps its own cooldowns), so one blip seen by every replica
-        # does not add up to an outage.
+        # Cooled down again and again: the backend fails as soon as each cooldown ends,
+        # so cooldowns keep counting in every 5-minute window for 5 minutes. One episode
+        # (however many calls it counts) leaves its window within the `for`.
         alert(
             "GatewayBackendOutage",
             "warning",
             "5m",
-            "max by (litellm_model_name, api_base) (sum by (litellm_model_name, api_base, "
-            f"instance) (increase({COOLDOWNS}{{{ns}}}[5m]))) > 1",
+            f"sum by (litellm_model_name, api_base) (increase({COOLDOWNS}{{{ns}}}[5m])) > 0",
             "Gateway sees a model backend down",
-            "A gateway replica cooled backend {{ $labels.api_base }} "
-            "({{ $labels.litellm_model_name }}) down {{ $value | humanize }} times in 5 "
-            "minutes: it fails again as soon as each cooldown ends.",
+            "The gateway keeps cooling backend {{ $labels.api_base }} "
+            "({{ $labels.litellm_model_name }}) down: calls fail again as soon as each "
+            "cooldown ends.",
         ),
     )
     latency = tuple(
