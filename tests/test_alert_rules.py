@@ -392,27 +392,38 @@ def alert_cases(i: AlertInputs) -> dict[str, Cases]:
             quiet=(Scenario({f"vllm:kv_cache_usage_perc{{{MODEL}}}": "0.3x30"}, 20),),
         ),
         "VllmRequestQueueBacklog": Cases(
-            fires=(
+            fires=tuple(
                 Scenario(
-                    {waiting: f"{queue}x20", hpa_current: "4x20", hpa_max: "4x20"},
-                    15,
+                    {waiting: f"{queue}x60", hpa_current: current, hpa_max: "4x60"},
+                    at,
                     (
                         Expected(
                             "warning",
                             {"namespace": "inference", "service": "m1", "model_name": "m1"},
                             f"{go_value(queue)} requests wait for model m1 (threshold "
-                            f"{t.queue_backlog}) with its autoscaler at its maximum.",
+                            f"{t.queue_backlog}) and its autoscaler adds no replica.",
                         ),
                     ),
-                ),
+                )
+                for current, at in (
+                    ("4x60", 15),  # at its maximum
+                    ("2x60", 15),  # holding below it: nothing scales
+                    # Stopped below it: quiet for 30 minutes after the last step, then
+                    # the alert's 10 minutes.
+                    ("1x5 2x5 3x50", 55),
+                )
             ),
             quiet=(
                 Scenario(
                     {waiting: f"{t.queue_backlog}x20", hpa_current: "4x20", hpa_max: "4x20"}, 15
                 ),
-                # Scaling up: a replica more every few minutes, each a cold start away.
+                # Scaling up: a replica more every few minutes, each a cold start away;
+                # and still within 30 minutes of its last step.
                 Scenario(
                     {waiting: f"{queue}x20", hpa_current: "1x5 2x5 3x10", hpa_max: "4x20"}, 15
+                ),
+                Scenario(
+                    {waiting: f"{queue}x60", hpa_current: "1x5 2x5 3x50", hpa_max: "4x60"}, 45
                 ),
             ),
         ),
@@ -811,7 +822,7 @@ def test_thresholds_and_namespace_come_from_the_inputs() -> None:
     assert 'vllm:e2e_request_latency_seconds_bucket{namespace="serve"}' in latency.expr
     backlog = _rule(inputs, "VllmRequestQueueBacklog").expr
     assert " > 7 unless on (namespace, service) label_replace(" in backlog
-    assert backlog.count('{namespace="serve"}') == 3
+    assert backlog.count('{namespace="serve"}') == 4
     assert _rule(inputs, "GpuPodPending").for_ == "25m"
     assert latency.runbook_url == "https://example.com/runbooks/InferenceLatencyP99High.md"
 

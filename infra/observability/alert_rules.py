@@ -18,6 +18,12 @@ from dataclasses import dataclass
 from infra.core.alerting import CRITICAL, WARNING, RuleGroup, Runbooks
 from infra.observability.config import AlertThresholds
 
+HPA_REPLICAS = "kube_horizontalpodautoscaler_status_current_replicas"
+HPA_MAX = "kube_horizontalpodautoscaler_spec_max_replicas"
+SCALING_WINDOW = "30m"
+"""How long after its last step a scale-up may still be under way: a new replica's cold
+start (at worst about ten minutes) plus KEDA's scale-up period between two steps."""
+
 
 @dataclass(frozen=True)
 class AlertInputs:
@@ -138,24 +144,29 @@ def platform_rule_groups(inputs: AlertInputs) -> tuple[RuleGroup, ...]:
                 "{{ $value | humanizePercentage }} full: requests get preempted; add "
                 "replicas or lower max sequences.",
             ),
-            # Not while the autoscaler can still add replicas: a normal scale-up queues for
-            # a whole cold start (node, image, weights), longer than `for`. KEDA names a
-            # ScaledObject's HPA keda-hpa-<name> (keda.sh/docs/2.20/reference/
-            # scaledobject-spec, horizontalPodAutoscalerConfig.name); the ScaledObject and
-            # the Service the series are scraped through share the model's name.
+            # Not while the autoscaler is adding replicas: a scale-up queues for a whole
+            # cold start (node, image, weights), longer than `for`. Quiet only while the
+            # model's HPA is below its maximum and changed its size within the last
+            # SCALING_WINDOW; an HPA that holds below its maximum (a scaler that cannot
+            # read Prometheus, a target never reached) does not keep it quiet. KEDA names
+            # a ScaledObject's HPA keda-hpa-<name> (keda.sh/docs/2.20/reference/
+            # scaledobject-spec, horizontalPodAutoscalerConfig.name); the ScaledObject
+            # and the Service the series are scraped through share the model's name.
+            # max by: a kube-state-metrics rollout briefly doubles its series.
             rule(
                 "VllmRequestQueueBacklog",
                 "warning",
                 "10m",
                 f"sum by (namespace, service, model_name) (vllm:num_requests_waiting{{{ns}}})"
-                f" > {t.queue_backlog} unless on (namespace, service) label_replace("
-                f"kube_horizontalpodautoscaler_status_current_replicas{{{ns}}} < on "
-                "(namespace, horizontalpodautoscaler) "
-                f"kube_horizontalpodautoscaler_spec_max_replicas{{{ns}}}, "
+                f" > {t.queue_backlog} unless on (namespace, service) label_replace(("
+                f"max by (namespace, horizontalpodautoscaler) ({HPA_REPLICAS}{{{ns}}}) < "
+                f"max by (namespace, horizontalpodautoscaler) ({HPA_MAX}{{{ns}}})) and "
+                f"(max by (namespace, horizontalpodautoscaler) (changes({HPA_REPLICAS}{{{ns}}}"
+                f"[{SCALING_WINDOW}])) > 0), "
                 '"service", "$1", "horizontalpodautoscaler", "keda-hpa-(.+)")',
                 "Requests queueing for a model",
                 "{{ $value }} requests wait for model {{ $labels.model_name }} "
-                f"(threshold {t.queue_backlog}) with its autoscaler at its maximum.",
+                f"(threshold {t.queue_backlog}) and its autoscaler adds no replica.",
             ),
             rule(
                 "ModelPodRestarting",

@@ -33,7 +33,7 @@ class AlertThresholds(Section):
     """Warn when a replica's KV-cache usage stays above this (default 0.90)."""
     queue_backlog: PositiveInt = 20
     """Warn when more requests than this wait in a model's queues while its autoscaler
-    is at its maximum (default 20)."""
+    adds no replica: at its maximum, or not scaling for 30 minutes (default 20)."""
     pod_restarts_per_hour: PositiveInt = 3
     """Warn when a model container restarts more often than this in an hour (default 3)."""
     replicas_unavailable_for: Duration = "20m"
