@@ -63,21 +63,22 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy --cache-dir "$(MYPY_CACHE)" .
 
-# With E2E set, the end-to-end tests too (`pytest.mark.e2e`: a real LiteLLM proxy, a plan
+# With E2E=1, the end-to-end tests too (`pytest.mark.e2e`: a real LiteLLM proxy, a plan
 # per policy-breaking change, the README's recipes in a scratch copy).
 E2E ?=
+E2E_ON := $(filter 1 yes true,$(E2E))
 # In parallel, one worker per core (pytest-xdist). The end-to-end tests of one LiteLLM
 # proxy share a worker (`--dist loadgroup`), so it starts once.
-PYTEST_ARGS := $(if $(E2E),--dist loadgroup,--dist worksteal -m "not e2e")
+PYTEST_ARGS := $(if $(E2E_ON),--dist loadgroup,--dist worksteal -m "not e2e")
 
 # Only the end-to-end tests run the LiteLLM proxy, from its own venv.
-unit: $(STAMP) tools-apt $(if $(E2E),$(GATEWAY_STAMP))
+unit: $(STAMP) tools-apt $(if $(E2E_ON),$(GATEWAY_STAMP))
 	$(PY) -m pytest -n auto $(PYTEST_ARGS)
 
 ## The fast loop: lint, type check and the unit tests, which plan every committed stack
 ## (after apply and at preview) and fail unless each is clean. With E2E=1, everything CI
 ## runs: the end-to-end tests too, and the offline plan of every stack printed.
-test: lint unit $(if $(E2E),plans)
+test: lint unit $(if $(E2E_ON),plans)
 
 clean:
 	rm -rf build $(VENV) $(GATEWAY_VENV)

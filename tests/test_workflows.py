@@ -24,9 +24,9 @@ WORKFLOWS = ROOT / ".github" / "workflows"
 SETUP_ACTION = ROOT / ".github" / "actions" / "pulumi-setup" / "action.yml"
 POLICY_ARGS = '--policy-pack policies --policy-pack-config "policies/config.$STACK.json"'
 TIMEOUT = 120
+"""Seconds a subprocess of these tests may take."""
 CI_COMMAND = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
 """The full test suite, as ``.ci/run`` runs it (the README's test command)."""
-"""Seconds a subprocess of these tests may take."""
 PER_STACK = "${{ fromJSON(needs.stacks.outputs.stacks) }}"
 """The matrix of a job that runs once per stack (stacks.yml lists them)."""
 

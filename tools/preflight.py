@@ -294,9 +294,15 @@ def observe(cfg: PlatformConfig, session: Any) -> Observed:
     vcpus: dict[str, int] = {}
     kinds = sorted({str(i["InstanceType"]) for i in instances})
     for start in range(0, len(kinds), 100):  # DescribeInstanceTypes takes 100 at a time
-        answer = ec2.describe_instance_types(InstanceTypes=kinds[start : start + 100])
-        for info in answer["InstanceTypes"]:
-            vcpus[info["InstanceType"]] = int(info["VCpuInfo"]["DefaultVCpus"])
+        pages = ec2.get_paginator("describe_instance_types").paginate(
+            InstanceTypes=kinds[start : start + 100]
+        )
+        for page in pages:
+            for info in page["InstanceTypes"]:
+                vcpus[info["InstanceType"]] = int(info["VCpuInfo"]["DefaultVCpus"])
+    unknown = sorted(set(kinds) - set(vcpus))
+    if unknown:
+        raise ToolError(f"DescribeInstanceTypes did not describe {', '.join(unknown)}")
 
     return Observed(
         offered={k: frozenset(v) for k, v in offered.items()},
