@@ -280,7 +280,11 @@ gpu_operator = GpuOperator(
 model_bucket = ModelBucket(
     "models", ModelBucketArgs(bucket_name=cfg.model_bucket, arns=cfg.arns, tags=tags)
 )
-keda = Keda("keda", KedaArgs(version=cfg.serving.keda_version), opts=k8s_opts)
+keda = Keda(
+    "keda",
+    KedaArgs(version=cfg.serving.keda_version, monitoring_crds=monitoring.crd_release),
+    opts=k8s_opts,
+)
 serving = ServingNamespace(
     "serving",
     ServingNamespaceArgs(

@@ -61,6 +61,10 @@ KUBE_STATE_METRICS: Final = frozenset(
     }
 )
 
+# KEDA v2.20.2 operator, pkg/metricscollector/prommetrics.go (labels namespace,
+# scaledObject; namespace arrives as exported_namespace, see the rule).
+KEDA: Final = frozenset({"keda_scaled_object_errors_total"})
+
 # Karpenter 1.8, kubernetes-sigs/karpenter v1.8.3: pkg/cloudprovider/metrics/cloudprovider.go
 # (labels controller, method, provider, error) and pkg/controllers/metrics/nodepool/
 # controller.go (labels nodepool, resource_type = the resource name, e.g. nvidia.com/gpu).
@@ -127,6 +131,14 @@ PROMETHEUS: Final = frozenset(
 )
 
 KNOWN_METRICS: Final = (
-    VLLM | DCGM | KUBE_STATE_METRICS | KARPENTER | FLUENT_BIT | KUBECOST | LITELLM | PROMETHEUS
+    VLLM
+    | DCGM
+    | KUBE_STATE_METRICS
+    | KEDA
+    | KARPENTER
+    | FLUENT_BIT
+    | KUBECOST
+    | LITELLM
+    | PROMETHEUS
 )
 """Every metric name a rule or dashboard may reference."""

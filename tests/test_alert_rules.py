@@ -234,6 +234,10 @@ def alert_cases(i: AlertInputs) -> dict[str, Cases]:
     queue = 2 * t.queue_backlog + 2
     waiting = f'vllm:num_requests_waiting{{{MODEL},service="m1"}}'
     hpa = 'namespace="inference",horizontalpodautoscaler="keda-hpa-m1"'
+    keda_errors = (
+        'keda_scaled_object_errors_total{namespace="keda",exported_namespace="inference",'
+        'scaledObject="m1"}'
+    )
     hpa_current = f"kube_horizontalpodautoscaler_status_current_replicas{{{hpa}}}"
     hpa_max = f"kube_horizontalpodautoscaler_spec_max_replicas{{{hpa}}}"
     restarts = 2 * t.pod_restarts_per_hour + 2
@@ -488,6 +492,29 @@ def alert_cases(i: AlertInputs) -> dict[str, Cases]:
                 ),
             ),
             quiet=(Scenario(_deployment(2, 2), 10), Scenario(_deployment(0, 0), 10)),
+        ),
+        "ModelAutoscalerFailing": Cases(
+            fires=(
+                # Prometheus unreachable: a failed read every 15 s poll.
+                Scenario(
+                    {keda_errors: "0 0+4x30"},
+                    20,
+                    (
+                        Expected(
+                            "warning",
+                            {"exported_namespace": "inference", "scaledObject": "m1"},
+                            "KEDA cannot read the requests in flight of inference/m1 from "
+                            "Prometheus: after three failed polls the model keeps its current "
+                            "size, whatever the load.",
+                        ),
+                    ),
+                ),
+            ),
+            quiet=(
+                Scenario({keda_errors: "0x30"}, 20),
+                # A few failed reads during a Prometheus restart, then none.
+                Scenario({keda_errors: "0 3 5x30"}, 20),
+            ),
         ),
         "GpuPodPending": Cases(
             fires=(

@@ -208,6 +208,21 @@ def platform_rule_groups(inputs: AlertInputs) -> tuple[RuleGroup, ...]:
                 "{{ $labels.namespace }}/{{ $labels.pod }} requests GPUs and has been Pending "
                 f"for {t.pending_gpu_pod_for}: check Karpenter and the GPU pool limits.",
             ),
+            # KEDA 2.20 pkg/metricscollector/prommetrics.go: one increment per failed
+            # metric read of a ScaledObject (0 once it reads). Its `namespace` label
+            # becomes exported_namespace: the chart's ServiceMonitor does not honor
+            # labels, so the target's namespace (keda) wins.
+            rule(
+                "ModelAutoscalerFailing",
+                "warning",
+                "10m",
+                "sum by (exported_namespace, scaledObject) (increase(keda_scaled_object_errors_"
+                f'total{{exported_namespace="{inputs.serving_namespace}"}}[5m])) > 0',
+                "Model autoscaler cannot read its metric",
+                "KEDA cannot read the requests in flight of {{ $labels.exported_namespace }}/"
+                "{{ $labels.scaledObject }} from Prometheus: after three failed polls the "
+                "model keeps its current size, whatever the load.",
+            ),
         ),
     )
     platform = RuleGroup(

@@ -11,18 +11,36 @@ from typing import Any, Final
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.core.conventions import KEDA_NAMESPACE, SYSTEM_NODE_LABELS, SYSTEM_TOLERATION
+from infra.core.conventions import (
+    KEDA_NAMESPACE,
+    PROMETHEUS_SELECTOR_LABELS,
+    SYSTEM_NODE_LABELS,
+    SYSTEM_TOLERATION,
+)
 from infra.core.helm import Chart
+from infra.core.ordering import after
 
 KEDA_CHART: Final = Chart("keda", "keda", KEDA_NAMESPACE, "https://kedacore.github.io/charts")
 
 
 def keda_values() -> dict[str, Any]:
-    """KEDA runs with the other controllers on the system nodes; its CRDs come with it."""
+    """KEDA runs with the other controllers on the system nodes; its CRDs come with it.
+    The operator's metrics (``keda_scaled_object_errors_total``: a model whose scaler
+    cannot read Prometheus) go to Prometheus through the chart's ServiceMonitor, off by
+    default (``prometheus.operator``)."""
     return {
         "crds": {"install": True},
         "nodeSelector": dict(SYSTEM_NODE_LABELS),
         "tolerations": [dict(SYSTEM_TOLERATION)],
+        "prometheus": {
+            "operator": {
+                "enabled": True,
+                "serviceMonitor": {
+                    "enabled": True,
+                    "additionalLabels": dict(PROMETHEUS_SELECTOR_LABELS),
+                },
+            }
+        },
     }
 
 
@@ -31,6 +49,9 @@ class KedaArgs:
     """Inputs of :class:`Keda`."""
 
     version: str
+    monitoring_crds: pulumi.Resource | None = None
+    """The release installing the ServiceMonitor CRD the chart's ServiceMonitor needs
+    (the chart renders it unconditionally, so the install fails without the CRD)."""
 
     def __post_init__(self) -> None:
         if not self.version or not self.version[0].isdigit():
@@ -51,6 +72,6 @@ class Keda(pulumi.ComponentResource):
             version=args.version,
             create_namespace=True,
             values=keda_values(),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=after(self, args.monitoring_crds),
         )
         self.register_outputs({"release": self.release.name})
