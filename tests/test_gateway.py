@@ -30,11 +30,13 @@ from workloads.gateway.litellm import (
     CLIENT_SECRET_NAME,
     CONFIG_FILE,
     LABELS,
+    LATENCY_BUCKETS,
     NAME,
     SECRET_ENV,
     SECRET_NAME,
     client_keys,
     derive_key,
+    latency_buckets,
     master_key,
     metrics_key,
     proxy_config,
@@ -172,6 +174,19 @@ def _named(resources: tuple[Recorded, ...], type_: str, name: str, ns: str) -> d
         if r.inputs["metadata"]["name"] == name and r.inputs["metadata"]["namespace"] == ns
     ]
     return found
+
+
+def test_latency_histograms_have_a_bound_at_every_p95_target() -> None:
+    cfg = GatewayConfig.model_validate(
+        {"routes": [{"model": "m1", "ttftP95TargetSeconds": 1.5, "latencyP95TargetSeconds": 8}]}
+    )
+    buckets = latency_buckets(cfg, ["m1", "m2"])
+    assert buckets == sorted(buckets)
+    assert {1.5, 8.0, 2.5, 4.5} <= set(buckets)  # m2 keeps the default targets
+    assert set(LATENCY_BUCKETS) <= set(buckets)
+    assert proxy_config(cfg, [])["litellm_settings"]["prometheus_latency_buckets"] == sorted(
+        set(LATENCY_BUCKETS)
+    )
 
 
 def test_without_client_namespaces_only_prometheus_reaches_the_gateway() -> None:

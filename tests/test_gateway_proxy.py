@@ -542,6 +542,15 @@ def test_the_metrics_the_rules_use_are_exported_to_prometheus_only(
     assert declared >= LITELLM
     # What the scenarios exercised has samples too (a fallback never failed here).
     assert sampled >= LITELLM - {FAILED_FALLBACKS}
+    # The latency histograms have a bound at each route's p95 targets.
+    cfg, _primary, _backup = scenario_stack()
+    bounds = set(
+        re.findall(r'^litellm_request_total_latency_metric_bucket\{.*le="([^"]+)"', str(text), re.M)
+    )
+    for model in (gateway.primary.backend.name, gateway.backup.backend.name):
+        route = cfg.gateway.route(model)
+        for target in (route.ttft_p95_target_seconds, route.latency_p95_target_seconds):
+            assert str(float(target)) in bounds, (model, target, sorted(bounds))
 
 
 @real_proxy

@@ -100,6 +100,22 @@ queues rather than answering 429, and LiteLLM's own 429s are not the backend's f
 UNCLASSIFIED_ALLOWED_FAILS: Final = 1000
 
 # litellm/constants.py INITIAL_RETRY_DELAY, MAX_RETRY_DELAY, JITTER (v1.108.0 defaults).
+LATENCY_BUCKETS: Final = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+    420.0, 600.0,
+)  # fmt: skip
+"""LiteLLM's latency histogram bounds (``types/integrations/prometheus.py``
+``LATENCY_BUCKETS``, v1.108.0, without +Inf)."""
+
+
+def latency_buckets(cfg: GatewayConfig, models: Sequence[str]) -> list[float]:
+    """LiteLLM's bounds plus every route's p95 targets: a target inside a bucket (2.5 s
+    in (2, 5]) would leave the p95 alerts comparing a linear guess within it."""
+    routes = [cfg.route(m) for m in models]
+    targets = {t for r in routes for t in (r.ttft_p95_target_seconds, r.latency_p95_target_seconds)}
+    return sorted({*LATENCY_BUCKETS, *targets})
+
+
 RETRY_DELAY_SECONDS: Final = 0.5
 RETRY_DELAY_MAX_SECONDS: Final = 8.0
 RETRY_JITTER_SECONDS: Final = 0.75
@@ -163,6 +179,9 @@ def proxy_config(cfg: GatewayConfig, backends: Sequence[Backend]) -> dict[str, A
             "cooldown_time": cfg.cooldown_seconds,
         },
         "litellm_settings": {
+            # Read when the Prometheus logger is made (integrations/prometheus.py), after
+            # the whole config is applied (the real-proxy test finds the bounds).
+            "prometheus_latency_buckets": latency_buckets(cfg, sorted(names)),
             "callbacks": [f"{CALLBACKS_MODULE}.request_log", "prometheus"],
             # No request or response text in logs and callbacks.
             "turn_off_message_logging": True,
