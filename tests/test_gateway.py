@@ -306,6 +306,24 @@ def test_client_namespaces_are_applied_never_owned(
         assert patch.name in secret.depends_on
 
 
+def test_the_gateway_starts_after_what_its_pods_mount(
+    fixture_resources: tuple[Recorded, ...], fixture_stack: str
+) -> None:
+    namespace = typed_config(fixture_stack).gateway.namespace
+    (deployment,) = [
+        r
+        for r in find_all(fixture_resources, "kubernetes:apps/v1:Deployment")
+        if r.inputs["metadata"]["namespace"] == namespace
+    ]
+    mounted = [
+        r
+        for r in (*find_all(fixture_resources, SECRET), *find_all(fixture_resources, CONFIGMAP))
+        if r.inputs["metadata"].get("namespace") == namespace
+    ]
+    assert {r.inputs["metadata"]["name"] for r in mounted} == {SECRET_NAME, NAME}
+    assert {r.name for r in mounted} <= set(deployment.depends_on)
+
+
 def test_the_plan_prints_the_route_table() -> None:
     cfg = typed_config(_with_fallbacks())
     lines = gateway_summary(list(planned(HA)), cfg)

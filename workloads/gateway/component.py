@@ -115,7 +115,7 @@ class Gateway(pulumi.ComponentResource):
         self.url = service_url(cfg.namespace)
         clients = cfg.allowed_client_namespaces
         seed = pulumi.Output.secret(args.key_secret)
-        k8s.core.v1.Secret(
+        secret = k8s.core.v1.Secret(
             f"{name}-secret",
             metadata={"name": SECRET_NAME, "namespace": cfg.namespace, "labels": dict(LABELS)},
             type="Opaque",
@@ -153,18 +153,20 @@ class Gateway(pulumi.ComponentResource):
             )
 
         files = config_files(cfg, args.backends)
-        k8s.core.v1.ConfigMap(
+        config = k8s.core.v1.ConfigMap(
             f"{name}-config",
             metadata={"name": NAME, "namespace": cfg.namespace, "labels": dict(LABELS)},
             data=files,
             opts=in_namespace,
         )
         deployment = render_deployment(cfg, [b.name for b in args.backends], config_hash(files))
+        # After the Secret and ConfigMap its pods mount, not beside them: a pod started
+        # first waits in CreateContainerConfigError until they exist.
         k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata=deployment["metadata"],
             spec=deployment["spec"],
-            opts=in_namespace,
+            opts=after(self, namespace, secret, config),
         )
         for kind, obj in (
             ("service", render_service(cfg)),
