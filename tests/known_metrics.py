@@ -33,7 +33,9 @@ VLLM: Final = frozenset(
 )
 
 # dcgm-exporter, etc/dcp-metrics-included.csv (the collector file the GPU operator
-# v25.10/v26.x configures; image 4.x). Labels: gpu, UUID, modelName, device, pci_bus_id.
+# v25.10/v26.x configures; image 4.x). Labels: gpu, UUID, modelName, device, pci_bus_id,
+# Hostname; the GPU's workload as exported_namespace/exported_pod/exported_container (the
+# operator's ServiceMonitor does not honor labels), so `namespace` is the exporter's.
 DCGM: Final = frozenset(
     {
         "DCGM_FI_DEV_GPU_UTIL",
@@ -65,7 +67,8 @@ KUBE_STATE_METRICS: Final = frozenset(
 # scaledObject; namespace arrives as exported_namespace, see the rule).
 KEDA: Final = frozenset({"keda_scaled_object_errors_total"})
 
-# Karpenter 1.8, kubernetes-sigs/karpenter v1.8.3: pkg/cloudprovider/metrics/cloudprovider.go
+# Karpenter, kubernetes-sigs/karpenter (checked at v1.8.3 and v1.14.1):
+# pkg/cloudprovider/metrics/cloudprovider.go
 # (labels controller, method, provider, error) and pkg/controllers/metrics/nodepool/
 # controller.go (labels nodepool, resource_type = the resource name, e.g. nvidia.com/gpu).
 KARPENTER: Final = frozenset(
