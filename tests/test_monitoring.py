@@ -115,6 +115,16 @@ def test_retention_storage_and_replicas_follow_config(
     am = v["alertmanager"]["alertmanagerSpec"]
     assert am["replicas"] == alertmanager
     assert am["storage"]["volumeClaimTemplate"]["spec"]["storageClassName"] == STORAGE_CLASS
+    # Only Prometheus, the replicas and Grafana (its Alertmanager datasource) reach
+    # Alertmanager's API; the chart's policy admits the first two.
+    policy = v["alertmanager"]["networkPolicy"]
+    assert policy["enabled"] is True and "egress" not in policy
+    (grafana,) = policy["additionalIngress"]
+    assert grafana == {
+        "from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "grafana"}}}],
+        "ports": [{"port": 9093, "protocol": "TCP"}],
+    }
+    assert v["grafana"].get("sidecar", {}).get("datasources", {}).get("alertmanager") is None
     # A PDB with one replica would block every node drain.
     assert v["prometheus"]["podDisruptionBudget"]["enabled"] is (prometheus > 1)
     assert v["alertmanager"]["podDisruptionBudget"]["enabled"] is (alertmanager > 1)

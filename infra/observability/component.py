@@ -52,6 +52,8 @@ CRDS_CHART: Final = Chart(
 STORAGE_CLASS: Final = "monitoring-gp3"
 GRAFANA_ADMIN_SECRET: Final = "grafana-admin"
 ALERTMANAGER_SECRET: Final = "alertmanager-receivers"
+ALERTMANAGER_PORT: Final = 9093
+"""The chart's ``alertmanager.service.port`` (default)."""
 DASHBOARD_LABEL: Final = {"grafana_dashboard": "1"}
 """kube-prometheus-stack sets ``grafana.sidecar.dashboards.label/labelValue`` to this."""
 DASHBOARD_FOLDER_ANNOTATION: Final = "grafana_folder"
@@ -174,6 +176,22 @@ def kube_prometheus_stack_values(
         },
         "alertmanager": {
             "podDisruptionBudget": {"enabled": cfg.alertmanager_replicas > 1},
+            # Without it any pod in the cluster could reach Alertmanager's API, which
+            # needs no login, and silence alerts. The chart's policy admits Prometheus,
+            # the other replicas and the config reloader; Grafana reads alerts through
+            # its Alertmanager datasource, on by default (kube-prometheus-stack 88.5.3
+            # values.yaml alertmanager.networkPolicy, grafana.sidecar.datasources).
+            "networkPolicy": {
+                "enabled": True,
+                "additionalIngress": [
+                    {
+                        "from": [
+                            {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "grafana"}}}
+                        ],
+                        "ports": [{"port": ALERTMANAGER_PORT, "protocol": "TCP"}],
+                    }
+                ],
+            },
             "config": alertmanager_config(
                 slack_channel=cfg.slack_channel,
                 info_slack_channel=cfg.info_slack_channel or cfg.slack_channel,
