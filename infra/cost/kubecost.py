@@ -135,9 +135,8 @@ def kubecost_values(
         # only the few KSM v1 metrics it needs (per opencost pkg/metrics/kubemetrics.go:
         # pod owner and labels, node capacity, allocatable, labels and conditions, which
         # KSM v2 has too, so a sum over them counts twice: max or avg them), instead of
-        # a second copy of every pod and
-        # deployment series that doubles sums
-        # and alerts (kubecost/docs architecture/ksm-metrics.md, "External KSM
+        # a second copy of every pod and deployment series that doubles sums and alerts
+        # (kubecost/docs architecture/ksm-metrics.md, "External KSM
         # deployments resulting in duplicated metrics"; EMIT_KSM_V1_METRICS[_ONLY] in
         # cost-analyzer-deployment-template.yaml at v2.8.7).
         "kubecostMetrics": {"emitKsmV1Metrics": False, "emitKsmV1MetricsOnly": True},
